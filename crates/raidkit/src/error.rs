@@ -1,0 +1,12 @@
+//! The crate-wide error: one variant per area, each with its own typed error.
+
+use crate::parity::ParityError;
+
+/// Any raidkit error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the parity engine.
+    #[error(transparent)]
+    Parity(#[from] ParityError),
+}

@@ -1,0 +1,222 @@
+//! Support code shared by the workspace's integration tests (`tests/`) and benches
+//! (`benches/`): engine selection with loud skips, seeded data, page-aligned stripe
+//! buffers, and bindings to ISA-L when it is installed (`cfg(have_isal)`).
+
+use raidkit::parity::{Engine, EngineKind};
+
+/// The engine `kind`, or `None` after printing why it is skipped. A skip is never silent.
+pub fn engine_or_skip(kind: EngineKind, test: &str) -> Option<Engine> {
+    match Engine::new(kind) {
+        Ok(engine) => Some(engine),
+        Err(err) => {
+            eprintln!("SKIP {test} [{kind}]: {err}");
+            None
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for test data.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Fills a buffer with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+
+    /// A random block of `len` bytes.
+    pub fn block(&mut self, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        self.fill(&mut out);
+        out
+    }
+}
+
+/// `count` blocks of `len` bytes in one page-aligned arena, each block starting `offset`
+/// bytes after a multiple of `stride` (so `offset` makes them unaligned).
+pub struct Arena {
+    buf: Vec<u8>,
+    base: usize,
+    stride: usize,
+    offset: usize,
+    len: usize,
+    count: usize,
+}
+
+impl Arena {
+    /// A zeroed arena of `count` blocks.
+    pub fn new(count: usize, len: usize, offset: usize) -> Arena {
+        let stride = (len + offset).div_ceil(64) * 64;
+        let buf = vec![0u8; count * stride + 4096];
+        let base = buf.as_ptr().align_offset(4096);
+        Arena {
+            buf,
+            base,
+            stride,
+            offset,
+            len,
+            count,
+        }
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = self.base + i * self.stride + self.offset;
+        start..start + self.len
+    }
+
+    /// Block `i`.
+    pub fn block(&self, i: usize) -> &[u8] {
+        &self.buf[self.range(i)]
+    }
+
+    /// Block `i`, mutable.
+    pub fn block_mut(&mut self, i: usize) -> &mut [u8] {
+        let range = self.range(i);
+        &mut self.buf[range]
+    }
+
+    /// Blocks `0..split` shared and `split..` mutable.
+    pub fn split(&mut self, split: usize) -> (Vec<&[u8]>, Vec<&mut [u8]>) {
+        let (head, tail) = self.buf.split_at_mut(self.base + split * self.stride);
+        let inputs = (0..split)
+            .map(|i| {
+                let start = self.base + i * self.stride + self.offset;
+                &head[start..start + self.len]
+            })
+            .collect();
+        let outputs = tail
+            .chunks_mut(self.stride)
+            .take(self.count - split)
+            .map(|chunk| &mut chunk[self.offset..self.offset + self.len])
+            .collect();
+        (inputs, outputs)
+    }
+
+    /// Every block, mutable.
+    pub fn all_mut(&mut self) -> Vec<&mut [u8]> {
+        self.split(0).1
+    }
+
+    /// Raw pointers to every block (for C libraries).
+    pub fn pointers(&mut self) -> Vec<*mut u8> {
+        (0..self.count)
+            .map(|i| {
+                let start = self.range(i).start;
+                self.buf[start..].as_mut_ptr()
+            })
+            .collect()
+    }
+}
+
+/// Bindings to Debian's ISA-L 2.30 (`libisal-dev`), linked when `build.rs` finds it.
+#[cfg(have_isal)]
+pub mod isal {
+    use std::os::raw::{c_int, c_uchar, c_void};
+
+    unsafe extern "C" {
+        fn xor_gen(vects: c_int, len: c_int, array: *mut *mut c_void) -> c_int;
+        fn pq_gen(vects: c_int, len: c_int, array: *mut *mut c_void) -> c_int;
+        fn ec_init_tables(k: c_int, rows: c_int, a: *mut c_uchar, gftbls: *mut c_uchar);
+        fn ec_encode_data(
+            len: c_int,
+            k: c_int,
+            rows: c_int,
+            gftbls: *mut c_uchar,
+            data: *mut *mut c_uchar,
+            coding: *mut *mut c_uchar,
+        );
+        fn gf_gen_cauchy1_matrix(a: *mut c_uchar, m: c_int, k: c_int);
+    }
+
+    /// ISA-L `xor_gen` over `ptrs` (k sources then the destination). Pointers must be
+    /// 32-byte aligned, valid for `len` bytes, and `len` a multiple of 32.
+    ///
+    /// # Safety
+    /// As above; the destination must not overlap a source.
+    pub unsafe fn xor(ptrs: &mut [*mut u8], len: usize) -> i32 {
+        // SAFETY: forwarded to the caller.
+        unsafe { xor_gen(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+    }
+
+    /// ISA-L `pq_gen` over `ptrs` (k sources, then P, then Q).
+    ///
+    /// # Safety
+    /// As for [`xor`].
+    pub unsafe fn pq(ptrs: &mut [*mut u8], len: usize) -> i32 {
+        // SAFETY: forwarded to the caller.
+        unsafe { pq_gen(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+    }
+
+    /// Expanded ISA-L tables for `rows` coefficient rows of `k` columns (row-major).
+    pub fn tables(k: usize, rows: usize, coefs: &[u8]) -> Vec<u8> {
+        assert_eq!(coefs.len(), k * rows);
+        let mut a = coefs.to_vec();
+        let mut tables = vec![0u8; 32 * k * rows];
+        // SAFETY: `a` holds k·rows coefficients and `tables` the 32·k·rows bytes ISA-L
+        // writes.
+        unsafe {
+            ec_init_tables(
+                k as c_int,
+                rows as c_int,
+                a.as_mut_ptr(),
+                tables.as_mut_ptr(),
+            )
+        };
+        tables
+    }
+
+    /// ISA-L's own Cauchy parity rows for k+m (the rows after its identity part).
+    pub fn cauchy_rows(k: usize, m: usize) -> Vec<u8> {
+        let mut a = vec![0u8; (k + m) * k];
+        // SAFETY: `a` has room for the (k+m)×k matrix.
+        unsafe { gf_gen_cauchy1_matrix(a.as_mut_ptr(), (k + m) as c_int, k as c_int) };
+        a[k * k..].to_vec()
+    }
+
+    /// ISA-L `ec_encode_data`: `coding[r] = Σ_j coefs[r][j]·data[j]` with tables from
+    /// [`tables`].
+    ///
+    /// # Safety
+    /// Every pointer valid for `len` bytes; outputs overlap no input.
+    pub unsafe fn encode(
+        len: usize,
+        tables: &mut [u8],
+        data: &mut [*mut u8],
+        coding: &mut [*mut u8],
+    ) {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            ec_encode_data(
+                len as c_int,
+                data.len() as c_int,
+                coding.len() as c_int,
+                tables.as_mut_ptr(),
+                data.as_mut_ptr(),
+                coding.as_mut_ptr(),
+            )
+        }
+    }
+}
