@@ -87,3 +87,24 @@ fn the_naive_vandermonde_extension_is_caught() {
         first_singular(&naive, k).expect("the naive matrix has a singular submatrix");
     assert!(rows.len() >= 2, "found at rows {rows:?} cols {cols:?}");
 }
+
+/// Rows 2 and 3 are part of the on-disk format (docs/format.md): an accidental change to
+/// the construction must fail here instead of silently corrupting existing arrays.
+#[test]
+fn parity_rows_are_pinned() {
+    let row2 = [1u8, 151, 127, 156, 124, 24, 189, 162];
+    let row3 = [1u8, 187, 166, 215, 199, 7, 206, 130];
+    for j in 0..8 {
+        assert_eq!(matrix::coefficient(0, j), 1);
+        assert_eq!(matrix::coefficient(1, j), gf::exp(j));
+        assert_eq!(matrix::coefficient(2, j), row2[j], "row 2, column {j}");
+        assert_eq!(matrix::coefficient(3, j), row3[j], "row 3, column {j}");
+    }
+    // A digest of the whole 4 × MAX_DATA matrix, so that no entry can drift unnoticed.
+    let digest = (0..4)
+        .flat_map(|r| (0..matrix::MAX_DATA).map(move |j| (r, j)))
+        .fold(0u64, |h, (r, j)| {
+            (h ^ u64::from(matrix::coefficient(r, j))).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    assert_eq!(digest, 0x625e_9ab3_5b12_637d, "digest {digest:#x}");
+}

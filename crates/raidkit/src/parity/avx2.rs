@@ -17,7 +17,6 @@ impl Simd for Avx2 {
     type V = __m256i;
     type Split = (__m256i, __m256i);
     const WIDTH: usize = 32;
-    const HORNER: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const u8) -> __m256i {

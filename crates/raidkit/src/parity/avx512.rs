@@ -18,7 +18,6 @@ impl Simd for Avx512 {
     type V = __m512i;
     type Split = (__m512i, __m512i);
     const WIDTH: usize = 64;
-    const HORNER: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const u8) -> __m512i {

@@ -106,9 +106,9 @@ impl Codec {
         match parity {
             [p] => self.engine.xor_into(data, p),
             [p, q] => {
-                let srcs: Vec<(usize, &[u8])> = data.iter().copied().enumerate().rev().collect();
+                let srcs = data.iter().copied().enumerate().rev();
                 self.engine
-                    .syndrome(&srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
+                    .syndrome(srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
             }
             _ => self.engine.dot(data, &self.matrix, parity, false),
         }

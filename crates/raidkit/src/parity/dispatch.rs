@@ -212,21 +212,23 @@ impl Engine {
     /// The fused RAID-6 pass (see `PqJob`): over the present data `(position, block)` in
     /// strictly descending position order, with optional stored P and Q, writes each
     /// output as `a·ΔP ⊕ b·ΔQ`.
-    pub(crate) fn syndrome(
+    pub(crate) fn syndrome<'a>(
         &self,
-        srcs: &[(usize, &[u8])],
+        srcs: impl Iterator<Item = (usize, &'a [u8])> + Clone,
         p_in: Option<&[u8]>,
         q_in: Option<&[u8]>,
         outs: &mut [(&mut [u8], u8, u8)],
     ) {
         let len = outs.first().map_or(0, |o| o.0.len());
         assert!(outs.len() <= 2 && outs.iter().all(|o| o.0.len() == len));
-        assert!(srcs.iter().all(|s| s.1.len() == len));
-        assert!(srcs.windows(2).all(|w| w[0].0 > w[1].0));
-        assert!(srcs.first().is_none_or(|s| s.0 < super::MAX_DATA));
         assert!(p_in.is_none_or(|p| p.len() == len) && q_in.is_none_or(|q| q.len() == len));
-        let plan = HornerPlan::new(srcs.iter().map(|s| s.0));
-        let ptrs = Ptrs::collect(srcs.iter().map(|s| s.1.as_ptr()));
+        let mut previous = super::MAX_DATA;
+        for (position, block) in srcs.clone() {
+            assert!(position < previous && block.len() == len);
+            previous = position;
+        }
+        let plan = HornerPlan::new(srcs.clone().map(|s| s.0));
+        let ptrs = Ptrs::collect(srcs.map(|s| s.1.as_ptr()));
         let mut out_buf = [PqOut {
             dst: std::ptr::null_mut(),
             a: 0,
@@ -242,7 +244,6 @@ impl Engine {
         let job = PqJob {
             srcs: ptrs.as_slice(),
             olds: &[],
-            coefs: plan.coefs(),
             steps: plan.steps(),
             last: plan.last,
             p_in: p_in.map_or(std::ptr::null(), <[u8]>::as_ptr),
@@ -287,7 +288,6 @@ impl Engine {
         let job = PqJob {
             srcs: news.as_slice(),
             olds: olds.as_slice(),
-            coefs: plan.coefs(),
             steps: plan.steps(),
             last: plan.last,
             p_in: p.as_ptr(),
@@ -335,34 +335,45 @@ impl Engine {
     }
 }
 
-/// Up to 256 pointers on the stack (k + m never exceeds that).
-struct Ptrs {
-    ptrs: [*const u8; 256],
-    len: usize,
+/// Block pointers for one kernel call: on the stack for typical stripes, on the heap for
+/// wide ones, so that no call zeroes or allocates more than it needs.
+#[allow(clippy::large_enum_variant)] // the inline array is the point: it lives on the stack
+enum Ptrs {
+    Inline([*const u8; 32], usize),
+    Heap(Vec<*const u8>),
 }
 
 impl Ptrs {
-    fn collect(iter: impl Iterator<Item = *const u8>) -> Ptrs {
-        let mut out = Ptrs {
-            ptrs: [std::ptr::null(); 256],
-            len: 0,
-        };
-        for p in iter {
-            out.ptrs[out.len] = p;
-            out.len += 1;
+    fn collect(mut iter: impl Iterator<Item = *const u8>) -> Ptrs {
+        let mut inline = [std::ptr::null(); 32];
+        for (len, slot) in inline.iter_mut().enumerate() {
+            match iter.next() {
+                Some(p) => *slot = p,
+                None => return Ptrs::Inline(inline, len),
+            }
         }
-        out
+        match iter.next() {
+            None => Ptrs::Inline(inline, 32),
+            Some(p) => {
+                let mut heap = inline.to_vec();
+                heap.push(p);
+                heap.extend(iter);
+                Ptrs::Heap(heap)
+            }
+        }
     }
 
     fn as_slice(&self) -> &[*const u8] {
-        &self.ptrs[..self.len]
+        match self {
+            Ptrs::Inline(ptrs, len) => &ptrs[..*len],
+            Ptrs::Heap(ptrs) => ptrs,
+        }
     }
 }
 
-/// The constants of a Q pass over descending positions: `g^pos` per source for direct
-/// summation, and the Horner steps `g^(pos[i−1] − pos[i])` with the final `g^pos[n−1]`.
+/// The constants of Horner's rule for Q over descending positions: the steps
+/// `g^(pos[i−1] − pos[i])` and the final `g^pos[n−1]`.
 struct HornerPlan {
-    coefs: [u8; 256],
     steps: [u8; 256],
     len: usize,
     last: u8,
@@ -371,24 +382,18 @@ struct HornerPlan {
 impl HornerPlan {
     fn new(positions: impl Iterator<Item = usize>) -> HornerPlan {
         let mut plan = HornerPlan {
-            coefs: [0; 256],
             steps: [0; 256],
             len: 0,
             last: 1,
         };
         let mut previous = None;
         for pos in positions {
-            plan.coefs[plan.len] = super::gf::exp(pos);
             plan.steps[plan.len] = previous.map_or(1, |prev: usize| super::gf::exp(prev - pos));
             plan.last = super::gf::exp(pos);
             previous = Some(pos);
             plan.len += 1;
         }
         plan
-    }
-
-    fn coefs(&self) -> &[u8] {
-        &self.coefs[..self.len]
     }
 
     fn steps(&self) -> &[u8] {

@@ -24,9 +24,6 @@ pub(crate) trait Simd {
     type Split: Copy;
     /// Bytes per vector.
     const WIDTH: usize;
-    /// Compute Q by Horner's rule (cheap multiply by 2) rather than one constant
-    /// multiply per source (better when a constant multiply is one instruction).
-    const HORNER: bool;
 
     /// Loads `WIDTH` bytes from `p` (no alignment required).
     unsafe fn load(p: *const u8) -> Self::V;
@@ -53,21 +50,6 @@ pub(crate) trait Simd {
 #[inline(always)]
 fn multiplier(c: u8) -> &'static Multiplier {
     &MULTIPLIERS[c as usize]
-}
-
-/// `c·v`, skipping the multiply for 0 and 1.
-#[inline(always)]
-unsafe fn mul_const<S: Simd>(v: S::V, c: u8) -> S::V {
-    // SAFETY: the caller upholds this module's contract (valid pointers for `end`
-    // bytes, no forbidden overlap, CPU support for `S`).
-    unsafe {
-        match c {
-            0 => S::zero(),
-            1 => v,
-            2 => S::mul2(v),
-            _ => S::mul(S::split(v), multiplier(c)),
-        }
-    }
 }
 
 /// `dst = ⊕ srcs` over `[start, end)`, in steps of `U` vectors. `srcs` is not empty.
@@ -131,8 +113,6 @@ pub(crate) struct PqJob<'a> {
     /// For an update: the old contents of each source (the source is then `new ⊕ old`).
     /// Empty otherwise.
     pub(crate) olds: &'a [*const u8],
-    /// `g^position` of each source.
-    pub(crate) coefs: &'a [u8],
     /// For Horner's rule: `steps[i] = g^(pos[i−1] − pos[i])` for i ≥ 1 (`steps[0]` unused),
     /// and `last = g^pos[n−1]`, the final multiply down to position 0.
     pub(crate) steps: &'a [u8],
@@ -173,47 +153,33 @@ pub(crate) unsafe fn pq<S: Simd, const U: usize, const DELTA: bool>(
         while off + step <= end {
             let mut p = [S::zero(); U];
             let mut q = [S::zero(); U];
-            if S::HORNER {
-                if n > 0 {
-                    for u in 0..U {
-                        let d = load_src::<S, DELTA>(job, 0, off + u * S::WIDTH);
-                        p[u] = d;
-                        q[u] = d;
-                    }
-                    for i in 1..n {
-                        let step_coef = job.steps[i];
+            if n > 0 {
+                for u in 0..U {
+                    let d = load_src::<S, DELTA>(job, 0, off + u * S::WIDTH);
+                    p[u] = d;
+                    q[u] = d;
+                }
+                for i in 1..n {
+                    let step_coef = job.steps[i];
+                    if step_coef == 2 {
                         for u in 0..U {
                             let d = load_src::<S, DELTA>(job, i, off + u * S::WIDTH);
                             p[u] = S::xor(p[u], d);
-                            q[u] = S::xor(mul_const::<S>(q[u], step_coef), d);
+                            q[u] = S::xor(S::mul2(q[u]), d);
                         }
-                    }
-                    if job.last != 1 {
+                    } else {
+                        let m = multiplier(step_coef);
                         for u in 0..U {
-                            q[u] = mul_const::<S>(q[u], job.last);
+                            let d = load_src::<S, DELTA>(job, i, off + u * S::WIDTH);
+                            p[u] = S::xor(p[u], d);
+                            q[u] = S::xor(S::mul(S::split(q[u]), m), d);
                         }
                     }
                 }
-            } else {
-                let mut i = 0;
-                while i + 2 <= n {
-                    let (c0, c1) = (multiplier(job.coefs[i]), multiplier(job.coefs[i + 1]));
+                if job.last != 1 {
+                    let m = multiplier(job.last);
                     for u in 0..U {
-                        let d0 = load_src::<S, DELTA>(job, i, off + u * S::WIDTH);
-                        let d1 = load_src::<S, DELTA>(job, i + 1, off + u * S::WIDTH);
-                        p[u] = S::xor3(p[u], d0, d1);
-                        let m0 = S::mul(S::split(d0), c0);
-                        let m1 = S::mul(S::split(d1), c1);
-                        q[u] = S::xor3(q[u], m0, m1);
-                    }
-                    i += 2;
-                }
-                if i < n {
-                    let c = multiplier(job.coefs[i]);
-                    for u in 0..U {
-                        let d = load_src::<S, DELTA>(job, i, off + u * S::WIDTH);
-                        p[u] = S::xor(p[u], d);
-                        q[u] = S::xor(q[u], S::mul(S::split(d), c));
+                        q[u] = S::mul(S::split(q[u]), m);
                     }
                 }
             }
@@ -228,15 +194,25 @@ pub(crate) unsafe fn pq<S: Simd, const U: usize, const DELTA: bool>(
                 }
             }
             for out in job.outs {
-                for u in 0..U {
-                    let v = match (out.a, out.b) {
-                        (1, 0) => p[u],
-                        (0, 1) => q[u],
-                        (a, 0) => mul_const::<S>(p[u], a),
-                        (0, b) => mul_const::<S>(q[u], b),
-                        (a, b) => S::xor(mul_const::<S>(p[u], a), mul_const::<S>(q[u], b)),
-                    };
-                    S::store(out.dst.add(off + u * S::WIDTH), v);
+                // One branch per output, outside the vector loop.
+                match (out.a, out.b) {
+                    (1, 0) => {
+                        for u in 0..U {
+                            S::store(out.dst.add(off + u * S::WIDTH), p[u]);
+                        }
+                    }
+                    (0, 1) => {
+                        for u in 0..U {
+                            S::store(out.dst.add(off + u * S::WIDTH), q[u]);
+                        }
+                    }
+                    (a, b) => {
+                        let (ma, mb) = (multiplier(a), multiplier(b));
+                        for u in 0..U {
+                            let v = S::xor(S::mul(S::split(p[u]), ma), S::mul(S::split(q[u]), mb));
+                            S::store(out.dst.add(off + u * S::WIDTH), v);
+                        }
+                    }
                 }
             }
             off += step;

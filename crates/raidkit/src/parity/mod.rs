@@ -261,8 +261,8 @@ impl Engine {
     pub fn gen_pq(&self, data: &[&[u8]], p: &mut [u8], q: &mut [u8]) -> Result<(), ParityError> {
         check_data_count(data.len())?;
         common_len(data.iter().copied().chain([&*p, &*q]))?;
-        let srcs: Vec<(usize, &[u8])> = data.iter().copied().enumerate().rev().collect();
-        self.syndrome(&srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
+        let srcs = data.iter().copied().enumerate().rev();
+        self.syndrome(srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
         Ok(())
     }
 
@@ -388,7 +388,7 @@ impl Engine {
             .zip(coefficients)
             .map(|((_, block), (a, b))| (block, a, b))
             .collect();
-        self.syndrome(&srcs, p_in, q_in, &mut outputs);
+        self.syndrome(srcs.iter().copied(), p_in, q_in, &mut outputs);
         Ok(())
     }
 
@@ -403,10 +403,10 @@ impl Engine {
     ) -> Result<SyndromeCheck, ParityError> {
         check_data_count(data.len())?;
         let len = common_len(data.iter().copied().chain([p, q]))?;
-        let srcs: Vec<(usize, &[u8])> = data.iter().copied().enumerate().rev().collect();
+        let srcs = data.iter().copied().enumerate().rev();
         let (mut dp, mut dq) = (vec![0u8; len], vec![0u8; len]);
         self.syndrome(
-            &srcs,
+            srcs,
             Some(p),
             Some(q),
             &mut [(&mut dp[..], 1, 0), (&mut dq[..], 0, 1)],

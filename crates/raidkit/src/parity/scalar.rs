@@ -15,7 +15,6 @@ impl Simd for Swar {
     type V = u64;
     type Split = u64;
     const WIDTH: usize = 8;
-    const HORNER: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const u8) -> u64 {
@@ -64,7 +63,6 @@ impl Simd for Byte {
     type V = u8;
     type Split = u8;
     const WIDTH: usize = 1;
-    const HORNER: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const u8) -> u8 {
