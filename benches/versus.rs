@@ -238,7 +238,6 @@ fn add_raidkit(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
 
 #[cfg(have_isal)]
 fn add_isal(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
-    use raidkit::parity::matrix;
     use raidkit_workspace_tests::isal;
 
     let s = Stripe::new(k + 4, block, rng);
@@ -255,40 +254,44 @@ fn add_isal(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
             "ISA-L P/Q differ from raidkit"
         );
     }
+    for variant in [isal::Variant::Dispatched, isal::Variant::Avx2] {
+        add_isal_variant(cases, variant, &s, k, block);
+    }
+}
+
+/// ISA-L's xor_gen, pq_gen and ec_encode_data (encode with its Cauchy rows; decode of the
+/// first m data blocks from the k survivors with cached tables) in one variant.
+#[cfg(have_isal)]
+fn add_isal_variant(
+    cases: &mut Cases,
+    variant: raidkit_workspace_tests::isal::Variant,
+    s: &Stripe,
+    k: usize,
+    block: usize,
+) {
+    use raidkit::parity::matrix;
+    use raidkit_workspace_tests::isal;
+
+    let name = variant.label();
     let st = s.clone();
-    cases.add(
-        "ISA-L",
-        "p",
-        format!("k={k}"),
-        block,
-        k * block,
-        move || {
-            let mut ptrs = [std::ptr::null_mut(); 32];
-            ptrs[..k + 1].copy_from_slice(&st.ptrs[..k + 1]);
-            // SAFETY: as above.
-            black_box(unsafe { isal::xor(&mut ptrs[..k + 1], block) });
-        },
-    );
+    cases.add(name, "p", format!("k={k}"), block, k * block, move || {
+        let mut ptrs = [std::ptr::null_mut(); 32];
+        ptrs[..k + 1].copy_from_slice(&st.ptrs[..k + 1]);
+        // SAFETY: page-aligned blocks of `block` bytes; the output overlaps no source.
+        black_box(unsafe { isal::xor_variant(variant, &mut ptrs[..k + 1], block) });
+    });
     let st = s.clone();
-    cases.add(
-        "ISA-L",
-        "pq",
-        format!("k={k}"),
-        block,
-        k * block,
-        move || {
-            let mut ptrs = [std::ptr::null_mut(); 32];
-            ptrs[..k + 2].copy_from_slice(&st.ptrs[..k + 2]);
-            // SAFETY: as above.
-            black_box(unsafe { isal::pq(&mut ptrs[..k + 2], block) });
-        },
-    );
+    cases.add(name, "pq", format!("k={k}"), block, k * block, move || {
+        let mut ptrs = [std::ptr::null_mut(); 32];
+        ptrs[..k + 2].copy_from_slice(&st.ptrs[..k + 2]);
+        // SAFETY: as above.
+        black_box(unsafe { isal::pq_variant(variant, &mut ptrs[..k + 2], block) });
+    });
     for m in [2, 3, 4] {
-        // Encode with ISA-L's own Cauchy rows.
         let mut tables = isal::tables(k, m, &isal::cauchy_rows(k, m));
         let st = s.clone();
         cases.add(
-            "ISA-L",
+            name,
             "encode",
             format!("{k}+{m}"),
             block,
@@ -299,46 +302,62 @@ fn add_isal(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
                 data[..k].copy_from_slice(&st.ptrs[..k]);
                 coding[..m].copy_from_slice(&st.ptrs[k..k + m]);
                 // SAFETY: as above; coding blocks follow the data blocks.
-                unsafe { isal::encode(block, &mut tables, &mut data[..k], &mut coding[..m]) };
+                unsafe {
+                    isal::encode_variant(
+                        variant,
+                        block,
+                        &mut tables,
+                        &mut data[..k],
+                        &mut coding[..m],
+                    )
+                };
             },
         );
-        // Decode m lost data blocks (the first m) from the k survivors, tables cached.
-        if m <= k {
-            let rows = isal::cauchy_rows(k, m);
-            let a = |r: usize, c: usize| rows[r * k + c];
-            let square: Vec<Vec<u8>> = (0..m).map(|r| (0..m).map(|c| a(r, c)).collect()).collect();
-            let inverse = matrix::invert(&square).expect("Cauchy submatrix is invertible");
-            // D_lost = inv · (P_rows ⊕ A[rows][surviving]·D_surviving)
-            let mut decode = Vec::with_capacity(m * k);
-            for inv_row in &inverse {
-                for j in m..k {
-                    let mut c = 0;
-                    for (t, &x) in inv_row.iter().enumerate() {
-                        c ^= raidkit::parity::gf::mul(x, a(t, j));
-                    }
-                    decode.push(c);
-                }
-                decode.extend_from_slice(inv_row);
-            }
-            let mut tables = isal::tables(k, m, &decode);
-            let st = s.clone();
-            cases.add(
-                "ISA-L",
-                "decode",
-                format!("{k}+{m}"),
-                block,
-                k * block,
-                move || {
-                    let mut srcs = [std::ptr::null_mut(); 32];
-                    let mut outs = [std::ptr::null_mut(); 4];
-                    srcs[..k - m].copy_from_slice(&st.ptrs[m..k]);
-                    srcs[k - m..k].copy_from_slice(&st.ptrs[k..k + m]);
-                    outs[..m].copy_from_slice(&st.ptrs[..m]);
-                    // SAFETY: as above; outputs (data 0..m) overlap no source.
-                    unsafe { isal::encode(block, &mut tables, &mut srcs[..k], &mut outs[..m]) };
-                },
-            );
+        if m > k {
+            continue;
         }
+        let rows = isal::cauchy_rows(k, m);
+        let a = |r: usize, c: usize| rows[r * k + c];
+        let square: Vec<Vec<u8>> = (0..m).map(|r| (0..m).map(|c| a(r, c)).collect()).collect();
+        let inverse = matrix::invert(&square).expect("Cauchy submatrix is invertible");
+        // D_lost = inv · (P_rows ⊕ A[rows][surviving]·D_surviving)
+        let mut decode = Vec::with_capacity(m * k);
+        for inv_row in &inverse {
+            for j in m..k {
+                let mut c = 0;
+                for (t, &x) in inv_row.iter().enumerate() {
+                    c ^= raidkit::parity::gf::mul(x, a(t, j));
+                }
+                decode.push(c);
+            }
+            decode.extend_from_slice(inv_row);
+        }
+        let mut tables = isal::tables(k, m, &decode);
+        let st = s.clone();
+        cases.add(
+            name,
+            "decode",
+            format!("{k}+{m}"),
+            block,
+            k * block,
+            move || {
+                let mut srcs = [std::ptr::null_mut(); 32];
+                let mut outs = [std::ptr::null_mut(); 4];
+                srcs[..k - m].copy_from_slice(&st.ptrs[m..k]);
+                srcs[k - m..k].copy_from_slice(&st.ptrs[k..k + m]);
+                outs[..m].copy_from_slice(&st.ptrs[..m]);
+                // SAFETY: as above; outputs (data 0..m) overlap no source.
+                unsafe {
+                    isal::encode_variant(
+                        variant,
+                        block,
+                        &mut tables,
+                        &mut srcs[..k],
+                        &mut outs[..m],
+                    )
+                };
+            },
+        );
     }
 }
 
@@ -501,17 +520,39 @@ fn report(list: &[Case], raw: bool) {
         "{:<26} {:<14} {:>7} {:>8} {:>9} {:>9}",
         "implementation", "op", "geom", "block", "best", "median"
     );
-    let mut isal: BTreeMap<(String, String, usize), f64> = BTreeMap::new();
-    for c in list.iter().filter(|c| c.implementation == "ISA-L") {
-        isal.insert((c.op.clone(), c.geometry.clone(), c.block), median(&c.gbps));
+    let mut isal: BTreeMap<(String, String, String, usize), f64> = BTreeMap::new();
+    for c in list
+        .iter()
+        .filter(|c| c.implementation.starts_with("ISA-L"))
+    {
+        let key = (
+            c.implementation.clone(),
+            c.op.clone(),
+            c.geometry.clone(),
+            c.block,
+        );
+        isal.insert(key, median(&c.gbps));
     }
     for c in list {
         let best = c.gbps.iter().cloned().fold(0.0, f64::max);
         let med = median(&c.gbps);
+        // raidkit's AVX2 engine is compared with ISA-L's AVX2 code, the rest with ISA-L's
+        // own dispatch (AVX-512 where the CPU has it).
+        let against = if c.implementation == "raidkit avx2" {
+            "ISA-L avx2"
+        } else {
+            "ISA-L"
+        };
+        let key = (
+            against.to_string(),
+            c.op.clone(),
+            c.geometry.clone(),
+            c.block,
+        );
         let ratio = isal
-            .get(&(c.op.clone(), c.geometry.clone(), c.block))
-            .filter(|_| c.implementation != "ISA-L")
-            .map(|i| format!("  {:.2}x ISA-L (median)", med / i))
+            .get(&key)
+            .filter(|_| !c.implementation.starts_with("ISA-L"))
+            .map(|i| format!("  {:.2}x {against} (median)", med / i))
             .unwrap_or_default();
         println!(
             "{:<26} {:<14} {:>7} {:>8} {:>9.2} {:>9.2}{ratio}",

@@ -149,6 +149,91 @@ pub mod isal {
             coding: *mut *mut c_uchar,
         );
         fn gf_gen_cauchy1_matrix(a: *mut c_uchar, m: c_int, k: c_int);
+        fn xor_gen_avx(vects: c_int, len: c_int, array: *mut *mut c_void) -> c_int;
+        fn pq_gen_avx2(vects: c_int, len: c_int, array: *mut *mut c_void) -> c_int;
+        fn ec_encode_data_avx2(
+            len: c_int,
+            k: c_int,
+            rows: c_int,
+            gftbls: *mut c_uchar,
+            data: *mut *mut c_uchar,
+            coding: *mut *mut c_uchar,
+        );
+    }
+
+    /// ISA-L's code paths for one instruction set: the dispatched functions (AVX-512 on
+    /// a CPU that has it) or the AVX2 ones called directly (what an AVX2-only CPU runs;
+    /// ISA-L 2.30 has no AVX2 `xor_gen`, so that uses `xor_gen_avx`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Variant {
+        /// `xor_gen`, `pq_gen`, `ec_encode_data`: ISA-L's own choice.
+        Dispatched,
+        /// `xor_gen_avx`, `pq_gen_avx2`, `ec_encode_data_avx2`.
+        Avx2,
+    }
+
+    impl Variant {
+        /// A label for reports.
+        pub fn label(self) -> &'static str {
+            match self {
+                Variant::Dispatched => "ISA-L",
+                Variant::Avx2 => "ISA-L avx2",
+            }
+        }
+    }
+
+    /// [`xor`] with a chosen variant.
+    ///
+    /// # Safety
+    /// As for [`xor`].
+    pub unsafe fn xor_variant(variant: Variant, ptrs: &mut [*mut u8], len: usize) -> i32 {
+        let f = match variant {
+            Variant::Dispatched => xor_gen,
+            Variant::Avx2 => xor_gen_avx,
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe { f(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+    }
+
+    /// [`pq`] with a chosen variant.
+    ///
+    /// # Safety
+    /// As for [`xor`].
+    pub unsafe fn pq_variant(variant: Variant, ptrs: &mut [*mut u8], len: usize) -> i32 {
+        let f = match variant {
+            Variant::Dispatched => pq_gen,
+            Variant::Avx2 => pq_gen_avx2,
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe { f(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+    }
+
+    /// [`encode`] with a chosen variant.
+    ///
+    /// # Safety
+    /// As for [`encode`].
+    pub unsafe fn encode_variant(
+        variant: Variant,
+        len: usize,
+        tables: &mut [u8],
+        data: &mut [*mut u8],
+        coding: &mut [*mut u8],
+    ) {
+        let f = match variant {
+            Variant::Dispatched => ec_encode_data,
+            Variant::Avx2 => ec_encode_data_avx2,
+        };
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            f(
+                len as c_int,
+                data.len() as c_int,
+                coding.len() as c_int,
+                tables.as_mut_ptr(),
+                data.as_mut_ptr(),
+                coding.as_mut_ptr(),
+            )
+        }
     }
 
     /// ISA-L `xor_gen` over `ptrs` (k sources then the destination). Pointers must be
@@ -158,7 +243,7 @@ pub mod isal {
     /// As above; the destination must not overlap a source.
     pub unsafe fn xor(ptrs: &mut [*mut u8], len: usize) -> i32 {
         // SAFETY: forwarded to the caller.
-        unsafe { xor_gen(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+        unsafe { xor_variant(Variant::Dispatched, ptrs, len) }
     }
 
     /// ISA-L `pq_gen` over `ptrs` (k sources, then P, then Q).
@@ -167,7 +252,7 @@ pub mod isal {
     /// As for [`xor`].
     pub unsafe fn pq(ptrs: &mut [*mut u8], len: usize) -> i32 {
         // SAFETY: forwarded to the caller.
-        unsafe { pq_gen(ptrs.len() as c_int, len as c_int, ptrs.as_mut_ptr().cast()) }
+        unsafe { pq_variant(Variant::Dispatched, ptrs, len) }
     }
 
     /// Expanded ISA-L tables for `rows` coefficient rows of `k` columns (row-major).
@@ -208,15 +293,6 @@ pub mod isal {
         coding: &mut [*mut u8],
     ) {
         // SAFETY: forwarded to the caller.
-        unsafe {
-            ec_encode_data(
-                len as c_int,
-                data.len() as c_int,
-                coding.len() as c_int,
-                tables.as_mut_ptr(),
-                data.as_mut_ptr(),
-                coding.as_mut_ptr(),
-            )
-        }
+        unsafe { encode_variant(Variant::Dispatched, len, tables, data, coding) }
     }
 }

@@ -41,10 +41,12 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn mul2(v: __m256i) -> __m256i {
         // SAFETY: see the impl comment.
+        // 2·v: double each byte, and where the top bit fell out (v's sign bit, which
+        // `vpblendvb` reads directly) take the doubled value reduced by 0x1D.
         unsafe {
             let doubled = _mm256_add_epi8(v, v);
-            let negative = _mm256_cmpgt_epi8(_mm256_setzero_si256(), v);
-            _mm256_xor_si256(doubled, _mm256_and_si256(negative, _mm256_set1_epi8(0x1d)))
+            let reduced = _mm256_xor_si256(doubled, _mm256_set1_epi8(0x1d));
+            _mm256_blendv_epi8(doubled, reduced, v)
         }
     }
     #[inline(always)]
@@ -73,6 +75,7 @@ isa_entry_points!("avx2", Avx2, 4, 2, 1);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,
+    pq_gen: pq_gen_body,
     pq: pq_body,
     pq_delta: pq_delta_body,
     dot: dot_body,

@@ -81,6 +81,7 @@ isa_entry_points!("avx512f,avx512bw", Avx512, 4, 2, 2);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,
+    pq_gen: pq_gen_body,
     pq: pq_body,
     pq_delta: pq_delta_body,
     dot: dot_body,

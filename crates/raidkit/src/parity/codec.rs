@@ -105,11 +105,7 @@ impl Codec {
         common_len(data.iter().copied().chain(parity.iter().map(|p| &**p)))?;
         match parity {
             [p] => self.engine.xor_into(data, p),
-            [p, q] => {
-                let srcs = data.iter().copied().enumerate().rev();
-                self.engine
-                    .syndrome(srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
-            }
+            [p, q] => self.engine.pq_into(data, p, q),
             _ => self.engine.dot(data, &self.matrix, parity, false),
         }
         Ok(())

@@ -87,6 +87,7 @@ impl FromStr for EngineKind {
 /// so holding one proves the CPU can run it.
 pub(crate) struct Kernels {
     pub(crate) xor_gen: unsafe fn(&[*const u8], *mut u8, usize, usize) -> usize,
+    pub(crate) pq_gen: unsafe fn(&[*const u8], *mut u8, *mut u8, usize, usize) -> usize,
     pub(crate) pq: unsafe fn(&PqJob<'_>, usize, usize) -> usize,
     pub(crate) pq_delta: unsafe fn(&PqJob<'_>, usize, usize) -> usize,
     pub(crate) dot: unsafe fn(&DotJob<'_>, usize, usize) -> usize,
@@ -94,6 +95,7 @@ pub(crate) struct Kernels {
 
 static SCALAR: Kernels = Kernels {
     xor_gen: scalar::xor_gen_body,
+    pq_gen: scalar::pq_gen_body,
     pq: scalar::pq_body,
     pq_delta: scalar::pq_delta_body,
     dot: scalar::dot_body,
@@ -206,6 +208,23 @@ impl Engine {
         unsafe {
             let off = (self.kernels.xor_gen)(ptrs.as_slice(), dst.as_mut_ptr(), 0, len);
             scalar::finish_xor_gen(ptrs.as_slice(), dst.as_mut_ptr(), off, len);
+        }
+    }
+
+    /// P and Q of `data` (positions 0..k), as `gen_pq` computes them. `data` must not be
+    /// empty and every block must have the length of `p` and `q`.
+    pub(crate) fn pq_into(&self, data: &[&[u8]], p: &mut [u8], q: &mut [u8]) {
+        let len = p.len();
+        assert!(!data.is_empty() && data.len() <= super::MAX_DATA);
+        assert!(q.len() == len && data.iter().all(|d| d.len() == len));
+        let ptrs = Ptrs::collect(data.iter().rev().map(|d| d.as_ptr()));
+        // SAFETY: every block is valid for `len` bytes (checked); P and Q are unique
+        // borrows, so they overlap no source and each other; the table was obtained for
+        // this CPU.
+        unsafe {
+            let off =
+                (self.kernels.pq_gen)(ptrs.as_slice(), p.as_mut_ptr(), q.as_mut_ptr(), 0, len);
+            scalar::finish_pq_gen(ptrs.as_slice(), p.as_mut_ptr(), q.as_mut_ptr(), off, len);
         }
     }
 

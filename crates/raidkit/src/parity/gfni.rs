@@ -73,6 +73,7 @@ isa_entry_points!("avx512f,avx512bw,gfni", Gfni, 8, 4, 2);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,
+    pq_gen: pq_gen_body,
     pq: pq_body,
     pq_delta: pq_delta_body,
     dot: dot_body,

@@ -221,6 +221,45 @@ pub(crate) unsafe fn pq<S: Simd, const U: usize, const DELTA: bool>(
     }
 }
 
+/// Plain P+Q generation, the hot case of [`PqJob`] without its generality: `srcs` are the
+/// data blocks in descending position order k−1 … 0, and P and Q are written to `p`, `q`.
+#[inline(always)]
+pub(crate) unsafe fn pq_gen<S: Simd, const U: usize>(
+    srcs: &[*const u8],
+    p: *mut u8,
+    q: *mut u8,
+    start: usize,
+    end: usize,
+) -> usize {
+    // SAFETY: the caller upholds this module's contract (valid pointers for `end`
+    // bytes, outputs overlap no source, CPU support for `S`); `srcs` is not empty.
+    unsafe {
+        let step = S::WIDTH * U;
+        let mut off = start;
+        while off + step <= end {
+            let mut pv = [S::zero(); U];
+            let mut qv = [S::zero(); U];
+            for u in 0..U {
+                pv[u] = S::load(srcs[0].add(off + u * S::WIDTH));
+                qv[u] = pv[u];
+            }
+            for src in &srcs[1..] {
+                for u in 0..U {
+                    let d = S::load(src.add(off + u * S::WIDTH));
+                    pv[u] = S::xor(pv[u], d);
+                    qv[u] = S::xor(S::mul2(qv[u]), d);
+                }
+            }
+            for u in 0..U {
+                S::store(p.add(off + u * S::WIDTH), pv[u]);
+                S::store(q.add(off + u * S::WIDTH), qv[u]);
+            }
+            off += step;
+        }
+        off
+    }
+}
+
 /// A matrix–vector pass: `dsts[r] (⊕)= Σ_j coefs[r·n + j] · srcs[j]`, `R` outputs.
 pub(crate) struct DotJob<'a> {
     pub(crate) srcs: &'a [*const u8],
@@ -309,8 +348,8 @@ pub(crate) unsafe fn dot_any<S: Simd, const U12: usize, const U34: usize>(
     }
 }
 
-/// Generates the `#[target_feature]` entry points of one ISA: `xor_gen`, `pq`, `pq_delta`
-/// and `dot`, each running the generic kernel for `$simd` with unroll `$u` (`$dot_u12`/`$dot_u34` for dot products with 1–2/3–4
+/// Generates the `#[target_feature]` entry points of one ISA: `xor_gen`, `pq_gen`, `pq`,
+/// `pq_delta` and `dot`, each running the generic kernel for `$simd` with unroll `$u` (`$dot_u12`/`$dot_u34` for dot products with 1–2/3–4
 /// outputs) and returning
 /// where it stopped.
 macro_rules! isa_entry_points {
@@ -339,6 +378,21 @@ macro_rules! isa_entry_points {
             unsafe {
                 let off = $crate::parity::kernel::pq::<$simd, $u, false>(job, start, end);
                 $crate::parity::kernel::pq::<$simd, 1, false>(job, off, end)
+            }
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn pq_gen_body(
+            srcs: &[*const u8],
+            p: *mut u8,
+            q: *mut u8,
+            start: usize,
+            end: usize,
+        ) -> usize {
+            // SAFETY: forwarded kernel contract; this function's features are `$simd`'s.
+            unsafe {
+                let off = $crate::parity::kernel::pq_gen::<$simd, $u>(srcs, p, q, start, end);
+                $crate::parity::kernel::pq_gen::<$simd, 1>(srcs, p, q, off, end)
             }
         }
 

@@ -261,8 +261,7 @@ impl Engine {
     pub fn gen_pq(&self, data: &[&[u8]], p: &mut [u8], q: &mut [u8]) -> Result<(), ParityError> {
         check_data_count(data.len())?;
         common_len(data.iter().copied().chain([&*p, &*q]))?;
-        let srcs = data.iter().copied().enumerate().rev();
-        self.syndrome(srcs, None, None, &mut [(p, 1, 0), (q, 0, 1)]);
+        self.pq_into(data, p, q);
         Ok(())
     }
 

@@ -112,6 +112,20 @@ pub(crate) unsafe fn xor_gen_body(
     }
 }
 
+pub(crate) unsafe fn pq_gen_body(
+    srcs: &[*const u8],
+    p: *mut u8,
+    q: *mut u8,
+    start: usize,
+    end: usize,
+) -> usize {
+    // SAFETY: forwarded kernel contract; Swar needs no CPU feature.
+    unsafe {
+        let off = kernel::pq_gen::<Swar, 2>(srcs, p, q, start, end);
+        kernel::pq_gen::<Swar, 1>(srcs, p, q, off, end)
+    }
+}
+
 pub(crate) unsafe fn pq_body(job: &PqJob<'_>, start: usize, end: usize) -> usize {
     // SAFETY: forwarded kernel contract; Swar needs no CPU feature.
     unsafe {
@@ -139,6 +153,21 @@ pub(crate) unsafe fn finish_xor_gen(srcs: &[*const u8], dst: *mut u8, start: usi
     unsafe {
         let off = xor_gen_body(srcs, dst, start, end);
         kernel::xor_gen::<Byte, 1>(srcs, dst, off, end);
+    }
+}
+
+/// Completes `[start, end)` of plain P+Q generation.
+pub(crate) unsafe fn finish_pq_gen(
+    srcs: &[*const u8],
+    p: *mut u8,
+    q: *mut u8,
+    start: usize,
+    end: usize,
+) {
+    // SAFETY: forwarded kernel contract.
+    unsafe {
+        let off = pq_gen_body(srcs, p, q, start, end);
+        kernel::pq_gen::<Byte, 1>(srcs, p, q, off, end);
     }
 }
 
