@@ -2,12 +2,13 @@
 //!
 //! The first input byte picks a mode:
 //!
-//! - even: a well-formed stripe. k (1 to 16), m (1 to 4), a block length (0 to 300), a lost
-//!   set, a read-modify-write update and, for m = 2, up to two corruptions are read from
-//!   the input, then the data bytes. For every engine this CPU supports (the one
-//!   `Codec::new` picks first), `encode` must equal `reference::encode` with
-//!   `matrix::parity_matrix`, `reconstruct` must restore the zeroed lost blocks, `update`
-//!   must equal re-encoding, and `check_raid6` must agree with `reference::locate`.
+//! - even: a well-formed stripe. k (1 to 16, or now and then up to `MAX_DATA`), m (1 to 4),
+//!   a block length (0 to 1152), a lost set, a read-modify-write update and, for m = 2, up
+//!   to two corruptions are read from the input, then the data bytes. For every engine
+//!   this CPU supports (the one `Codec::new` picks first), `encode` must equal
+//!   `reference::encode` with `matrix::parity_matrix`, `reconstruct` must restore the
+//!   zeroed lost blocks, `update` must equal re-encoding, and `check_raid6` must agree
+//!   with `reference::locate`.
 //! - odd: malformed calls to `Engine::recover_raid6` and `Codec::reconstruct` (wrong block
 //!   counts, unequal lengths, lost indices out of range, repeated or too many). Each must
 //!   return `Err` and leave every block as it was; nothing may panic. With no flaw chosen,
@@ -17,11 +18,17 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use raidkit::parity::{BlockUpdate, Codec, Engine, SyndromeCheck, matrix, reference};
+use raidkit::parity::{BlockUpdate, Codec, Engine, MAX_DATA, SyndromeCheck, matrix, reference};
 
+/// Most stripes are at most this wide; one in eight goes up to `MAX_DATA`, so that wide
+/// stripes (more than 32 kernel sources, Q coefficients g^j for j >= 16, raid6check
+/// culprits past 16) are reached too.
 const MAX_K: usize = 16;
 const MAX_M: usize = 4;
-const MAX_LEN: usize = 300;
+/// Two unrolled steps of the widest kernel (GFNI: 8 vectors of 64 bytes = 512 bytes), then
+/// single-vector steps and a scalar tail (1152 = 2·512 + 128). Below 512 bytes the GFNI
+/// xor/pq main loops never run.
+const MAX_LEN: usize = 1152;
 /// Blocks in the malformed calls are short: their contents never matter.
 const MAX_BAD_LEN: usize = 64;
 
@@ -66,7 +73,11 @@ struct Corruption {
 
 fn well_formed(u: &mut Unstructured<'_>) -> Result<()> {
     // The small parameters first, so that mutating the data leaves the shape alone.
-    let k = u.int_in_range(1..=MAX_K)?;
+    let k = if u.ratio(1, 8)? {
+        u.int_in_range(MAX_K + 1..=MAX_DATA)?
+    } else {
+        u.int_in_range(1..=MAX_K)?
+    };
     let m = u.int_in_range(1..=MAX_M)?;
     let len = u.int_in_range(0..=MAX_LEN)?;
     let lost = distinct_indices(u, k + m, m)?;
