@@ -207,7 +207,9 @@ impl Engine {
         // table was obtained for this CPU.
         unsafe {
             let off = (self.kernels.xor_gen)(ptrs.as_slice(), dst.as_mut_ptr(), 0, len);
-            scalar::finish_xor_gen(ptrs.as_slice(), dst.as_mut_ptr(), off, len);
+            if off < len {
+                scalar::finish_xor_gen(ptrs.as_slice(), dst.as_mut_ptr(), off, len);
+            }
         }
     }
 
@@ -224,7 +226,9 @@ impl Engine {
         unsafe {
             let off =
                 (self.kernels.pq_gen)(ptrs.as_slice(), p.as_mut_ptr(), q.as_mut_ptr(), 0, len);
-            scalar::finish_pq_gen(ptrs.as_slice(), p.as_mut_ptr(), q.as_mut_ptr(), off, len);
+            if off < len {
+                scalar::finish_pq_gen(ptrs.as_slice(), p.as_mut_ptr(), q.as_mut_ptr(), off, len);
+            }
         }
     }
 
@@ -273,7 +277,9 @@ impl Engine {
         // borrows, so they overlap no input; the table was obtained for this CPU.
         unsafe {
             let off = (self.kernels.pq)(&job, 0, len);
-            scalar::finish_pq(&job, false, off, len);
+            if off < len {
+                scalar::finish_pq(&job, false, off, len);
+            }
         }
     }
 
@@ -319,7 +325,9 @@ impl Engine {
         // obtained for this CPU.
         unsafe {
             let off = (self.kernels.pq_delta)(&job, 0, len);
-            scalar::finish_pq(&job, true, off, len);
+            if off < len {
+                scalar::finish_pq(&job, true, off, len);
+            }
         }
     }
 
@@ -349,7 +357,9 @@ impl Engine {
         // borrows, so they overlap no source; the table was obtained for this CPU.
         unsafe {
             let off = (self.kernels.dot)(&job, 0, len);
-            scalar::finish_dot(&job, off, len);
+            if off < len {
+                scalar::finish_dot(&job, off, len);
+            }
         }
     }
 }

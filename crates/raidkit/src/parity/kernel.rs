@@ -348,8 +348,8 @@ pub(crate) unsafe fn dot_any<S: Simd, const U12: usize, const U34: usize>(
     }
 }
 
-/// Generates the `#[target_feature]` entry points of one ISA: `xor_gen`, `pq_gen`, `pq`,
-/// `pq_delta` and `dot`, each running the generic kernel for `$simd` with unroll `$u` (`$dot_u12`/`$dot_u34` for dot products with 1–2/3–4
+/// Generates the `#[target_feature]` entry points of one ISA: `xor_gen` (always unrolled
+/// eight vectors: it needs one register per vector), `pq_gen`, `pq`, `pq_delta` and `dot`, each running the generic kernel for `$simd` with unroll `$u` (`$dot_u12`/`$dot_u34` for dot products with 1–2/3–4
 /// outputs) and returning
 /// where it stopped.
 macro_rules! isa_entry_points {
@@ -363,7 +363,7 @@ macro_rules! isa_entry_points {
         ) -> usize {
             // SAFETY: forwarded kernel contract; this function's features are `$simd`'s.
             unsafe {
-                let off = $crate::parity::kernel::xor_gen::<$simd, $u>(srcs, dst, start, end);
+                let off = $crate::parity::kernel::xor_gen::<$simd, 8>(srcs, dst, start, end);
                 $crate::parity::kernel::xor_gen::<$simd, 1>(srcs, dst, off, end)
             }
         }
