@@ -237,7 +237,7 @@ impl Engine {
     /// output as `a·ΔP ⊕ b·ΔQ`.
     pub(crate) fn syndrome<'a>(
         &self,
-        srcs: impl Iterator<Item = (usize, &'a [u8])> + Clone,
+        srcs: impl Iterator<Item = (usize, &'a [u8])>,
         p_in: Option<&[u8]>,
         q_in: Option<&[u8]>,
         outs: &mut [(&mut [u8], u8, u8)],
@@ -245,13 +245,19 @@ impl Engine {
         let len = outs.first().map_or(0, |o| o.0.len());
         assert!(outs.len() <= 2 && outs.iter().all(|o| o.0.len() == len));
         assert!(p_in.is_none_or(|p| p.len() == len) && q_in.is_none_or(|q| q.len() == len));
+        // One pass checks each block and takes its pointer, so what is checked is what the
+        // kernel reads.
         let mut previous = super::MAX_DATA;
-        for (position, block) in srcs.clone() {
+        let mut positions = [0u8; super::MAX_DATA]; // positions < MAX_DATA = 252 fit a byte
+        let mut count = 0;
+        let ptrs = Ptrs::collect(srcs.map(|(position, block)| {
             assert!(position < previous && block.len() == len);
             previous = position;
-        }
-        let plan = HornerPlan::new(srcs.clone().map(|s| s.0));
-        let ptrs = Ptrs::collect(srcs.map(|s| s.1.as_ptr()));
+            positions[count] = position as u8;
+            count += 1;
+            block.as_ptr()
+        }));
+        let plan = HornerPlan::new(positions[..count].iter().map(|&p| usize::from(p)));
         let mut out_buf = [PqOut {
             dst: std::ptr::null_mut(),
             a: 0,
