@@ -71,7 +71,7 @@ impl Simd for Avx2 {
     }
 }
 
-isa_entry_points!("avx2", Avx2, 4, 2, 1);
+isa_entry_points!("avx2", Avx2, 4, 2, 2);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,

@@ -77,7 +77,7 @@ impl Simd for Avx512 {
     }
 }
 
-isa_entry_points!("avx512f,avx512bw", Avx512, 4, 2, 2);
+isa_entry_points!("avx512f,avx512bw", Avx512, 4, 4, 4);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,

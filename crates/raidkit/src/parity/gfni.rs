@@ -69,7 +69,7 @@ impl Simd for Gfni {
     }
 }
 
-isa_entry_points!("avx512f,avx512bw,gfni", Gfni, 8, 4, 2);
+isa_entry_points!("avx512f,avx512bw,gfni", Gfni, 8, 4, 4);
 
 static KERNELS: Kernels = Kernels {
     xor_gen: xor_gen_body,
