@@ -22,9 +22,11 @@ fn refs(arena: &Arena, range: std::ops::Range<usize>) -> Vec<&[u8]> {
     range.map(|i| arena.block(i)).collect()
 }
 
+/// 512 cases per property and engine; `RAIDKIT_LONG_TESTS=1` runs 20,000.
 fn cases() -> ProptestConfig {
+    let long = std::env::var_os("RAIDKIT_LONG_TESTS").is_some();
     ProptestConfig {
-        cases: 48,
+        cases: if long { 20_000 } else { 512 },
         ..ProptestConfig::default()
     }
 }
