@@ -69,7 +69,8 @@ pub struct Arena {
 impl Arena {
     /// A zeroed arena of `count` blocks.
     pub fn new(count: usize, len: usize, offset: usize) -> Arena {
-        let stride = (len + offset).div_ceil(64) * 64;
+        // At least one 64-byte slot per block, also for zero-length blocks.
+        let stride = (len + offset).div_ceil(64).max(1) * 64;
         let buf = vec![0u8; count * stride + 4096];
         let base = buf.as_ptr().align_offset(4096);
         Arena {
