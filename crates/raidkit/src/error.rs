@@ -1,5 +1,6 @@
 //! The crate-wide error: one variant per area, each with its own typed error.
 
+use crate::disk::DiskError;
 use crate::parity::ParityError;
 
 /// Any raidkit error.
@@ -9,4 +10,7 @@ pub enum Error {
     /// From the parity engine.
     #[error(transparent)]
     Parity(#[from] ParityError),
+    /// From a member disk.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
 }

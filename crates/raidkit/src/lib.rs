@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod disk;
 mod error;
 pub mod parity;
 

@@ -1,0 +1,60 @@
+//! An in-memory disk, for tests and examples.
+
+use std::sync::RwLock;
+
+use super::{Disk, DiskError, DiskInfo, Op};
+
+/// A disk held in memory. Flush does nothing: there is nothing to make durable.
+#[derive(Debug)]
+pub struct MemDisk {
+    info: DiskInfo,
+    data: RwLock<Vec<u8>>,
+}
+
+impl MemDisk {
+    /// A zeroed disk of `size` bytes (rounded down to whole blocks).
+    pub fn new(name: &str, size: u64, block_size: u32) -> MemDisk {
+        let size = size - size % u64::from(block_size.max(1));
+        MemDisk {
+            info: DiskInfo {
+                name: name.to_string(),
+                size,
+                block_size: block_size.max(1),
+                buffer_align: 1,
+            },
+            data: RwLock::new(vec![0u8; size as usize]),
+        }
+    }
+
+    /// A copy of the whole disk.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Disk for MemDisk {
+    fn info(&self) -> &DiskInfo {
+        &self.info
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        self.info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let start = offset as usize;
+        buf.copy_from_slice(&data[start..start + buf.len()]);
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        self.info
+            .check(Op::Write, offset, buf.as_ptr(), buf.len())?;
+        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+        let start = offset as usize;
+        data[start..start + buf.len()].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), DiskError> {
+        Ok(())
+    }
+}

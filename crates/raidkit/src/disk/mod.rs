@@ -1,0 +1,377 @@
+//! Member disks: one small trait, one file per backend.
+//!
+//! A [`Disk`] is a fixed-size array of bytes with a logical block size: positional reads
+//! and writes of whole blocks, a durable [`flush`](Disk::flush), and a batched
+//! [`submit`](Disk::submit) so that the array can hand all member I/Os of a stripe over at
+//! once. Every backend checks every request the same way: a range
+//! beyond the end, an offset or length that is not a multiple of the block size, or (for
+//! backends that need it) a buffer not aligned in memory is refused with a typed
+//! [`DiskError`] that names the disk and the range, before any I/O ([`DiskInfo::check`]).
+//!
+//! Backends: [`FileDisk`] (regular files, buffered or `O_DIRECT`), [`BlockDisk`] (block
+//! devices, `O_DIRECT | O_EXCL`), [`MmapDisk`] (memory-mapped files), [`MemDisk`] (in
+//! memory), and the [`FailStop`] wrapper that latches the first write or flush error.
+//! [`open`] picks the backend for a path.
+//!
+//! ```
+//! use raidkit::disk::{Disk, MemDisk};
+//!
+//! let disk = MemDisk::new("example", 1 << 20, 512);
+//! disk.write_at(&[7u8; 4096], 8192)?;
+//! let mut back = vec![0u8; 4096];
+//! disk.read_at(&mut back, 8192)?;
+//! assert_eq!(back, vec![7u8; 4096]);
+//! assert!(disk.read_at(&mut back, 1 << 20).is_err()); // past the end
+//! # Ok::<(), raidkit::disk::DiskError>(())
+//! ```
+
+mod aligned;
+mod block;
+mod failstop;
+mod file;
+mod memory;
+mod mmap;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use aligned::AlignedBuf;
+pub use block::BlockDisk;
+pub use failstop::FailStop;
+pub use file::{FileDisk, FileMode};
+pub use memory::MemDisk;
+pub use mmap::MmapDisk;
+
+/// What a request or error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Reading.
+    Read,
+    /// Writing.
+    Write,
+    /// Making writes durable.
+    Flush,
+    /// Opening or creating.
+    Open,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Flush => "flush",
+            Op::Open => "open",
+        })
+    }
+}
+
+/// Errors from member disks. Each names the disk and, where there is one, the byte range.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskError {
+    /// The range reaches past the end of the disk.
+    #[error("{disk}: {op} of {len} bytes at offset {offset} is past the end ({size} bytes)")]
+    OutOfRange {
+        /// The disk's name (its path).
+        disk: String,
+        /// The operation.
+        op: Op,
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// The disk's size.
+        size: u64,
+    },
+    /// The offset or length is not a multiple of the logical block size.
+    #[error(
+        "{disk}: {op} of {len} bytes at offset {offset} is not aligned to the {block_size}-byte block size"
+    )]
+    Misaligned {
+        /// The disk's name.
+        disk: String,
+        /// The operation.
+        op: Op,
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// The logical block size.
+        block_size: u32,
+    },
+    /// The buffer's address is not aligned as this backend needs (`O_DIRECT`).
+    #[error(
+        "{disk}: {op} buffer at offset {offset} is not aligned to {align} bytes in memory (use AlignedBuf)"
+    )]
+    BufferMisaligned {
+        /// The disk's name.
+        disk: String,
+        /// The operation.
+        op: Op,
+        /// Start of the range.
+        offset: u64,
+        /// The memory alignment needed.
+        align: usize,
+    },
+    /// The operating system reported an error.
+    #[error("{disk}: {op} of {len} bytes at offset {offset} failed: {source}")]
+    Io {
+        /// The disk's name.
+        disk: String,
+        /// The operation.
+        op: Op,
+        /// Start of the range (0 for flush and open).
+        offset: u64,
+        /// Length of the range (0 for flush and open).
+        len: u64,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A fail-stop disk after its first write or flush error: nothing more is attempted.
+    #[error("{disk}: failed earlier ({first}); refusing further I/O")]
+    Failed {
+        /// The disk's name.
+        disk: String,
+        /// The first error, as text.
+        first: String,
+    },
+    /// The path cannot be used as this kind of disk.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DiskError {
+    /// An I/O error for `disk`.
+    pub fn io(disk: &str, op: Op, offset: u64, len: u64, source: io::Error) -> DiskError {
+        DiskError::Io {
+            disk: disk.to_string(),
+            op,
+            offset,
+            len,
+            source,
+        }
+    }
+
+    /// Whether this is an I/O error reported by the device (as opposed to a refused
+    /// request).
+    pub fn is_io(&self) -> bool {
+        matches!(self, DiskError::Io { .. })
+    }
+}
+
+/// One request of a batch.
+#[derive(Debug)]
+pub enum IoRequest<'a> {
+    /// Read `buf.len()` bytes at `offset` into `buf`.
+    Read {
+        /// Byte offset on the disk.
+        offset: u64,
+        /// Where the data goes.
+        buf: &'a mut [u8],
+    },
+    /// Write `buf` at `offset`.
+    Write {
+        /// Byte offset on the disk.
+        offset: u64,
+        /// The data.
+        buf: &'a [u8],
+    },
+}
+
+impl IoRequest<'_> {
+    /// The request's operation, offset and length.
+    pub fn range(&self) -> (Op, u64, u64) {
+        match self {
+            IoRequest::Read { offset, buf } => (Op::Read, *offset, buf.len() as u64),
+            IoRequest::Write { offset, buf } => (Op::Write, *offset, buf.len() as u64),
+        }
+    }
+}
+
+/// What every request is checked against: a disk's name, size, block size and the memory
+/// alignment its buffers need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskInfo {
+    /// The disk's name in messages: its path, or a label.
+    pub name: String,
+    /// Size in bytes (a multiple of the block size).
+    pub size: u64,
+    /// Logical block size: request offsets and lengths are multiples of it.
+    pub block_size: u32,
+    /// Memory alignment of buffers (1 when any buffer will do).
+    pub buffer_align: usize,
+}
+
+impl DiskInfo {
+    /// Checks a request before any I/O: in range, aligned to the block size, buffer aligned
+    /// in memory. Every backend calls this.
+    pub fn check(&self, op: Op, offset: u64, buf: *const u8, len: usize) -> Result<(), DiskError> {
+        let len64 = len as u64;
+        if offset.checked_add(len64).is_none_or(|end| end > self.size) {
+            return Err(DiskError::OutOfRange {
+                disk: self.name.clone(),
+                op,
+                offset,
+                len: len64,
+                size: self.size,
+            });
+        }
+        let bs = u64::from(self.block_size);
+        if !offset.is_multiple_of(bs) || !len64.is_multiple_of(bs) {
+            return Err(DiskError::Misaligned {
+                disk: self.name.clone(),
+                op,
+                offset,
+                len: len64,
+                block_size: self.block_size,
+            });
+        }
+        if self.buffer_align > 1 && !(buf as usize).is_multiple_of(self.buffer_align) {
+            return Err(DiskError::BufferMisaligned {
+                disk: self.name.clone(),
+                op,
+                offset,
+                align: self.buffer_align,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A member disk.
+///
+/// Implementations are shared between threads (`Send + Sync`); reads and writes of
+/// disjoint ranges may run concurrently. A write is durable only after a later
+/// [`flush`](Disk::flush) returns `Ok`. Every request is checked with [`DiskInfo::check`]
+/// before any I/O, so a refused request changes nothing.
+pub trait Disk: Send + Sync + fmt::Debug {
+    /// The disk's name, size, block size and buffer alignment.
+    fn info(&self) -> &DiskInfo;
+
+    /// The disk's name in messages: its path, or a label.
+    fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    /// Size in bytes.
+    fn len(&self) -> u64 {
+        self.info().size
+    }
+
+    /// Whether the disk has no blocks at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The logical block size.
+    fn block_size(&self) -> u32 {
+        self.info().block_size
+    }
+
+    /// The memory alignment buffers need (1 when any buffer will do).
+    fn buffer_align(&self) -> usize {
+        self.info().buffer_align
+    }
+
+    /// Reads `buf.len()` bytes at `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError>;
+
+    /// Writes `buf` at `offset`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError>;
+
+    /// Makes every write that returned before this call durable.
+    fn flush(&self) -> Result<(), DiskError>;
+
+    /// Runs several requests and returns one result per request, in order. Requests of
+    /// one batch must not overlap each other when any of them writes. The default runs
+    /// them in parallel on scoped threads; backends with a native batch interface
+    /// override it.
+    fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
+        run_parallel(self, batch)
+    }
+}
+
+/// Runs a batch on up to eight scoped threads (one request each when the batch is small).
+pub fn run_parallel<D: Disk + ?Sized>(
+    disk: &D,
+    batch: &mut [IoRequest<'_>],
+) -> Vec<Result<(), DiskError>> {
+    fn one<D: Disk + ?Sized>(disk: &D, request: &mut IoRequest<'_>) -> Result<(), DiskError> {
+        match request {
+            IoRequest::Read { offset, buf } => disk.read_at(buf, *offset),
+            IoRequest::Write { offset, buf } => disk.write_at(buf, *offset),
+        }
+    }
+    if batch.len() <= 1 {
+        return batch.iter_mut().map(|r| one(disk, r)).collect();
+    }
+    let per_thread = batch.len().div_ceil(8);
+    let mut results: Vec<Result<(), DiskError>> = Vec::with_capacity(batch.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks_mut(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter_mut().map(|r| one(disk, r)).collect::<Vec<_>>())
+            })
+            .collect();
+        for handle in handles {
+            match handle.join() {
+                Ok(chunk) => results.extend(chunk),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results
+}
+
+/// Opens an existing member: a block device becomes a [`BlockDisk`], a regular file a
+/// [`FileDisk`] with `O_DIRECT` when the file system supports it (else buffered). The
+/// result is wrapped in [`FailStop`].
+pub fn open(path: &Path) -> Result<FailStop<Box<dyn Disk>>, DiskError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| DiskError::io(&path.display().to_string(), Op::Open, 0, 0, e))?;
+    let disk: Box<dyn Disk> = if meta.file_type().is_block_device() {
+        Box::new(BlockDisk::open(path)?)
+    } else if meta.is_file() {
+        match FileDisk::open(path, FileMode::Direct) {
+            Ok(disk) => Box::new(disk),
+            Err(DiskError::Unsupported { .. }) => {
+                Box::new(FileDisk::open(path, FileMode::Buffered)?)
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        return Err(DiskError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "not a regular file or a block device".to_string(),
+        });
+    };
+    Ok(FailStop::new(disk))
+}
+
+impl<D: Disk + ?Sized> Disk for Box<D> {
+    fn info(&self) -> &DiskInfo {
+        (**self).info()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        (**self).read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        (**self).write_at(buf, offset)
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        (**self).flush()
+    }
+    fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
+        (**self).submit(batch)
+    }
+}

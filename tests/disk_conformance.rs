@@ -1,0 +1,441 @@
+//! One conformance suite for every member-disk backend: read-back, boundaries, refused
+//! requests (out of range, misaligned, unaligned buffers) that change nothing, flush,
+//! batched submission, and concurrent use. Block devices run on real loop devices.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use raidkit::disk::{
+    self, AlignedBuf, BlockDisk, Disk, DiskError, DiskInfo, FailStop, FileDisk, FileMode,
+    IoRequest, MemDisk, MmapDisk, Op,
+};
+use raidkit_workspace_tests::Rng;
+
+const SIZE: u64 = 4 << 20;
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("disk-conformance-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("scratch directory")
+}
+
+/// A buffer of `len` random bytes, aligned for any backend.
+fn pattern(rng: &mut Rng, len: usize) -> AlignedBuf {
+    let mut buf = AlignedBuf::new(len);
+    rng.fill(&mut buf);
+    buf
+}
+
+fn read(disk: &dyn Disk, offset: u64, len: usize) -> AlignedBuf {
+    let mut buf = AlignedBuf::new(len);
+    disk.read_at(&mut buf, offset)
+        .unwrap_or_else(|e| panic!("read {offset}+{len}: {e}"));
+    buf
+}
+
+/// The suite, written once.
+fn conformance(disk: &dyn Disk) {
+    let (size, bs) = (disk.len(), u64::from(disk.block_size()));
+    let label = disk.name().to_string();
+    assert!(
+        size > 0 && bs.is_power_of_two() && size % bs == 0,
+        "{label}: geometry"
+    );
+    let mut rng = Rng::new(size ^ bs);
+    let block = bs as usize;
+
+    // Read-back at the first block, the last block and a multi-block range in between.
+    let places = [(0, block), (size - bs, block), (bs * 7, block * 5)];
+    for &(offset, len) in &places {
+        let data = pattern(&mut rng, len);
+        disk.write_at(&data, offset).unwrap();
+        assert_eq!(
+            &*read(disk, offset, len),
+            &*data,
+            "{label}: read-back at {offset}"
+        );
+    }
+    let last = read(disk, size - bs, block);
+
+    // Refused requests name the problem and change nothing.
+    let two = pattern(&mut rng, 2 * block);
+    let err = disk.write_at(&two, size - bs).unwrap_err();
+    assert!(
+        matches!(err, DiskError::OutOfRange { op: Op::Write, .. }),
+        "{label}: {err}"
+    );
+    assert!(
+        err.to_string().contains(&label),
+        "errors name the disk: {err}"
+    );
+    assert_eq!(
+        &*read(disk, size - bs, block),
+        &*last,
+        "{label}: refused write changed data"
+    );
+    let mut buf = AlignedBuf::new(block);
+    for offset in [size, u64::MAX - bs + 1, u64::MAX] {
+        let err = disk.read_at(&mut buf, offset).unwrap_err();
+        assert!(
+            matches!(err, DiskError::OutOfRange { op: Op::Read, .. }),
+            "{label}: {err}"
+        );
+    }
+    if bs > 1 {
+        let err = disk.write_at(&two[..block], bs / 2).unwrap_err();
+        assert!(
+            matches!(err, DiskError::Misaligned { .. }),
+            "{label}: {err}"
+        );
+        let err = disk.write_at(&two[..block - 1], 0).unwrap_err();
+        assert!(
+            matches!(err, DiskError::Misaligned { .. }),
+            "{label}: {err}"
+        );
+        let err = disk.read_at(&mut buf[..block / 2], bs).unwrap_err();
+        assert!(
+            matches!(err, DiskError::Misaligned { .. }),
+            "{label}: {err}"
+        );
+    }
+    if disk.buffer_align() > 1 {
+        let mut wide = AlignedBuf::new(2 * block);
+        let err = disk.read_at(&mut wide[1..1 + block], 0).unwrap_err();
+        assert!(
+            matches!(err, DiskError::BufferMisaligned { .. }),
+            "{label}: {err}"
+        );
+        let err = disk.write_at(&wide[1..1 + block], 0).unwrap_err();
+        assert!(
+            matches!(err, DiskError::BufferMisaligned { .. }),
+            "{label}: {err}"
+        );
+    }
+    // Zero-length requests at the end are in range.
+    disk.read_at(&mut buf[..0], size).unwrap();
+    disk.flush().unwrap();
+
+    // A batch: writes to disjoint ranges, then reads of them; one bad request fails alone.
+    let count = 12;
+    let datas: Vec<AlignedBuf> = (0..count).map(|_| pattern(&mut rng, 2 * block)).collect();
+    let mut writes: Vec<IoRequest<'_>> = datas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| IoRequest::Write {
+            offset: (i as u64) * 3 * bs,
+            buf: d,
+        })
+        .collect();
+    writes.push(IoRequest::Write {
+        offset: size,
+        buf: &datas[0],
+    });
+    let results = disk.submit(&mut writes);
+    assert_eq!(results.len(), count + 1);
+    assert!(
+        results[..count].iter().all(Result::is_ok),
+        "{label}: batch writes"
+    );
+    assert!(matches!(results[count], Err(DiskError::OutOfRange { .. })));
+    let mut outs: Vec<AlignedBuf> = (0..count).map(|_| AlignedBuf::new(2 * block)).collect();
+    let mut reads: Vec<IoRequest<'_>> = outs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, o)| IoRequest::Read {
+            offset: (i as u64) * 3 * bs,
+            buf: o,
+        })
+        .collect();
+    assert!(disk.submit(&mut reads).iter().all(Result::is_ok));
+    drop(reads);
+    for (i, (out, data)) in outs.iter().zip(&datas).enumerate() {
+        assert_eq!(&**out, &**data, "{label}: batch read {i}");
+    }
+
+    // Several threads, each on its own region, writing and reading back.
+    let region = size / 4 / bs * bs;
+    let label = &label;
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            scope.spawn(move || {
+                let mut rng = Rng::new(t);
+                for round in 0..16u64 {
+                    let offset = t * region + (round % 8) * 2 * bs;
+                    let data = pattern(&mut rng, 2 * block);
+                    disk.write_at(&data, offset).unwrap();
+                    assert_eq!(
+                        &*read(disk, offset, 2 * block),
+                        &*data,
+                        "{label}: thread {t}"
+                    );
+                }
+            });
+        }
+    });
+    disk.flush().unwrap();
+}
+
+#[test]
+fn memory_disk() {
+    conformance(&MemDisk::new("mem", SIZE, 512));
+    conformance(&MemDisk::new("mem4k", SIZE, 4096));
+}
+
+#[test]
+fn file_disk_buffered() {
+    let dir = scratch();
+    let path = dir.path().join("buffered.img");
+    conformance(&FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap());
+    // Written data survives reopening.
+    let disk = FileDisk::open(&path, FileMode::Buffered).unwrap();
+    assert_eq!(disk.len(), SIZE);
+    let err = FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap_err();
+    assert!(err.to_string().contains("buffered.img"), "{err}");
+}
+
+#[test]
+fn file_disk_direct() {
+    let dir = scratch();
+    let path = dir.path().join("direct.img");
+    match FileDisk::create(&path, SIZE, FileMode::Direct) {
+        Ok(disk) => {
+            assert_eq!(disk.buffer_align(), 4096);
+            conformance(&disk);
+        }
+        Err(DiskError::Unsupported { reason, .. }) => {
+            eprintln!("SKIP file_disk_direct: {} ({reason})", dir.path().display());
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn file_disk_is_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch();
+    let path = dir.path().join("sparse.img");
+    FileDisk::create(&path, 1 << 30, FileMode::Buffered).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.len(), 1 << 30);
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "a new member file allocates nothing"
+    );
+}
+
+#[test]
+fn mmap_disk() {
+    let dir = scratch();
+    let path = dir.path().join("mmap.img");
+    FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap();
+    conformance(&MmapDisk::open(&path).unwrap());
+    let data = {
+        let disk = MmapDisk::open(&path).unwrap();
+        let mut rng = Rng::new(9);
+        let data = pattern(&mut rng, 8192);
+        disk.write_at(&data, 4096).unwrap();
+        disk.flush().unwrap();
+        data
+    };
+    let file = FileDisk::open(&path, FileMode::Buffered).unwrap();
+    assert_eq!(
+        &*read(&file, 4096, 8192),
+        &*data,
+        "msync'd data is in the file"
+    );
+}
+
+/// A disk whose writes or flushes fail on demand, to exercise the fail-stop wrapper.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemDisk,
+    fail_writes: AtomicBool,
+    fail_flush: AtomicBool,
+}
+
+impl Disk for Flaky {
+    fn info(&self) -> &DiskInfo {
+        self.inner.info()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            let eio = std::io::Error::from_raw_os_error(5);
+            return Err(DiskError::io(
+                self.name(),
+                Op::Write,
+                offset,
+                buf.len() as u64,
+                eio,
+            ));
+        }
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        if self.fail_flush.load(Ordering::SeqCst) {
+            let eio = std::io::Error::from_raw_os_error(5);
+            return Err(DiskError::io(self.name(), Op::Flush, 0, 0, eio));
+        }
+        Ok(())
+    }
+}
+
+fn flaky() -> FailStop<Flaky> {
+    FailStop::new(Flaky {
+        inner: MemDisk::new("flaky", SIZE, 512),
+        fail_writes: AtomicBool::new(false),
+        fail_flush: AtomicBool::new(false),
+    })
+}
+
+#[test]
+fn fail_stop_passes_the_suite_while_healthy() {
+    conformance(&flaky());
+}
+
+#[test]
+fn fail_stop_latches_the_first_write_error() {
+    let disk = flaky();
+    let data = vec![1u8; 512];
+    // A refused request is not a device error and does not latch.
+    assert!(disk.write_at(&data, SIZE).is_err());
+    assert!(disk.failure().is_none());
+    disk.inner().fail_writes.store(true, Ordering::SeqCst);
+    assert!(disk.write_at(&data, 0).unwrap_err().is_io());
+    disk.inner().fail_writes.store(false, Ordering::SeqCst); // the device "recovers"
+    let mut buf = vec![0u8; 512];
+    for err in [
+        disk.write_at(&data, 0).unwrap_err(),
+        disk.read_at(&mut buf, 0).unwrap_err(),
+        disk.flush().unwrap_err(),
+    ] {
+        assert!(matches!(err, DiskError::Failed { .. }), "{err}");
+        assert!(
+            err.to_string().contains("Input/output error"),
+            "names the first error: {err}"
+        );
+    }
+    let mut batch = [IoRequest::Read {
+        offset: 0,
+        buf: &mut buf,
+    }];
+    assert!(matches!(
+        disk.submit(&mut batch)[0],
+        Err(DiskError::Failed { .. })
+    ));
+}
+
+#[test]
+fn fail_stop_latches_a_failed_flush() {
+    let disk = flaky();
+    disk.inner().fail_flush.store(true, Ordering::SeqCst);
+    assert!(disk.flush().unwrap_err().is_io());
+    disk.inner().fail_flush.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(disk.flush(), Err(DiskError::Failed { .. })),
+        "no silent retry"
+    );
+    assert!(matches!(
+        disk.write_at(&[0; 512], 0),
+        Err(DiskError::Failed { .. })
+    ));
+}
+
+#[test]
+fn open_picks_the_backend_and_refuses_other_files() {
+    let dir = scratch();
+    let path = dir.path().join("member.img");
+    FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap();
+    let disk = disk::open(&path).unwrap();
+    assert_eq!(disk.len(), SIZE);
+    conformance(&disk);
+    let err = disk::open(dir.path()).unwrap_err();
+    assert!(matches!(err, DiskError::Unsupported { .. }), "{err}");
+    let err = disk::open(&dir.path().join("missing.img")).unwrap_err();
+    assert!(err.to_string().contains("missing.img"), "{err}");
+}
+
+/// A loop device attached to a backing file, detached on drop (also when a test fails).
+struct LoopDevice {
+    device: PathBuf,
+}
+
+impl LoopDevice {
+    fn attach(backing: &Path) -> Result<LoopDevice, String> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(backing)
+            .output()
+            .map_err(|e| format!("cannot run losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(LoopDevice { device })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let status = Command::new("losetup").arg("-d").arg(&self.device).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("warning: could not detach {}", self.device.display());
+        }
+    }
+}
+
+/// Loop devices need root. In CI (which runs as root) a failure to attach fails the test;
+/// elsewhere it is skipped with the reason.
+fn loop_device(backing: &Path, test: &str) -> Option<LoopDevice> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let in_ci = std::env::var_os("CI").is_some();
+    match LoopDevice::attach(backing) {
+        Ok(device) => Some(device),
+        Err(reason) if in_ci => panic!("{test}: loop devices are required in CI: {reason}"),
+        Err(reason) => {
+            let why = if root {
+                reason
+            } else {
+                format!("not root ({reason})")
+            };
+            eprintln!("SKIP {test}: {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn block_disk_on_loop_devices() {
+    let dir = scratch();
+    let backing = dir.path().join("loop-backing.img");
+    FileDisk::create(&backing, SIZE, FileMode::Buffered).unwrap();
+    let Some(device) = loop_device(&backing, "block_disk_on_loop_devices") else {
+        return;
+    };
+    let disk = BlockDisk::open(&device.device).unwrap();
+    assert_eq!(disk.len(), SIZE);
+    assert!(disk.block_size() >= 512 && disk.buffer_align() == disk.block_size() as usize);
+    conformance(&disk);
+
+    // O_EXCL: a second exclusive open of the same device is refused, clearly.
+    let err = BlockDisk::open(&device.device).unwrap_err();
+    assert!(err.to_string().contains("busy"), "{err}");
+    drop(disk);
+    // Once released, it opens again, and `open` picks the block backend for it.
+    let disk = disk::open(&device.device).unwrap();
+    assert_eq!(disk.inner().block_size(), disk.block_size());
+    conformance(&disk);
+    drop(disk);
+
+    // A regular file is not a block device.
+    let err = BlockDisk::open(&backing).unwrap_err();
+    assert!(matches!(err, DiskError::Unsupported { .. }), "{err}");
+}
