@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::disk::{
     self, AlignedBuf, BlockDisk, Disk, DiskError, DiskInfo, FailStop, FileDisk, FileMode,
-    IoRequest, MemDisk, MmapDisk, Op,
+    IoRequest, MemDisk, MmapDisk, Op, UringDisk,
 };
 use raidkit_workspace_tests::Rng;
 
@@ -208,6 +208,25 @@ fn file_disk_direct() {
             eprintln!("SKIP file_disk_direct: {} ({reason})", dir.path().display());
         }
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// io_uring on a file, with a queue depth of 1 (every batch split into chunks) and 32.
+/// In CI io_uring must work; elsewhere an unavailable io_uring is a printed skip.
+#[test]
+fn uring_disk_on_a_file() {
+    let dir = scratch();
+    for depth in [1, 32] {
+        let path = dir.path().join(format!("uring-{depth}.img"));
+        FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap();
+        match UringDisk::open(&path, depth) {
+            Ok(disk) => conformance(&disk),
+            Err(DiskError::Unsupported { reason, .. }) if std::env::var_os("CI").is_none() => {
+                eprintln!("SKIP uring_disk_on_a_file: {reason}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -434,6 +453,18 @@ fn block_disk_on_loop_devices() {
     assert_eq!(disk.inner().block_size(), disk.block_size());
     conformance(&disk);
     drop(disk);
+
+    // The same device through io_uring, exclusively too.
+    let uring = UringDisk::open(&device.device, 16).unwrap();
+    assert_eq!(uring.len(), SIZE);
+    conformance(&uring);
+    assert!(
+        BlockDisk::open(&device.device)
+            .unwrap_err()
+            .to_string()
+            .contains("busy")
+    );
+    drop(uring);
 
     // A regular file is not a block device.
     let err = BlockDisk::open(&backing).unwrap_err();

@@ -50,33 +50,7 @@ impl BlockDisk {
                     DiskError::io(&name, Op::Open, 0, 0, e)
                 }
             })?;
-        let mut size: u64 = 0;
-        let mut block_size: libc::c_int = 0;
-        let fd = file.as_raw_fd();
-        // SAFETY: `fd` is an open block device; BLKGETSIZE64 writes one u64 and BLKSSZGET
-        // one int through the pointers, which point at live locals of those types.
-        let (r1, r2) = unsafe {
-            (
-                libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64),
-                libc::ioctl(fd, BLKSSZGET as _, &mut block_size as *mut libc::c_int),
-            )
-        };
-        if r1 != 0 || r2 != 0 {
-            return Err(DiskError::io(
-                &name,
-                Op::Open,
-                0,
-                0,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let block_size = u32::try_from(block_size)
-            .ok()
-            .filter(|b| b.is_power_of_two() && *b >= 512)
-            .ok_or_else(|| DiskError::Unsupported {
-                path: path.to_path_buf(),
-                reason: format!("unexpected logical block size {block_size}"),
-            })?;
+        let (size, block_size) = device_geometry(path, &file)?;
         Ok(BlockDisk {
             info: DiskInfo {
                 name,
@@ -87,6 +61,39 @@ impl BlockDisk {
             file,
         })
     }
+}
+
+/// A block device's size in bytes and logical block size, from the kernel.
+pub(super) fn device_geometry(path: &Path, file: &File) -> Result<(u64, u32), DiskError> {
+    let name = path.display().to_string();
+    let mut size: u64 = 0;
+    let mut block_size: libc::c_int = 0;
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is an open block device; BLKGETSIZE64 writes one u64 and BLKSSZGET one
+    // int through the pointers, which point at live locals of those types.
+    let (r1, r2) = unsafe {
+        (
+            libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64),
+            libc::ioctl(fd, BLKSSZGET as _, &mut block_size as *mut libc::c_int),
+        )
+    };
+    if r1 != 0 || r2 != 0 {
+        return Err(DiskError::io(
+            &name,
+            Op::Open,
+            0,
+            0,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let block_size = u32::try_from(block_size)
+        .ok()
+        .filter(|b| b.is_power_of_two() && *b >= 512)
+        .ok_or_else(|| DiskError::Unsupported {
+            path: path.to_path_buf(),
+            reason: format!("unexpected logical block size {block_size}"),
+        })?;
+    Ok((size, block_size))
 }
 
 impl Disk for BlockDisk {

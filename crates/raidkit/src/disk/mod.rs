@@ -9,8 +9,8 @@
 //! [`DiskError`] that names the disk and the range, before any I/O ([`DiskInfo::check`]).
 //!
 //! Backends: [`FileDisk`] (regular files, buffered or `O_DIRECT`), [`BlockDisk`] (block
-//! devices, `O_DIRECT | O_EXCL`), [`MmapDisk`] (memory-mapped files), [`MemDisk`] (in
-//! memory), and the [`FailStop`] wrapper that latches the first write or flush error.
+//! devices, `O_DIRECT | O_EXCL`), [`UringDisk`] (io_uring, one submission per batch),
+//! [`MmapDisk`] (memory-mapped files), [`MemDisk`] (in memory), and the [`FailStop`] wrapper that latches the first write or flush error.
 //! [`open`] picks the backend for a path.
 //!
 //! ```
@@ -31,6 +31,7 @@ mod failstop;
 mod file;
 mod memory;
 mod mmap;
+mod uring;
 
 use std::fmt;
 use std::io;
@@ -42,6 +43,7 @@ pub use failstop::FailStop;
 pub use file::{FileDisk, FileMode};
 pub use memory::MemDisk;
 pub use mmap::MmapDisk;
+pub use uring::UringDisk;
 
 /// What a request or error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
