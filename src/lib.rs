@@ -132,6 +132,170 @@ impl Arena {
     }
 }
 
+mod disk_suite {
+    use raidkit::disk::{AlignedBuf, Disk, DiskError, IoRequest, Op};
+
+    use super::Rng;
+
+    /// A buffer of `len` random bytes, aligned for any backend.
+    pub fn pattern(rng: &mut Rng, len: usize) -> AlignedBuf {
+        let mut buf = AlignedBuf::new(len);
+        rng.fill(&mut buf);
+        buf
+    }
+
+    pub fn read(disk: &dyn Disk, offset: u64, len: usize) -> AlignedBuf {
+        let mut buf = AlignedBuf::new(len);
+        disk.read_at(&mut buf, offset)
+            .unwrap_or_else(|e| panic!("read {offset}+{len}: {e}"));
+        buf
+    }
+
+    /// The member-disk conformance suite, written once and run against every backend:
+    /// read-back, boundaries, refused requests that change nothing, flush, batches, threads.
+    pub fn conformance(disk: &dyn Disk) {
+        let (size, bs) = (disk.len(), u64::from(disk.block_size()));
+        let label = disk.name().to_string();
+        assert!(
+            size > 0 && bs.is_power_of_two() && size % bs == 0,
+            "{label}: geometry"
+        );
+        let mut rng = Rng::new(size ^ bs);
+        let block = bs as usize;
+
+        // Read-back at the first block, the last block and a multi-block range in between.
+        let places = [(0, block), (size - bs, block), (bs * 7, block * 5)];
+        for &(offset, len) in &places {
+            let data = pattern(&mut rng, len);
+            disk.write_at(&data, offset).unwrap();
+            assert_eq!(
+                &*read(disk, offset, len),
+                &*data,
+                "{label}: read-back at {offset}"
+            );
+        }
+        let last = read(disk, size - bs, block);
+
+        // Refused requests name the problem and change nothing.
+        let two = pattern(&mut rng, 2 * block);
+        let err = disk.write_at(&two, size - bs).unwrap_err();
+        assert!(
+            matches!(err, DiskError::OutOfRange { op: Op::Write, .. }),
+            "{label}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&label),
+            "errors name the disk: {err}"
+        );
+        assert_eq!(
+            &*read(disk, size - bs, block),
+            &*last,
+            "{label}: refused write changed data"
+        );
+        let mut buf = AlignedBuf::new(block);
+        for offset in [size, u64::MAX - bs + 1, u64::MAX] {
+            let err = disk.read_at(&mut buf, offset).unwrap_err();
+            assert!(
+                matches!(err, DiskError::OutOfRange { op: Op::Read, .. }),
+                "{label}: {err}"
+            );
+        }
+        if bs > 1 {
+            let err = disk.write_at(&two[..block], bs / 2).unwrap_err();
+            assert!(
+                matches!(err, DiskError::Misaligned { .. }),
+                "{label}: {err}"
+            );
+            let err = disk.write_at(&two[..block - 1], 0).unwrap_err();
+            assert!(
+                matches!(err, DiskError::Misaligned { .. }),
+                "{label}: {err}"
+            );
+            let err = disk.read_at(&mut buf[..block / 2], bs).unwrap_err();
+            assert!(
+                matches!(err, DiskError::Misaligned { .. }),
+                "{label}: {err}"
+            );
+        }
+        if disk.buffer_align() > 1 {
+            let mut wide = AlignedBuf::new(2 * block);
+            let err = disk.read_at(&mut wide[1..1 + block], 0).unwrap_err();
+            assert!(
+                matches!(err, DiskError::BufferMisaligned { .. }),
+                "{label}: {err}"
+            );
+            let err = disk.write_at(&wide[1..1 + block], 0).unwrap_err();
+            assert!(
+                matches!(err, DiskError::BufferMisaligned { .. }),
+                "{label}: {err}"
+            );
+        }
+        // Zero-length requests at the end are in range.
+        disk.read_at(&mut buf[..0], size).unwrap();
+        disk.flush().unwrap();
+
+        // A batch: writes to disjoint ranges, then reads of them; one bad request fails alone.
+        let count = 12;
+        let datas: Vec<AlignedBuf> = (0..count).map(|_| pattern(&mut rng, 2 * block)).collect();
+        let mut writes: Vec<IoRequest<'_>> = datas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| IoRequest::Write {
+                offset: (i as u64) * 3 * bs,
+                buf: d,
+            })
+            .collect();
+        writes.push(IoRequest::Write {
+            offset: size,
+            buf: &datas[0],
+        });
+        let results = disk.submit(&mut writes);
+        assert_eq!(results.len(), count + 1);
+        assert!(
+            results[..count].iter().all(Result::is_ok),
+            "{label}: batch writes"
+        );
+        assert!(matches!(results[count], Err(DiskError::OutOfRange { .. })));
+        let mut outs: Vec<AlignedBuf> = (0..count).map(|_| AlignedBuf::new(2 * block)).collect();
+        let mut reads: Vec<IoRequest<'_>> = outs
+            .iter_mut()
+            .enumerate()
+            .map(|(i, o)| IoRequest::Read {
+                offset: (i as u64) * 3 * bs,
+                buf: o,
+            })
+            .collect();
+        assert!(disk.submit(&mut reads).iter().all(Result::is_ok));
+        drop(reads);
+        for (i, (out, data)) in outs.iter().zip(&datas).enumerate() {
+            assert_eq!(&**out, &**data, "{label}: batch read {i}");
+        }
+
+        // Several threads, each on its own region, writing and reading back.
+        let region = size / 4 / bs * bs;
+        let label = &label;
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                scope.spawn(move || {
+                    let mut rng = Rng::new(t);
+                    for round in 0..16u64 {
+                        let offset = t * region + (round % 8) * 2 * bs;
+                        let data = pattern(&mut rng, 2 * block);
+                        disk.write_at(&data, offset).unwrap();
+                        assert_eq!(
+                            &*read(disk, offset, 2 * block),
+                            &*data,
+                            "{label}: thread {t}"
+                        );
+                    }
+                });
+            }
+        });
+        disk.flush().unwrap();
+    }
+}
+pub use disk_suite::{conformance, pattern, read};
+
 /// Bindings to Debian's ISA-L 2.30 (`libisal-dev`), linked when `build.rs` finds it.
 #[cfg(have_isal)]
 pub mod isal {
