@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! cargo bench --bench disks -- [--dir DIR] [--size-mib 1024] [--runtime 5] [--reps 3]
+//!                               [--only 'rand read Uring'] [--no-fio]
 //! ```
 //!
 //! - `psync qd1`: fio `ioengine=psync`; raidkit `FileDisk` (`O_DIRECT`), one request at a
 //!   time.
-//! - `io_uring qdN`: fio `ioengine=io_uring iodepth=N`; raidkit `UringDisk` with batches of
-//!   N requests per `submit`. fio keeps N requests in flight continuously; a raidkit batch
-//!   waits for all N before the next one is submitted (the array's stripe model).
+//! - `io_uring qdN`: fio `ioengine=io_uring iodepth=N`; raidkit `UringDisk` with a ring of
+//!   N entries and batches of distinct requests (16·N for 4 KiB, 4·N for 1 MiB) per
+//!   `submit`, which streams them with at most N in flight (refilling as completions
+//!   arrive), as fio keeps N in flight; the queue drains only at the end of a batch.
 //!
 //! Without fio on the PATH only raidkit's figures are printed.
 
@@ -100,6 +102,8 @@ struct Options {
     size: u64,
     runtime: Duration,
     reps: usize,
+    only: Option<String>,
+    no_fio: bool,
 }
 
 fn options() -> Options {
@@ -108,6 +112,8 @@ fn options() -> Options {
         size: 1 << 30,
         runtime: Duration::from_secs(5),
         reps: 3,
+        only: None,
+        no_fio: false,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -116,9 +122,11 @@ fn options() -> Options {
             "--size-mib" => o.size = pair[1].parse::<u64>().unwrap_or(1024) << 20,
             "--runtime" => o.runtime = Duration::from_secs(pair[1].parse().unwrap_or(5)),
             "--reps" => o.reps = pair[1].parse().unwrap_or(3),
+            "--only" => o.only = Some(pair[1].clone()),
             _ => {}
         }
     }
+    o.no_fio = args.iter().any(|a| a == "--no-fio");
     o
 }
 
@@ -186,7 +194,8 @@ fn raidkit(path: &Path, size: u64, w: &Workload, runtime: Duration, seed: u64) -
     };
     let depth = match w.engine {
         Engine::Psync => 1,
-        Engine::Uring(d) => d as usize,
+        Engine::Uring(d) if w.random => batch_mult(16) * d as usize,
+        Engine::Uring(d) => batch_mult(4).min(4) * d as usize,
     };
     let mut bufs: Vec<AlignedBuf> = (0..depth).map(|_| AlignedBuf::new(w.block)).collect();
     let mut rng = Rng::new(seed);
@@ -198,18 +207,22 @@ fn raidkit(path: &Path, size: u64, w: &Workload, runtime: Duration, seed: u64) -
     let mut run = |until: Instant| -> u64 {
         let mut ops = 0u64;
         while Instant::now() < until {
-            let offsets: Vec<u64> = (0..depth)
-                .map(|_| {
-                    let block = if w.random {
-                        rng.below(blocks as usize) as u64
-                    } else {
-                        let b = next_seq;
-                        next_seq = (next_seq + 1) % blocks;
-                        b
-                    };
-                    block * w.block as u64
-                })
-                .collect();
+            // Distinct offsets: requests of one batch must not overlap.
+            let mut offsets: Vec<u64> = Vec::with_capacity(depth);
+            let mut taken = std::collections::HashSet::with_capacity(depth);
+            while offsets.len() < depth {
+                let block = if w.random {
+                    rng.below(blocks as usize) as u64
+                } else {
+                    let b = next_seq;
+                    next_seq = (next_seq + 1) % blocks;
+                    b
+                };
+                let offset = block * w.block as u64;
+                if taken.insert(offset) {
+                    offsets.push(offset);
+                }
+            }
             let mut batch: Vec<IoRequest<'_>> = bufs
                 .iter_mut()
                 .zip(&offsets)
@@ -243,6 +256,16 @@ fn raidkit(path: &Path, size: u64, w: &Workload, runtime: Duration, seed: u64) -
     (ops as f64 * w.block as f64 / secs, ops as f64 / secs)
 }
 
+/// Requests per `submit`, in multiples of the queue depth (`RAIDKIT_BENCH_BATCH`
+/// overrides the default, for experiments).
+fn batch_mult(default: usize) -> usize {
+    std::env::var("RAIDKIT_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+        .max(1)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -253,10 +276,11 @@ fn main() {
     std::fs::create_dir_all(&o.dir).expect("bench directory");
     let path = o.dir.join("bench.img");
     prepare(&path, o.size);
-    let have_fio = Command::new("fio")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
+    let have_fio = !o.no_fio
+        && Command::new("fio")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
     if !have_fio {
         eprintln!("note: fio is not installed (apt-get install fio); printing raidkit only");
     }
@@ -264,6 +288,12 @@ fn main() {
     let mut theirs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); WORKLOADS.len()];
     for rep in 0..o.reps {
         for (i, w) in WORKLOADS.iter().enumerate() {
+            if o.only
+                .as_ref()
+                .is_some_and(|only| !format!("{} {:?}", w.name, w.engine).contains(only.as_str()))
+            {
+                continue;
+            }
             if have_fio && let Some(r) = fio(&path, o.size, w, o.runtime) {
                 theirs[i].push(r);
             }
@@ -291,6 +321,9 @@ fn main() {
         let pick = |r: &(f64, f64)| if w.random { r.1 } else { r.0 / 1e6 };
         let unit = if w.random { "IOPS" } else { "MB/s" };
         let mut mine: Vec<f64> = ours[i].iter().map(pick).collect();
+        if mine.is_empty() {
+            continue;
+        }
         let m = median(&mut mine);
         let mut fio_rates: Vec<f64> = theirs[i].iter().map(pick).collect();
         let (f, ratio) = if fio_rates.is_empty() {

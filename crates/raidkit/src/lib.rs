@@ -1,10 +1,14 @@
 //! raidkit: software RAID 1/5/6 and wider k+m parity over files and block devices.
 //!
-//! This release provides the parity engine, [`parity`]: GF(2^8) kernels bit-compatible
-//! with Linux md and ISA-L (P = XOR, Q = Σ g^j·D_j over polynomial 0x11D), with scalar,
-//! AVX2, AVX-512BW and GFNI engines chosen at run time, RAID-6 recovery of every loss
-//! case, raid6check-style location of a single corrupt block, and a k+m erasure code for
-//! up to four parity blocks.
+//! This release provides two layers:
+//!
+//! - [`parity`]: GF(2^8) kernels bit-compatible with Linux md and ISA-L (P = XOR,
+//!   Q = Σ g^j·D_j over polynomial 0x11D), with scalar, AVX2, AVX-512BW and GFNI engines
+//!   chosen at run time, RAID-6 recovery of every loss case, raid6check-style location of a
+//!   single corrupt block, and a k+m erasure code for up to four parity blocks.
+//! - [`disk`]: the member-disk trait and its backends (files, block devices, io_uring,
+//!   memory maps, memory), a fail-stop wrapper, and with the `testing` feature a seeded
+//!   fault-injecting simulated disk.
 //!
 //! ```
 //! use raidkit::parity::Engine;

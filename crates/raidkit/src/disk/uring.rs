@@ -1,5 +1,6 @@
 //! io_uring: a whole batch of requests goes to the kernel in one submission.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -13,8 +14,9 @@ use super::{Disk, DiskError, DiskInfo, IoRequest, Op};
 
 /// A regular file or block device driven through io_uring with `O_DIRECT`.
 ///
-/// [`submit`](Disk::submit) queues up to the queue depth of requests and submits them in one
-/// system call, waiting for all of them; larger batches go in chunks of the queue depth.
+/// [`submit`](Disk::submit) puts up to the queue depth of requests into the ring with one
+/// system call and keeps the ring full as completions arrive, so a batch larger than the
+/// queue depth streams through it with at most `depth` requests in flight.
 /// Buffers must be aligned like for any `O_DIRECT` disk ([`AlignedBuf`]). When io_uring
 /// is not available (old kernel, disabled by `kernel.io_uring_disabled` or a seccomp
 /// policy), [`UringDisk::open`] fails with [`DiskError::Unsupported`] and the caller can
@@ -54,10 +56,18 @@ impl UringDisk {
                 reason: "not a regular file or a block device".to_string(),
             });
         }
-        let ring = IoUring::new(depth).map_err(|e| DiskError::Unsupported {
-            path: path.to_path_buf(),
-            reason: format!("io_uring is not available here ({e}); use the file or block backend"),
-        })?;
+        // Cooperative task running (Linux 5.19+) spares the submitter an interrupt per
+        // completion; older kernels get a plain ring.
+        let ring = IoUring::builder()
+            .setup_coop_taskrun()
+            .build(depth)
+            .or_else(|_| IoUring::new(depth))
+            .map_err(|e| DiskError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "io_uring is not available here ({e}); use the file or block backend"
+                ),
+            })?;
         let mut flags = libc::O_DIRECT;
         if block_device {
             flags |= libc::O_EXCL;
@@ -98,91 +108,48 @@ impl UringDisk {
         })
     }
 
-    /// Runs one chunk of at most `depth` checked requests; `done[i]` counts the bytes
-    /// finished so far, so short transfers are resubmitted for the rest.
-    fn run_chunk(
+    /// The io_uring entry for the rest of `request`, `done` bytes in.
+    fn entry(
         &self,
-        ring: &mut IoUring,
-        chunk: &mut [IoRequest<'_>],
-        results: &mut [Option<Result<(), DiskError>>],
-    ) {
+        request: &mut IoRequest<'_>,
+        done: usize,
+        tag: usize,
+    ) -> io_uring::squeue::Entry {
         let fd = types::Fd(self.file.as_raw_fd());
-        let mut done = vec![0usize; chunk.len()];
-        loop {
-            let mut queued = 0;
-            for (i, request) in chunk.iter_mut().enumerate() {
-                if results[i].is_some() {
-                    continue;
-                }
-                let d = done[i];
-                let entry = match request {
-                    IoRequest::Read { offset, buf } => {
-                        opcode::Read::new(fd, buf[d..].as_mut_ptr(), (buf.len() - d) as u32)
-                            .offset(*offset + d as u64)
-                            .build()
-                    }
-                    IoRequest::Write { offset, buf } => {
-                        opcode::Write::new(fd, buf[d..].as_ptr(), (buf.len() - d) as u32)
-                            .offset(*offset + d as u64)
-                            .build()
-                    }
-                };
-                // SAFETY: the buffer stays borrowed by `chunk` until this function returns,
-                // and it returns only after every queued entry has completed (the wait
-                // below collects one completion per queued entry), so the kernel never
-                // touches memory that is gone. The ring has room: at most `depth`
-                // entries are queued per round and the queue is drained each round.
-                let pushed = unsafe { ring.submission().push(&entry.user_data(i as u64)) };
-                if pushed.is_err() {
-                    break;
-                }
-                queued += 1;
+        let entry = match request {
+            IoRequest::Read { offset, buf } => {
+                opcode::Read::new(fd, buf[done..].as_mut_ptr(), (buf.len() - done) as u32)
+                    .offset(*offset + done as u64)
+                    .build()
             }
-            if queued == 0 {
-                return;
+            IoRequest::Write { offset, buf } => {
+                opcode::Write::new(fd, buf[done..].as_ptr(), (buf.len() - done) as u32)
+                    .offset(*offset + done as u64)
+                    .build()
             }
-            // Reap exactly as many completions as entries were queued before anything
-            // else happens: until then the kernel may still use the buffers.
-            let mut completed = 0;
-            while completed < queued {
-                if let Some(cqe) = ring.completion().next() {
-                    completed += 1;
-                    let i = cqe.user_data() as usize;
-                    let (op, offset, len) = chunk[i].range();
-                    match cqe.result() {
-                        n if n < 0 => {
-                            let err = std::io::Error::from_raw_os_error(-n);
-                            results[i] =
-                                Some(Err(DiskError::io(&self.info.name, op, offset, len, err)));
-                        }
-                        0 => {
-                            let err = std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "the device made no progress",
-                            );
-                            results[i] =
-                                Some(Err(DiskError::io(&self.info.name, op, offset, len, err)));
-                        }
-                        n => {
-                            done[i] += n as usize;
-                            if done[i] as u64 >= len {
-                                results[i] = Some(Ok(()));
-                            }
-                        }
-                    }
-                    continue;
-                }
-                if let Err(e) = ring.submit_and_wait(queued - completed) {
-                    match e.raw_os_error() {
-                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY) => std::thread::yield_now(),
-                        _ => {
-                            // Entries are in flight with buffers we only borrow: returning
-                            // or unwinding could let the kernel write freed memory.
-                            eprintln!("raidkit: io_uring_enter failed with entries in flight: {e}");
-                            std::process::abort();
-                        }
-                    }
-                }
+        };
+        entry.user_data(tag as u64)
+    }
+}
+
+/// Waits until at least one completion is available, submitting anything queued. Transient
+/// errors are retried; any other error aborts, because entries may be in flight with buffers
+/// that are only borrowed (returning or unwinding could let the kernel write freed memory).
+fn wait_for_one(ring: &mut IoUring) {
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => return,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) =>
+            {
+                std::thread::yield_now();
+            }
+            Err(e) => {
+                eprintln!("raidkit: io_uring_enter failed with entries in flight: {e}");
+                std::process::abort();
             }
         }
     }
@@ -230,17 +197,67 @@ impl Disk for UringDisk {
                 }
             })
             .collect();
+        // Stream the batch through the ring: keep up to `depth` requests in flight and
+        // refill as completions arrive (a short transfer goes back in the queue for the rest).
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = &mut ring.0;
         let depth = self.depth as usize;
-        let mut start = 0;
-        while start < batch.len() {
-            let end = (start + depth).min(batch.len());
-            self.run_chunk(
-                &mut ring.0,
-                &mut batch[start..end],
-                &mut results[start..end],
+        let mut done = vec![0usize; batch.len()];
+        let mut queue: VecDeque<usize> =
+            (0..batch.len()).filter(|&i| results[i].is_none()).collect();
+        let mut in_flight = 0usize;
+        let mut completions: Vec<(usize, i32)> = Vec::with_capacity(depth);
+        loop {
+            while in_flight < depth {
+                let Some(i) = queue.pop_front() else { break };
+                let entry = self.entry(&mut batch[i], done[i], i);
+                // SAFETY: the entry points into `batch[i]`'s buffer, which `batch` keeps
+                // borrowed until this function returns, and it returns only when nothing is
+                // in flight (the loop below ends only at `in_flight == 0`), so the kernel
+                // never uses memory that is gone. At most `depth` entries are outstanding,
+                // and the ring has `depth` submission slots.
+                if unsafe { ring.submission().push(&entry) }.is_err() {
+                    queue.push_front(i);
+                    break;
+                }
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            wait_for_one(ring);
+            completions.clear();
+            completions.extend(
+                ring.completion()
+                    .map(|c| (c.user_data() as usize, c.result())),
             );
-            start = end;
+            for &(i, result) in &completions {
+                in_flight -= 1;
+                let (op, offset, len) = batch[i].range();
+                match result {
+                    n if n < 0 => {
+                        let err = std::io::Error::from_raw_os_error(-n);
+                        results[i] =
+                            Some(Err(DiskError::io(&self.info.name, op, offset, len, err)));
+                    }
+                    0 => {
+                        let err = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the device made no progress",
+                        );
+                        results[i] =
+                            Some(Err(DiskError::io(&self.info.name, op, offset, len, err)));
+                    }
+                    n => {
+                        done[i] += n as usize;
+                        if done[i] as u64 >= len {
+                            results[i] = Some(Ok(()));
+                        } else {
+                            queue.push_back(i);
+                        }
+                    }
+                }
+            }
         }
         results
             .into_iter()
