@@ -2,7 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::{Disk, DiskError, DiskInfo, Op};
@@ -102,18 +102,11 @@ impl Disk for BlockDisk {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        self.info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| DiskError::io(&self.info.name, Op::Read, offset, buf.len() as u64, e))
+        super::file::read_file(&self.info, &self.file, buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        self.info
-            .check(Op::Write, offset, buf.as_ptr(), buf.len())?;
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| DiskError::io(&self.info.name, Op::Write, offset, buf.len() as u64, e))
+        super::file::write_file(&self.info, &self.file, buf, offset)
     }
 
     fn flush(&self) -> Result<(), DiskError> {

@@ -88,24 +88,41 @@ impl FileDisk {
     }
 }
 
+/// A checked positional read from a file or device (`pread`, retried on short reads).
+pub(super) fn read_file(
+    info: &DiskInfo,
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<(), DiskError> {
+    info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
+    file.read_exact_at(buf, offset)
+        .map_err(|e| DiskError::io(&info.name, Op::Read, offset, buf.len() as u64, e))
+}
+
+/// A checked positional write to a file or device (`pwrite`, retried on short writes).
+pub(super) fn write_file(
+    info: &DiskInfo,
+    file: &File,
+    buf: &[u8],
+    offset: u64,
+) -> Result<(), DiskError> {
+    info.check(Op::Write, offset, buf.as_ptr(), buf.len())?;
+    file.write_all_at(buf, offset)
+        .map_err(|e| DiskError::io(&info.name, Op::Write, offset, buf.len() as u64, e))
+}
+
 impl Disk for FileDisk {
     fn info(&self) -> &DiskInfo {
         &self.info
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        self.info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| DiskError::io(&self.info.name, Op::Read, offset, buf.len() as u64, e))
+        read_file(&self.info, &self.file, buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        self.info
-            .check(Op::Write, offset, buf.as_ptr(), buf.len())?;
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| DiskError::io(&self.info.name, Op::Write, offset, buf.len() as u64, e))
+        write_file(&self.info, &self.file, buf, offset)
     }
 
     fn flush(&self) -> Result<(), DiskError> {

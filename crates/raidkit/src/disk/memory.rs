@@ -32,26 +32,45 @@ impl MemDisk {
     }
 }
 
+/// A checked copy out of a byte image behind a lock (memory and mapped disks).
+pub(super) fn read_image<T: AsRef<[u8]>>(
+    info: &DiskInfo,
+    image: &RwLock<T>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<(), DiskError> {
+    info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
+    let image = image.read().unwrap_or_else(|e| e.into_inner());
+    let start = offset as usize;
+    buf.copy_from_slice(&image.as_ref()[start..start + buf.len()]);
+    Ok(())
+}
+
+/// A checked copy into a byte image behind a lock (memory and mapped disks).
+pub(super) fn write_image<T: AsMut<[u8]>>(
+    info: &DiskInfo,
+    image: &RwLock<T>,
+    buf: &[u8],
+    offset: u64,
+) -> Result<(), DiskError> {
+    info.check(Op::Write, offset, buf.as_ptr(), buf.len())?;
+    let mut image = image.write().unwrap_or_else(|e| e.into_inner());
+    let start = offset as usize;
+    image.as_mut()[start..start + buf.len()].copy_from_slice(buf);
+    Ok(())
+}
+
 impl Disk for MemDisk {
     fn info(&self) -> &DiskInfo {
         &self.info
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        self.info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
-        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
-        let start = offset as usize;
-        buf.copy_from_slice(&data[start..start + buf.len()]);
-        Ok(())
+        read_image(&self.info, &self.data, buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        self.info
-            .check(Op::Write, offset, buf.as_ptr(), buf.len())?;
-        let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
-        let start = offset as usize;
-        data[start..start + buf.len()].copy_from_slice(buf);
-        Ok(())
+        write_image(&self.info, &self.data, buf, offset)
     }
 
     fn flush(&self) -> Result<(), DiskError> {

@@ -59,20 +59,11 @@ impl Disk for MmapDisk {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        self.info.check(Op::Read, offset, buf.as_ptr(), buf.len())?;
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let start = offset as usize;
-        buf.copy_from_slice(&map[start..start + buf.len()]);
-        Ok(())
+        super::memory::read_image(&self.info, &self.map, buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        self.info
-            .check(Op::Write, offset, buf.as_ptr(), buf.len())?;
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let start = offset as usize;
-        map[start..start + buf.len()].copy_from_slice(buf);
-        Ok(())
+        super::memory::write_image(&self.info, &self.map, buf, offset)
     }
 
     fn flush(&self) -> Result<(), DiskError> {
