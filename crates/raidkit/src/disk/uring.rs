@@ -118,18 +118,24 @@ impl UringDisk {
         let fd = types::Fd(self.file.as_raw_fd());
         let entry = match request {
             IoRequest::Read { offset, buf } => {
-                opcode::Read::new(fd, buf[done..].as_mut_ptr(), (buf.len() - done) as u32)
+                opcode::Read::new(fd, buf[done..].as_mut_ptr(), chunk(buf.len() - done))
                     .offset(*offset + done as u64)
                     .build()
             }
             IoRequest::Write { offset, buf } => {
-                opcode::Write::new(fd, buf[done..].as_ptr(), (buf.len() - done) as u32)
+                opcode::Write::new(fd, buf[done..].as_ptr(), chunk(buf.len() - done))
                     .offset(*offset + done as u64)
                     .build()
             }
         };
         entry.user_data(tag as u64)
     }
+}
+
+/// One entry's length: at most 1 GiB (a multiple of every block size), since entry lengths
+/// are 32-bit; a longer request continues like a short transfer.
+fn chunk(remaining: usize) -> u32 {
+    remaining.min(1 << 30) as u32
 }
 
 /// Waits until at least one completion is available, submitting anything queued. Transient
