@@ -1,6 +1,7 @@
 //! The crate-wide error: one variant per area, each with its own typed error.
 
 use crate::disk::DiskError;
+use crate::layout::LayoutError;
 use crate::parity::ParityError;
 
 /// Any raidkit error.
@@ -13,4 +14,7 @@ pub enum Error {
     /// From a member disk.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// From array geometry.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
 }

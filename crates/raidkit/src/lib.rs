@@ -1,11 +1,13 @@
 //! raidkit: software RAID 1/5/6 and wider k+m parity over files and block devices.
 //!
-//! This release provides two layers:
+//! This release provides three layers:
 //!
 //! - [`parity`]: GF(2^8) kernels bit-compatible with Linux md and ISA-L (P = XOR,
 //!   Q = Σ g^j·D_j over polynomial 0x11D), with scalar, AVX2, AVX-512BW and GFNI engines
 //!   chosen at run time, RAID-6 recovery of every loss case, raid6check-style location of a
 //!   single corrupt block, and a k+m erasure code for up to four parity blocks.
+//! - [`layout`]: array geometry — RAID-1, and md's left-symmetric rotation for RAID-5, RAID-6
+//!   and k+m; the first piece of the array.
 //! - [`disk`]: the member-disk trait and its backends (files, block devices, io_uring,
 //!   memory maps, memory), a fail-stop wrapper, and with the `testing` feature a seeded
 //!   fault-injecting simulated disk.
@@ -26,6 +28,7 @@
 
 pub mod disk;
 mod error;
+pub mod layout;
 pub mod parity;
 
 pub use error::Error;
