@@ -1,5 +1,6 @@
 //! The crate-wide error: one variant per area, each with its own typed error.
 
+use crate::array::ArrayError;
 use crate::disk::DiskError;
 use crate::layout::LayoutError;
 use crate::parity::ParityError;
@@ -17,4 +18,7 @@ pub enum Error {
     /// From array geometry.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// From the array.
+    #[error(transparent)]
+    Array(#[from] ArrayError),
 }

@@ -26,9 +26,12 @@
 
 #![warn(missing_docs)]
 
+pub mod array;
 pub mod disk;
 mod error;
+pub mod format;
 pub mod layout;
 pub mod parity;
 
+pub use array::{Array, ArrayError};
 pub use error::Error;

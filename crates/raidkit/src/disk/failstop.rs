@@ -77,6 +77,10 @@ impl<D: Disk> Disk for FailStop<D> {
         self.latch(self.inner.write_at(buf, offset))
     }
 
+    fn is_known_zeroed(&self) -> bool {
+        self.inner.is_known_zeroed()
+    }
+
     fn flush(&self) -> Result<(), DiskError> {
         self.refuse_if_failed()?;
         self.latch(self.inner.flush())

@@ -125,6 +125,12 @@ impl Disk for FileDisk {
         write_file(&self.info, &self.file, buf, offset)
     }
 
+    /// A regular file with no allocated blocks reads as zeros.
+    fn is_known_zeroed(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.blocks() == 0)
+    }
+
     fn flush(&self) -> Result<(), DiskError> {
         self.file
             .sync_data()

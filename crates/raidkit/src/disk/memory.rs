@@ -73,6 +73,14 @@ impl Disk for MemDisk {
         write_image(&self.info, &self.data, buf, offset)
     }
 
+    fn is_known_zeroed(&self) -> bool {
+        self.data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .all(|&b| b == 0)
+    }
+
     fn flush(&self) -> Result<(), DiskError> {
         Ok(())
     }

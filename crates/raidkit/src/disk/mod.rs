@@ -294,6 +294,12 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// Makes every write that returned before this call durable.
     fn flush(&self) -> Result<(), DiskError>;
 
+    /// Whether the disk is known to hold only zeros (a new sparse file, a fresh memory
+    /// disk). `false` when unknown: callers then assume nothing.
+    fn is_known_zeroed(&self) -> bool {
+        false
+    }
+
     /// Runs several requests and returns one result per request, in order. Requests of
     /// one batch must not overlap each other when any of them writes. The default runs
     /// them in parallel on scoped threads; backends with a native batch interface
@@ -365,6 +371,32 @@ pub fn open(path: &Path) -> Result<FailStop<Box<dyn Disk>>, DiskError> {
 impl<D: Disk + ?Sized> Disk for Box<D> {
     fn info(&self) -> &DiskInfo {
         (**self).info()
+    }
+    fn is_known_zeroed(&self) -> bool {
+        (**self).is_known_zeroed()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+        (**self).read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+        (**self).write_at(buf, offset)
+    }
+    fn flush(&self) -> Result<(), DiskError> {
+        (**self).flush()
+    }
+    fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
+        (**self).submit(batch)
+    }
+}
+
+/// A shared disk is a disk: tests keep a handle to a simulated member while the array owns
+/// a clone.
+impl<D: Disk + ?Sized> Disk for std::sync::Arc<D> {
+    fn info(&self) -> &DiskInfo {
+        (**self).info()
+    }
+    fn is_known_zeroed(&self) -> bool {
+        (**self).is_known_zeroed()
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
         (**self).read_at(buf, offset)

@@ -1,0 +1,170 @@
+//! Array errors: each names the member (its disk name and role) or the byte range.
+
+use crate::disk::DiskError;
+use crate::format::{FormatError, ReadError};
+use crate::layout::LayoutError;
+use crate::parity::ParityError;
+
+/// Errors of array operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArrayError {
+    /// A member disk error that the array could not absorb.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// Invalid geometry.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A parity engine error.
+    #[error(transparent)]
+    Parity(#[from] ParityError),
+    /// A format-planning error (create).
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A member's superblock could not be read or is invalid in every copy.
+    #[error("{member}: {source}")]
+    Superblock {
+        /// The member's name.
+        member: String,
+        /// What is wrong.
+        #[source]
+        source: ReadError,
+    },
+    /// The member's superblock has a format major version this build cannot read.
+    #[error(
+        "{member}: superblock format version {major}.{minor} is not supported by this build (it reads 1.x); use a newer raidkit"
+    )]
+    UnknownVersion {
+        /// The member's name.
+        member: String,
+        /// Major version found.
+        major: u16,
+        /// Minor version found.
+        minor: u16,
+    },
+    /// The member belongs to another array.
+    #[error("{member}: belongs to array {found}, not to array {expected}")]
+    ForeignMember {
+        /// The member's name.
+        member: String,
+        /// The array being assembled.
+        expected: String,
+        /// The member's array.
+        found: String,
+    },
+    /// The same member was given twice.
+    #[error("{member}: given twice (also as {other})")]
+    DuplicateMember {
+        /// The member's name.
+        member: String,
+        /// The other name it was given under.
+        other: String,
+    },
+    /// The member's superblock disagrees with the array's geometry.
+    #[error("{member}: geometry does not match the array ({field}: {found}, array has {expected})")]
+    GeometryMismatch {
+        /// The member's name.
+        member: String,
+        /// The field that differs.
+        field: &'static str,
+        /// The member's value.
+        found: String,
+        /// The array's value.
+        expected: String,
+    },
+    /// Too many roles have no usable member.
+    #[error(
+        "cannot start the array: role(s) {missing:?} have no usable member ({present} of {members} present, at least {needed} needed)"
+    )]
+    TooManyMissing {
+        /// The roles without a usable member.
+        missing: Vec<usize>,
+        /// Usable members.
+        present: usize,
+        /// Members of the array.
+        members: usize,
+        /// Members needed.
+        needed: usize,
+    },
+    /// No members were given.
+    #[error("no members given")]
+    NoMembers,
+    /// The member already holds a raidkit superblock (create without force).
+    #[error(
+        "{member}: already a member of raidkit array {array}; refusing to overwrite it without force"
+    )]
+    AlreadyMember {
+        /// The member's name.
+        member: String,
+        /// The array it belongs to.
+        array: String,
+    },
+    /// The member's block size cannot hold the format's 4 KiB blocks.
+    #[error("{member}: logical block size {block_size} is not supported (must divide 4096)")]
+    BlockSize {
+        /// The member's name.
+        member: String,
+        /// Its block size.
+        block_size: u32,
+    },
+    /// The member is too small.
+    #[error("{member}: {size} bytes is too small (at least {needed} bytes are needed)")]
+    MemberTooSmall {
+        /// The member's name.
+        member: String,
+        /// Its size.
+        size: u64,
+        /// The size needed.
+        needed: u64,
+    },
+    /// A request outside the array.
+    #[error("{op} of {len} bytes at offset {offset} is past the end of the array ({size} bytes)")]
+    OutOfRange {
+        /// "read" or "write".
+        op: &'static str,
+        /// Start.
+        offset: u64,
+        /// Length.
+        len: u64,
+        /// The array's size.
+        size: u64,
+    },
+    /// Data that cannot be recovered: more damage in a stripe than the redundancy covers.
+    #[error("array bytes {offset}..{end} (stripe {stripe}) cannot be recovered: {reason}")]
+    Unrecoverable {
+        /// First array byte affected.
+        offset: u64,
+        /// One past the last.
+        end: u64,
+        /// The stripe.
+        stripe: u64,
+        /// What was lost.
+        reason: String,
+    },
+    /// The array has lost more members than it has redundancy.
+    #[error("the array has failed: {failed} of {members} members are unusable (it survives {m})")]
+    Failed {
+        /// Unusable members.
+        failed: usize,
+        /// Members.
+        members: usize,
+        /// Failures survivable.
+        m: usize,
+    },
+    /// No member with that name or role.
+    #[error("no member {0} in this array")]
+    NoSuchMember(String),
+    /// The operation does not apply to the member in its state.
+    #[error("{member}: cannot {action}: the member is {state}")]
+    MemberState {
+        /// The member's name.
+        member: String,
+        /// What was asked.
+        action: &'static str,
+        /// Its state.
+        state: String,
+    },
+    /// The member table is full.
+    #[error("the member table is full ({0} slots)")]
+    TableFull(usize),
+}

@@ -1,0 +1,230 @@
+//! A member as the running array sees it: its disk, state, checksum table and counters.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::disk::{AlignedBuf, Disk, DiskError};
+use crate::format::{CSUM_BLOCK, CSUM_ENTRY, Regions};
+
+/// A member's state in the running array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MemberState {
+    /// In service.
+    Active,
+    /// Failed (I/O errors, past the error threshold, or marked by the user).
+    Faulty,
+    /// The role has no disk (absent at assemble, or removed).
+    Missing,
+    /// Present but out of date (older event counter, or marked failed or rebuilding in the
+    /// newest superblock): not trusted for data, needs a rebuild.
+    Stale,
+    /// A hot spare.
+    Spare,
+}
+
+impl MemberState {
+    fn code(self) -> u8 {
+        match self {
+            MemberState::Active => 0,
+            MemberState::Faulty => 1,
+            MemberState::Missing => 2,
+            MemberState::Stale => 3,
+            MemberState::Spare => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> MemberState {
+        match code {
+            0 => MemberState::Active,
+            1 => MemberState::Faulty,
+            2 => MemberState::Missing,
+            3 => MemberState::Stale,
+            _ => MemberState::Spare,
+        }
+    }
+
+    /// The state's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::Faulty => "faulty",
+            MemberState::Missing => "missing",
+            MemberState::Stale => "stale",
+            MemberState::Spare => "spare",
+        }
+    }
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error counters of one member since the array was assembled.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub read_errors: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub checksum_errors: AtomicU64,
+    pub repaired: AtomicU64,
+}
+
+/// The in-memory copy of a member's checksum table, with the pages changed since the last
+/// flush.
+#[derive(Debug)]
+pub(crate) struct ChecksumTable {
+    entries: Vec<AtomicU32>,
+    dirty: Mutex<BTreeSet<u64>>,
+}
+
+/// Entries per table page.
+const PER_PAGE: u64 = CSUM_BLOCK / CSUM_ENTRY;
+
+impl ChecksumTable {
+    pub fn from_entries(entries: impl IntoIterator<Item = u32>) -> ChecksumTable {
+        ChecksumTable {
+            entries: entries.into_iter().map(AtomicU32::new).collect(),
+            dirty: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Reads the table of a member.
+    pub fn load(disk: &dyn Disk, regions: &Regions) -> Result<ChecksumTable, DiskError> {
+        let blocks = regions.data_size / CSUM_BLOCK;
+        let mut buf = AlignedBuf::new(regions.csum_size as usize);
+        disk.read_at(&mut buf, regions.csum_offset)?;
+        Ok(ChecksumTable::from_entries(
+            buf.chunks_exact(4)
+                .take(blocks as usize)
+                .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]])),
+        ))
+    }
+
+    /// Writes the whole table (create).
+    pub fn store_all(&self, disk: &dyn Disk, regions: &Regions) -> Result<(), DiskError> {
+        let mut buf = AlignedBuf::new(regions.csum_size as usize);
+        for (i, entry) in self.entries.iter().enumerate() {
+            buf[i * 4..i * 4 + 4].copy_from_slice(&entry.load(Ordering::Relaxed).to_le_bytes());
+        }
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        disk.write_at(&buf, regions.csum_offset)
+    }
+
+    pub fn get(&self, block: u64) -> u32 {
+        self.entries[block as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, block: u64, value: u32) {
+        self.entries[block as usize].store(value, Ordering::Relaxed);
+    }
+
+    /// Marks the pages holding blocks `first..first + count` as changed.
+    pub fn mark_dirty(&self, first: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        for page in first / PER_PAGE..=(first + count - 1) / PER_PAGE {
+            dirty.insert(page);
+        }
+    }
+
+    /// Writes every changed page; a page that fails to write stays dirty.
+    pub fn write_dirty(&self, disk: &dyn Disk, regions: &Regions) -> Result<(), DiskError> {
+        let pages: Vec<u64> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
+        let mut buf = AlignedBuf::new(CSUM_BLOCK as usize);
+        for (n, &page) in pages.iter().enumerate() {
+            buf.fill(0);
+            let first = page * PER_PAGE;
+            let last = (first + PER_PAGE).min(self.entries.len() as u64);
+            for block in first..last {
+                let at = ((block - first) * CSUM_ENTRY) as usize;
+                buf[at..at + 4].copy_from_slice(&self.get(block).to_le_bytes());
+            }
+            if let Err(e) = disk.write_at(&buf, regions.csum_offset + page * CSUM_BLOCK) {
+                self.dirty
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(pages[n..].iter().copied());
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One member of the running array.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub name: RwLock<String>,
+    disk: RwLock<Option<Arc<dyn Disk>>>,
+    state: AtomicU8,
+    pub uuid: RwLock<[u8; 16]>,
+    pub table: RwLock<Option<Arc<ChecksumTable>>>,
+    pub counters: Counters,
+}
+
+impl Member {
+    pub fn new(
+        name: String,
+        disk: Option<Arc<dyn Disk>>,
+        state: MemberState,
+        uuid: [u8; 16],
+        table: Option<ChecksumTable>,
+    ) -> Member {
+        Member {
+            name: RwLock::new(name),
+            disk: RwLock::new(disk),
+            state: AtomicU8::new(state.code()),
+            uuid: RwLock::new(uuid),
+            table: RwLock::new(table.map(Arc::new)),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn state(&self) -> MemberState {
+        MemberState::from_code(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, state: MemberState) {
+        self.state.store(state.code(), Ordering::Release);
+    }
+
+    /// Moves from `from` to `to`; false when the member was not in `from`.
+    pub fn transition(&self, from: MemberState, to: MemberState) -> bool {
+        self.state
+            .compare_exchange(from.code(), to.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state() == MemberState::Active
+    }
+
+    pub fn disk(&self) -> Option<Arc<dyn Disk>> {
+        self.disk.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_disk(&self, disk: Option<Arc<dyn Disk>>) {
+        *self.disk.write().unwrap_or_else(|e| e.into_inner()) = disk;
+    }
+
+    pub fn table(&self) -> Option<Arc<ChecksumTable>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.name.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn uuid(&self) -> [u8; 16] {
+        *self.uuid.read().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,1120 @@
+//! The array: members, superblocks, create and assemble, reads and writes, degraded mode,
+//! self-healing checksummed reads, member management and status.
+//!
+//! An [`Array`] is `Send + Sync` and used through `&self` from many threads. Each stripe
+//! has a reader-writer lock (from a fixed table of locks, hashed by stripe): writes and
+//! repairs of a stripe hold it exclusively, verified reads share it, so stripes proceed in
+//! parallel while a stripe never changes under a reader. The member I/Os of one stripe are
+//! issued together on the array's thread pool.
+//!
+//! Every 4 KiB block of every member has an entry in that member's checksum table
+//! ([`crate::format::checksum_entry`]). A read verifies every block it returns. A block
+//! that fails (an `EIO` or a checksum mismatch) is rebuilt from the stripe's redundancy,
+//! checked against its own entry, returned and written back; when the stripe has lost more
+//! than its redundancy, the read fails with [`ArrayError::Unrecoverable`] naming the range:
+//! the array never returns wrong data.
+//!
+//! ```
+//! use raidkit::array::{Array, CreateOptions};
+//! use raidkit::disk::{Disk, MemDisk};
+//! use raidkit::layout::Level;
+//!
+//! let disks: Vec<Box<dyn Disk>> = (0..4)
+//!     .map(|i| Box::new(MemDisk::new(&format!("m{i}"), 8 << 20, 4096)) as Box<dyn Disk>)
+//!     .collect();
+//! let array = Array::create(disks, &CreateOptions::new(Level::Parity { m: 1 }).chunk(64 << 10))?;
+//! array.write_at(b"hello, stripes", 100_000)?;
+//! let mut back = [0u8; 14];
+//! array.read_at(&mut back, 100_000)?;
+//! assert_eq!(&back, b"hello, stripes");
+//! # Ok::<(), raidkit::array::ArrayError>(())
+//! ```
+
+mod error;
+mod member;
+mod stripe;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use error::ArrayError;
+pub use member::MemberState;
+use member::{ChecksumTable, Member};
+
+use crate::disk::Disk;
+use crate::format::{
+    self, CSUM_BLOCK, FLAG_DIRTY, FormatError, ReadError, Regions, Slot, SlotState, Superblock,
+    VERSION_MINOR,
+};
+use crate::layout::{DEFAULT_CHUNK, Layout, Level};
+use crate::parity::{Codec, Engine};
+
+/// Stripe locks in the lock table.
+const LOCKS: usize = 1024;
+
+/// Options of a running array.
+#[derive(Debug, Clone)]
+pub struct ArrayOptions {
+    /// The parity engine (default: [`Engine::detect`]).
+    pub engine: Option<Engine>,
+    /// A member whose read and checksum errors since assemble exceed this is marked faulty.
+    pub error_threshold: u64,
+    /// Threads issuing member I/O (default: the member count, from 2 to 16).
+    pub threads: Option<usize>,
+}
+
+impl Default for ArrayOptions {
+    fn default() -> ArrayOptions {
+        ArrayOptions {
+            engine: None,
+            error_threshold: 256,
+            threads: None,
+        }
+    }
+}
+
+/// How `create` brings parity into agreement with the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialSync {
+    /// Skip the sync when every member says it is all zeros (a new sparse file), else sync.
+    Auto,
+    /// Trust that every member is all zeros (parity of zeros is zeros): no sync.
+    AssumeZero,
+    /// Always compute parity (copy the first mirror) over the whole array.
+    Full,
+}
+
+/// Options for [`Array::create`].
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// The level.
+    pub level: Level,
+    /// Chunk size (default 512 KiB, [`DEFAULT_CHUNK`]).
+    pub chunk: u64,
+    /// The array's name (at most 32 bytes are stored).
+    pub name: String,
+    /// Overwrite members that already hold a raidkit superblock.
+    pub force: bool,
+    /// The initial sync.
+    pub sync: InitialSync,
+    /// Options of the running array.
+    pub array: ArrayOptions,
+}
+
+impl CreateOptions {
+    /// Defaults for `level`: 512 KiB chunks, no name, no force, automatic initial sync.
+    pub fn new(level: Level) -> CreateOptions {
+        CreateOptions {
+            level,
+            chunk: DEFAULT_CHUNK,
+            name: String::new(),
+            force: false,
+            sync: InitialSync::Auto,
+            array: ArrayOptions::default(),
+        }
+    }
+
+    /// Sets the chunk size.
+    pub fn chunk(mut self, chunk: u64) -> CreateOptions {
+        self.chunk = chunk;
+        self
+    }
+
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> CreateOptions {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Sets `force`.
+    pub fn force(mut self, force: bool) -> CreateOptions {
+        self.force = force;
+        self
+    }
+
+    /// Sets the initial sync.
+    pub fn sync(mut self, sync: InitialSync) -> CreateOptions {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets the running array's options.
+    pub fn array_options(mut self, options: ArrayOptions) -> CreateOptions {
+        self.array = options;
+        self
+    }
+}
+
+/// The array's overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayState {
+    /// Every role has an active member.
+    Clean,
+    /// Some roles have no active member, but no more than the redundancy.
+    Degraded,
+    /// More roles are lost than the redundancy covers: data is lost.
+    Failed,
+}
+
+impl ArrayState {
+    /// The state's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArrayState::Clean => "clean",
+            ArrayState::Degraded => "degraded",
+            ArrayState::Failed => "failed",
+        }
+    }
+}
+
+/// One member in [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its role (position), or `None` for spares and members not in the array.
+    pub role: Option<usize>,
+    /// Its disk's name (path), or `(missing)`.
+    pub name: String,
+    /// Its member UUID.
+    pub uuid: String,
+    /// Its state.
+    pub state: MemberState,
+    /// Blocks that could not be read (`EIO`) since assemble.
+    pub read_errors: u64,
+    /// Failed writes and flushes since assemble.
+    pub write_errors: u64,
+    /// Blocks whose checksum did not match since assemble.
+    pub checksum_errors: u64,
+    /// Blocks rewritten from redundancy since assemble.
+    pub repaired: u64,
+}
+
+/// A snapshot of the array's state: like `mdadm --detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The array's UUID.
+    pub uuid: String,
+    /// The array's name.
+    pub name: String,
+    /// The level.
+    pub level: Level,
+    /// Data chunks per stripe.
+    pub k: usize,
+    /// Parity chunks per stripe (a mirror's extra copies).
+    pub m: usize,
+    /// Chunk size in bytes.
+    pub chunk: u64,
+    /// The layout's name.
+    pub layout: &'static str,
+    /// The array's size in bytes.
+    pub size: u64,
+    /// Where the data region starts on each member, in bytes.
+    pub data_offset: u64,
+    /// Bytes of data region per member.
+    pub data_size: u64,
+    /// Overall state.
+    pub state: ArrayState,
+    /// Whether the array was written since it was last closed cleanly (set on the first
+    /// write, cleared by [`Array::close`]). An array assembled dirty may have stripes whose
+    /// parity was not updated before the crash.
+    pub dirty: bool,
+    /// Whether it was already dirty when assembled (not closed cleanly last time).
+    pub unclean_start: bool,
+    /// The event counter.
+    pub event: u64,
+    /// Members by role, then spares and stale members outside the array.
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug)]
+struct Meta {
+    /// The newest superblock: what the next update starts from.
+    sb: Superblock,
+}
+
+/// A RAID array over member disks. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Array {
+    layout: Layout,
+    codec: Option<Codec>,
+    regions: Regions,
+    size: u64,
+    uuid: [u8; 16],
+    /// Members by role.
+    members: Vec<Member>,
+    /// Spares, and present members that are not in the array.
+    others: Mutex<Vec<Member>>,
+    meta: Mutex<Meta>,
+    dirty: AtomicBool,
+    unclean_start: bool,
+    locks: Vec<RwLock<()>>,
+    pool: rayon::ThreadPool,
+    options: ArrayOptions,
+    rotor: AtomicUsize,
+    closed: AtomicBool,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn check_block_size(disk: &dyn Disk) -> Result<(), ArrayError> {
+    let bs = disk.block_size();
+    if bs == 0 || !CSUM_BLOCK.is_multiple_of(u64::from(bs)) {
+        return Err(ArrayError::BlockSize {
+            member: disk.name().to_string(),
+            block_size: bs,
+        });
+    }
+    Ok(())
+}
+
+fn check_unique_names(disks: &[Arc<dyn Disk>]) -> Result<(), ArrayError> {
+    for (i, a) in disks.iter().enumerate() {
+        if let Some(b) = disks[..i].iter().find(|b| b.name() == a.name()) {
+            return Err(ArrayError::DuplicateMember {
+                member: a.name().to_string(),
+                other: b.name().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Array {
+    /// Creates an array over `disks` (in role order) and returns it, open.
+    ///
+    /// Checks the members (count for the level, block size, size: the smallest member's
+    /// size is used for all, and a log line says so), refuses a member that already holds
+    /// a raidkit superblock unless `force`, writes checksum tables and superblocks, and
+    /// brings parity into agreement with the data ([`InitialSync`]). Nothing is written
+    /// until every check has passed.
+    pub fn create(disks: Vec<Box<dyn Disk>>, options: &CreateOptions) -> Result<Array, ArrayError> {
+        Array::create_with_progress(disks, options, &|_, _| {})
+    }
+
+    /// [`create`](Array::create), calling `progress(done, total)` (bytes of member data
+    /// region) during the initial sync.
+    pub fn create_with_progress(
+        disks: Vec<Box<dyn Disk>>,
+        options: &CreateOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Array, ArrayError> {
+        if disks.is_empty() {
+            return Err(ArrayError::NoMembers);
+        }
+        let disks: Vec<Arc<dyn Disk>> = disks.into_iter().map(Arc::from).collect();
+        let layout = Layout::new(options.level, disks.len(), options.chunk)?;
+        check_unique_names(&disks)?;
+        for disk in &disks {
+            check_block_size(disk.as_ref())?;
+        }
+        if !options.force {
+            for disk in &disks {
+                if let Ok(found) = format::read_superblock(disk.as_ref()) {
+                    return Err(ArrayError::AlreadyMember {
+                        member: disk.name().to_string(),
+                        array: format::uuid_string(&found.superblock.array_uuid),
+                    });
+                }
+            }
+        }
+        let smallest = disks
+            .iter()
+            .min_by_key(|d| d.len())
+            .expect("at least one member");
+        let regions = Regions::plan(smallest.len(), layout.chunk()).map_err(|e| match e {
+            FormatError::TooSmall { size, needed } => ArrayError::MemberTooSmall {
+                member: smallest.name().to_string(),
+                size,
+                needed,
+            },
+            other => ArrayError::Format(other),
+        })?;
+        if disks.iter().any(|d| d.len() != smallest.len()) {
+            log::info!(
+                "members differ in size; using {} bytes of each (the size of {})",
+                smallest.len(),
+                smallest.name()
+            );
+        }
+        let zero = match options.sync {
+            InitialSync::AssumeZero => true,
+            InitialSync::Full => false,
+            InitialSync::Auto => disks.iter().all(|d| d.is_known_zeroed()),
+        };
+        let array_uuid = format::new_uuid();
+        let size = layout.capacity(regions.data_size);
+        let n = disks.len();
+        let slots: Vec<Slot> = (0..n)
+            .map(|_| Slot {
+                uuid: format::new_uuid(),
+                state: SlotState::Active,
+            })
+            .collect();
+        let time = now();
+        let sb = Superblock {
+            minor: VERSION_MINOR,
+            array_uuid,
+            member_uuid: slots[0].uuid,
+            slot: 0,
+            level: layout.level(),
+            k: layout.k() as u16,
+            m: layout.m() as u8,
+            members: n as u16,
+            chunk: layout.chunk(),
+            flags: 0,
+            event: 0,
+            ctime: time,
+            utime: time,
+            name: format::clip_name(&options.name),
+            member_size: smallest.len(),
+            array_size: size,
+            regions,
+            slots: slots.clone(),
+        };
+        let blocks = regions.data_size / CSUM_BLOCK;
+        let members: Vec<Member> = disks
+            .iter()
+            .zip(&slots)
+            .enumerate()
+            .map(|(role, (disk, slot))| {
+                let zero_crc = format::zero_block_crc();
+                let table = ChecksumTable::from_entries(
+                    (0..blocks).map(|b| zero_crc ^ format::address_mix(role, b)),
+                );
+                Member::new(
+                    disk.name().to_string(),
+                    Some(disk.clone()),
+                    MemberState::Active,
+                    slot.uuid,
+                    Some(table),
+                )
+            })
+            .collect();
+        let array = Array::build(
+            layout,
+            regions,
+            sb,
+            members,
+            Vec::new(),
+            false,
+            &options.array,
+        )?;
+        if !zero {
+            array.initial_sync(progress)?;
+        }
+        // Tables first, superblocks last: a member without a valid superblock is not an
+        // array member, whatever else was written.
+        array
+            .parallel(array.members.iter().collect(), |member| {
+                let disk = member.disk().expect("created members have disks");
+                let table = member.table().expect("created members have tables");
+                table.store_all(disk.as_ref(), &regions)?;
+                Ok::<(), ArrayError>(())
+            })
+            .into_iter()
+            .collect::<Result<(), ArrayError>>()?;
+        {
+            let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
+            // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
+            meta.sb.event = u64::MAX;
+            array.commit_strict(&mut meta)?;
+            array.commit_strict(&mut meta)?;
+        }
+        Ok(array)
+    }
+
+    /// Assembles an existing array from `disks`, in any order.
+    ///
+    /// Places each member by the role its superblock gives, and refuses, with an error
+    /// naming the member: an invalid superblock in every copy, an unknown format version,
+    /// a member of another array, the same member twice, a geometry that differs from the
+    /// array's. A member with an older event counter, or marked failed in the newest
+    /// superblock, is stale: kept out of the data path and reported. The array starts
+    /// degraded when at most m roles lack an active member, and refuses otherwise
+    /// ([`ArrayError::TooManyMissing`]). Assemble writes nothing to any member.
+    pub fn assemble(
+        disks: Vec<Box<dyn Disk>>,
+        options: &ArrayOptions,
+    ) -> Result<Array, ArrayError> {
+        if disks.is_empty() {
+            return Err(ArrayError::NoMembers);
+        }
+        let disks: Vec<Arc<dyn Disk>> = disks.into_iter().map(Arc::from).collect();
+        check_unique_names(&disks)?;
+        let mut found = Vec::with_capacity(disks.len());
+        for disk in &disks {
+            check_block_size(disk.as_ref())?;
+            let read = format::read_superblock(disk.as_ref()).map_err(|source| match source {
+                ReadError::NoValidCopy(FormatError::UnknownVersion { major, minor }, _)
+                | ReadError::NoValidCopy(_, FormatError::UnknownVersion { major, minor }) => {
+                    ArrayError::UnknownVersion {
+                        member: disk.name().to_string(),
+                        major,
+                        minor,
+                    }
+                }
+                source => ArrayError::Superblock {
+                    member: disk.name().to_string(),
+                    source,
+                },
+            })?;
+            if let Some(other) = &read.other {
+                log::warn!(
+                    "{}: one superblock copy is invalid ({other}); using the other",
+                    disk.name()
+                );
+            }
+            found.push(read.superblock);
+        }
+        for (i, sb) in found.iter().enumerate() {
+            if let Some(j) = found[..i]
+                .iter()
+                .position(|o| o.member_uuid == sb.member_uuid)
+            {
+                return Err(ArrayError::DuplicateMember {
+                    member: disks[i].name().to_string(),
+                    other: disks[j].name().to_string(),
+                });
+            }
+        }
+        // The array is the one most members belong to (the first given on a tie).
+        let votes = |uuid: &[u8; 16]| found.iter().filter(|sb| &sb.array_uuid == uuid).count();
+        let array_uuid = found
+            .iter()
+            .map(|sb| sb.array_uuid)
+            .max_by_key(|uuid| {
+                (
+                    votes(uuid),
+                    std::cmp::Reverse(found.iter().position(|sb| &sb.array_uuid == uuid)),
+                )
+            })
+            .expect("at least one member");
+        for (disk, sb) in disks.iter().zip(&found) {
+            if sb.array_uuid != array_uuid {
+                return Err(ArrayError::ForeignMember {
+                    member: disk.name().to_string(),
+                    expected: format::uuid_string(&array_uuid),
+                    found: format::uuid_string(&sb.array_uuid),
+                });
+            }
+        }
+        let newest_index = (0..found.len())
+            .max_by_key(|&i| (found[i].event, std::cmp::Reverse(i)))
+            .expect("at least one member");
+        let newest = found[newest_index].clone();
+        for (disk, sb) in disks.iter().zip(&found) {
+            check_geometry(disk.name(), sb, &newest)?;
+        }
+        let layout = newest.layout()?;
+        let regions = newest.regions;
+        let n = layout.members();
+        let mut by_role: Vec<Option<Member>> = (0..n).map(|_| None).collect();
+        let mut others = Vec::new();
+        for (disk, sb) in disks.iter().zip(&found) {
+            let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
+            let name = disk.name().to_string();
+            let state = match slot.map(|i| (i, newest.slots[i].state)) {
+                Some((i, SlotState::Active)) if i < n && sb.event + 1 >= newest.event => {
+                    MemberState::Active
+                }
+                Some((i, SlotState::Spare)) if i >= n => MemberState::Spare,
+                _ => MemberState::Stale,
+            };
+            if state != MemberState::Active {
+                log::warn!(
+                    "{name}: {state} (member event {}, array event {})",
+                    sb.event,
+                    newest.event
+                );
+            }
+            let member = Member::new(name, Some(disk.clone()), state, sb.member_uuid, None);
+            match slot {
+                Some(i) if i < n => by_role[i] = Some(member),
+                _ => others.push(member),
+            }
+        }
+        let members: Vec<Member> = by_role
+            .into_iter()
+            .enumerate()
+            .map(|(role, member)| {
+                member.unwrap_or_else(|| {
+                    Member::new(
+                        "(missing)".to_string(),
+                        None,
+                        MemberState::Missing,
+                        newest.slots[role].uuid,
+                        None,
+                    )
+                })
+            })
+            .collect();
+        // Checksum tables of the active members; a member whose table cannot be read is
+        // faulty.
+        for member in &members {
+            if member.is_active() {
+                let disk = member.disk().expect("active members have disks");
+                match ChecksumTable::load(disk.as_ref(), &regions) {
+                    Ok(table) => {
+                        *member.table.write().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Arc::new(table))
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "{}: cannot read its checksum table ({e}); faulty",
+                            member.name()
+                        );
+                        member.set_state(MemberState::Faulty);
+                    }
+                }
+            }
+        }
+        let missing: Vec<usize> = (0..n).filter(|&r| !members[r].is_active()).collect();
+        if missing.len() > layout.m() {
+            return Err(ArrayError::TooManyMissing {
+                present: n - missing.len(),
+                missing,
+                members: n,
+                needed: n - layout.m(),
+            });
+        }
+        let unclean = newest.is_dirty();
+        if unclean {
+            log::warn!(
+                "the array was not closed cleanly (dirty); parity of stripes being written at the time may be stale"
+            );
+        }
+        Array::build(layout, regions, newest, members, others, unclean, options)
+    }
+
+    fn build(
+        layout: Layout,
+        regions: Regions,
+        sb: Superblock,
+        members: Vec<Member>,
+        others: Vec<Member>,
+        unclean_start: bool,
+        options: &ArrayOptions,
+    ) -> Result<Array, ArrayError> {
+        let engine = match options.engine {
+            Some(engine) => engine,
+            None => Engine::detect()?,
+        };
+        let codec = match layout.level() {
+            Level::Mirror => None,
+            Level::Parity { m } => Some(Codec::with_engine(layout.k(), m, engine)?),
+        };
+        let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("raidkit-io-{i}"))
+            .build()
+            .map_err(|e| {
+                ArrayError::Disk(crate::disk::DiskError::io(
+                    "array",
+                    crate::disk::Op::Open,
+                    0,
+                    0,
+                    std::io::Error::other(e.to_string()),
+                ))
+            })?;
+        Ok(Array {
+            layout,
+            codec,
+            regions,
+            size: sb.array_size,
+            uuid: sb.array_uuid,
+            members,
+            others: Mutex::new(others),
+            dirty: AtomicBool::new(sb.is_dirty()),
+            unclean_start,
+            meta: Mutex::new(Meta { sb }),
+            locks: (0..LOCKS).map(|_| RwLock::new(())).collect(),
+            pool,
+            options: options.clone(),
+            rotor: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The array's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the array has no bytes (never true for a created array).
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The region map of every member.
+    pub fn regions(&self) -> &Regions {
+        &self.regions
+    }
+
+    /// The array's UUID.
+    pub fn uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    /// Runs `f` on every item, in parallel on the array's pool when there are several.
+    fn parallel<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+        if items.len() <= 1 {
+            return items.into_iter().map(f).collect();
+        }
+        let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+        self.pool.scope(|scope| {
+            let f = &f;
+            for (item, result) in items.into_iter().zip(results.iter_mut()) {
+                scope.spawn(move |_| *result = Some(f(item)));
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.expect("every task ran"))
+            .collect()
+    }
+
+    /// The member table as it should be recorded now.
+    fn slot_table(&self, previous: &[Slot]) -> Vec<Slot> {
+        let mut slots: Vec<Slot> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(role, member)| {
+                let state = match member.state() {
+                    MemberState::Active => SlotState::Active,
+                    MemberState::Missing if member.uuid() == [0; 16] => SlotState::Empty,
+                    // Keep a rebuild checkpoint recorded by a newer version.
+                    _ => match previous.get(role).map(|s| s.state) {
+                        Some(state @ SlotState::Rebuilding { .. }) => state,
+                        _ => SlotState::Faulty,
+                    },
+                };
+                Slot {
+                    uuid: member.uuid(),
+                    state,
+                }
+            })
+            .collect();
+        let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        slots.extend(
+            others
+                .iter()
+                .filter(|m| m.state() == MemberState::Spare)
+                .map(|m| Slot {
+                    uuid: m.uuid(),
+                    state: SlotState::Spare,
+                }),
+        );
+        slots
+    }
+
+    /// Writes a new superblock (event + 1) to every active member and spare, and flushes
+    /// them. Members that fail are marked faulty and the update is repeated, so the
+    /// survivors record the failure.
+    fn commit(&self, meta: &mut Meta) {
+        for _ in 0..=self.members.len() + 1 {
+            if self.commit_strict(meta).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// One superblock update; on a member's failure marks it faulty and returns the error.
+    fn commit_strict(&self, meta: &mut Meta) -> Result<(), ArrayError> {
+        meta.sb.event = meta.sb.event.wrapping_add(1);
+        meta.sb.utime = now();
+        meta.sb.flags = if self.dirty.load(Ordering::Acquire) {
+            meta.sb.flags | FLAG_DIRTY
+        } else {
+            meta.sb.flags & !FLAG_DIRTY
+        };
+        meta.sb.slots = self.slot_table(&meta.sb.slots);
+        let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        let targets: Vec<(&Member, Superblock)> = self
+            .members
+            .iter()
+            .chain(others.iter())
+            .filter(|m| matches!(m.state(), MemberState::Active | MemberState::Spare))
+            .filter_map(|m| {
+                let slot = meta.sb.slots.iter().position(|s| s.uuid == m.uuid())?;
+                let mut sb = meta.sb.clone();
+                sb.slot = slot as u32;
+                sb.member_uuid = m.uuid();
+                Some((m, sb))
+            })
+            .collect();
+        let results = self.parallel(targets, |(member, sb)| {
+            let disk = member
+                .disk()
+                .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
+            format::write_superblock(disk.as_ref(), &sb)
+                .and_then(|()| disk.flush())
+                .map_err(|e| (member, e))
+                .map_err(|(member, e)| {
+                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    member.set_state(MemberState::Faulty);
+                    log::error!("{}: superblock update failed ({e}); faulty", member.name());
+                    ArrayError::Disk(e)
+                })
+        });
+        drop(others);
+        results.into_iter().collect()
+    }
+
+    /// Marks member `role` faulty after an error (once) and records it in the superblocks.
+    fn fail_role(&self, role: usize, why: &str) {
+        let member = &self.members[role];
+        if member.transition(MemberState::Active, MemberState::Faulty) {
+            log::error!("{}: marked faulty: {why}", member.name());
+            let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            self.commit(&mut meta);
+        }
+    }
+
+    /// Sets the dirty flag durably before the first write after a clean start.
+    fn ensure_dirty(&self) {
+        if self.dirty.load(Ordering::Acquire) {
+            return;
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            self.commit(&mut meta);
+        }
+    }
+
+    /// Roles without an active member.
+    fn unavailable(&self) -> usize {
+        self.members.iter().filter(|m| !m.is_active()).count()
+    }
+
+    fn check_alive(&self) -> Result<(), ArrayError> {
+        let failed = self.unavailable();
+        if failed > self.layout.m() {
+            return Err(ArrayError::Failed {
+                failed,
+                members: self.members.len(),
+                m: self.layout.m(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, op: &'static str, offset: u64, len: usize) -> Result<(), ArrayError> {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            return Err(ArrayError::OutOfRange {
+                op,
+                offset,
+                len: len as u64,
+                size: self.size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at array offset `offset`. Every block is verified; damaged
+    /// blocks are rebuilt from redundancy, returned and rewritten. Fails, naming the range,
+    /// when the data cannot be recovered.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ArrayError> {
+        self.check_range("read", offset, buf.len())?;
+        let stripe_data = self.layout.stripe_data();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let stripe = at / stripe_data;
+            let start = at % stripe_data;
+            let take = ((stripe_data - start) as usize).min(buf.len() - done);
+            self.read_stripe(stripe, start, &mut buf[done..done + take])?;
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at array offset `offset`, keeping every redundancy that remains.
+    /// Durable after a later [`flush`](Array::flush).
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), ArrayError> {
+        self.check_range("write", offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.check_alive()?;
+        self.ensure_dirty();
+        let stripe_data = self.layout.stripe_data();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let stripe = at / stripe_data;
+            let start = at % stripe_data;
+            let take = ((stripe_data - start) as usize).min(buf.len() - done);
+            self.write_stripe(stripe, start, &buf[done..done + take])?;
+            done += take;
+        }
+        Ok(())
+    }
+
+    /// Makes every write that returned before this call durable on every active member:
+    /// changed checksum-table pages are written, then each member is flushed. A member
+    /// whose flush fails is marked faulty (a failed flush is never retried); the call fails
+    /// only if the array no longer holds the data.
+    pub fn flush(&self) -> Result<(), ArrayError> {
+        let regions = self.regions;
+        let results = self.parallel(
+            self.members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.is_active())
+                .collect(),
+            |(role, member)| {
+                let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
+                    return None;
+                };
+                let result = table
+                    .write_dirty(disk.as_ref(), &regions)
+                    .and_then(|()| disk.flush());
+                result.err().map(|e| (role, e))
+            },
+        );
+        for (role, e) in results.into_iter().flatten() {
+            self.members[role]
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fail_role(role, &format!("flush failed: {e}"));
+        }
+        self.check_alive()
+    }
+
+    /// Flushes and marks the array clean. Dropping an array closes it too (errors are
+    /// logged); call this to see them.
+    pub fn close(self) -> Result<(), ArrayError> {
+        self.close_inner()
+    }
+
+    fn close_inner(&self) -> Result<(), ArrayError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if !self.dirty.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush()?;
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.dirty.store(false, Ordering::Release);
+        self.commit(&mut meta);
+        drop(meta);
+        self.check_alive()
+    }
+
+    /// The array's state and every member's, with error counters.
+    pub fn status(&self) -> Status {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let describe = |role: Option<usize>, member: &Member| MemberStatus {
+            role,
+            name: member.name(),
+            uuid: format::uuid_string(&member.uuid()),
+            state: member.state(),
+            read_errors: member.counters.read_errors.load(Ordering::Relaxed),
+            write_errors: member.counters.write_errors.load(Ordering::Relaxed),
+            checksum_errors: member.counters.checksum_errors.load(Ordering::Relaxed),
+            repaired: member.counters.repaired.load(Ordering::Relaxed),
+        };
+        let mut members: Vec<MemberStatus> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(role, m)| describe(Some(role), m))
+            .collect();
+        members.extend(
+            self.others
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|m| describe(None, m)),
+        );
+        let lost = self.unavailable();
+        Status {
+            uuid: format::uuid_string(&self.uuid),
+            name: meta.sb.name.clone(),
+            level: self.layout.level(),
+            k: self.layout.k(),
+            m: self.layout.m(),
+            chunk: self.layout.chunk(),
+            layout: meta.sb.layout_name(),
+            size: self.size,
+            data_offset: self.regions.data_offset,
+            data_size: self.regions.data_size,
+            state: match lost {
+                0 => ArrayState::Clean,
+                l if l <= self.layout.m() => ArrayState::Degraded,
+                _ => ArrayState::Failed,
+            },
+            dirty: self.dirty.load(Ordering::Acquire),
+            unclean_start: self.unclean_start,
+            event: meta.sb.event,
+            members,
+        }
+    }
+
+    fn role_of(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.name() == name)
+    }
+
+    /// Marks the member named `name` faulty (like `mdadm --fail`): it takes no more I/O.
+    pub fn fail_member(&self, name: &str) -> Result<(), ArrayError> {
+        let role = self
+            .role_of(name)
+            .ok_or_else(|| ArrayError::NoSuchMember(name.to_string()))?;
+        let member = &self.members[role];
+        match member.state() {
+            MemberState::Active => {
+                self.fail_role(role, "failed by request");
+                Ok(())
+            }
+            MemberState::Faulty => Ok(()),
+            state => Err(ArrayError::MemberState {
+                member: name.to_string(),
+                action: "fail",
+                state: state.to_string(),
+            }),
+        }
+    }
+
+    /// Removes a faulty or stale member, or a spare, from the array and closes its disk.
+    /// An active member must be failed first.
+    pub fn remove_member(&self, name: &str) -> Result<(), ArrayError> {
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(role) = self.role_of(name) {
+            let member = &self.members[role];
+            let state = member.state();
+            if !matches!(state, MemberState::Faulty | MemberState::Stale) {
+                return Err(ArrayError::MemberState {
+                    member: name.to_string(),
+                    action: "remove",
+                    state: state.to_string(),
+                });
+            }
+            member.set_disk(None);
+            member.set_state(MemberState::Missing);
+            *member.name.write().unwrap_or_else(|e| e.into_inner()) = "(missing)".to_string();
+        } else {
+            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let index = others
+                .iter()
+                .position(|m| m.name() == name)
+                .ok_or_else(|| ArrayError::NoSuchMember(name.to_string()))?;
+            others.remove(index);
+        }
+        self.commit(&mut meta);
+        Ok(())
+    }
+
+    /// Adds a hot spare. Its size must hold the array's regions; it is given a superblock
+    /// (state spare) and the member table of every member records it.
+    pub fn add_spare(&self, disk: Box<dyn Disk>) -> Result<(), ArrayError> {
+        let disk: Arc<dyn Disk> = Arc::from(disk);
+        check_block_size(disk.as_ref())?;
+        let needed = self.regions.data_offset + self.regions.data_size;
+        if disk.len() < needed {
+            return Err(ArrayError::MemberTooSmall {
+                member: disk.name().to_string(),
+                size: disk.len(),
+                needed,
+            });
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = self
+                .members
+                .iter()
+                .chain(others.iter())
+                .any(|m| m.name() == disk.name());
+            if taken {
+                return Err(ArrayError::DuplicateMember {
+                    member: disk.name().to_string(),
+                    other: disk.name().to_string(),
+                });
+            }
+            let spares = others
+                .iter()
+                .filter(|m| m.state() == MemberState::Spare)
+                .count();
+            if self.members.len() + spares + 1 > format::MAX_SLOTS {
+                return Err(ArrayError::TableFull(format::MAX_SLOTS));
+            }
+        }
+        self.others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Member::new(
+                disk.name().to_string(),
+                Some(disk),
+                MemberState::Spare,
+                format::new_uuid(),
+                None,
+            ));
+        self.commit_strict(&mut meta).or_else(|_| {
+            self.commit(&mut meta);
+            Ok::<(), ArrayError>(())
+        })
+    }
+}
+
+fn check_geometry(member: &str, sb: &Superblock, array: &Superblock) -> Result<(), ArrayError> {
+    let fields: [(&'static str, String, String); 7] = [
+        (
+            "level",
+            format!("{:?}", sb.level),
+            format!("{:?}", array.level),
+        ),
+        ("members", sb.members.to_string(), array.members.to_string()),
+        ("chunk", sb.chunk.to_string(), array.chunk.to_string()),
+        ("k", sb.k.to_string(), array.k.to_string()),
+        (
+            "data_offset",
+            sb.regions.data_offset.to_string(),
+            array.regions.data_offset.to_string(),
+        ),
+        (
+            "data_size",
+            sb.regions.data_size.to_string(),
+            array.regions.data_size.to_string(),
+        ),
+        (
+            "regions",
+            format!("{:?}", sb.regions),
+            format!("{:?}", array.regions),
+        ),
+    ];
+    for (field, found, expected) in fields {
+        if found != expected {
+            return Err(ArrayError::GeometryMismatch {
+                member: member.to_string(),
+                field,
+                found,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Array {
+    fn drop(&mut self) {
+        if let Err(e) = self.close_inner() {
+            log::error!("closing the array: {e}");
+        }
+    }
+}

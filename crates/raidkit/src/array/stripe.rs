@@ -1,0 +1,738 @@
+//! The data path of one stripe: verified reads, recovery and repair, and the three ways of
+//! writing (full stripe, read-modify-write, reconstruct-write).
+//!
+//! Positions: a stripe's blocks are numbered by codeword position — data chunks `0..k` in
+//! logical order, then parity rows `k..k+m` (for a mirror, position i is member i). A
+//! *row* is one 4 KiB block offset within the chunk: the blocks of all positions at that
+//! offset form one codeword, so rows are verified and recovered independently.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+
+use super::{Array, ArrayError};
+use crate::disk::{AlignedBuf, Disk};
+use crate::format::{self, CSUM_BLOCK};
+use crate::layout::Level;
+use crate::parity::BlockUpdate;
+
+const BS: usize = CSUM_BLOCK as usize;
+
+/// What is known about one block during a recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blk {
+    /// Not read yet.
+    Unread,
+    /// Read and verified.
+    Good,
+    /// The member returned an I/O error.
+    Eio,
+    /// Read, but the checksum does not match.
+    Mismatch,
+    /// The member is not in service.
+    Absent,
+}
+
+fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
+    let align = disk.buffer_align();
+    align <= 1 || (buf.as_ptr() as usize).is_multiple_of(align)
+}
+
+impl Array {
+    fn width(&self) -> usize {
+        self.layout.members()
+    }
+
+    fn rows_per_chunk(&self) -> u64 {
+        self.layout.chunk() / CSUM_BLOCK
+    }
+
+    /// The member (role) holding `pos` of `stripe`.
+    fn member_at(&self, stripe: u64, pos: usize) -> usize {
+        match self.layout.level() {
+            Level::Mirror => pos,
+            Level::Parity { .. } => {
+                let k = self.layout.k();
+                if pos < k {
+                    self.layout.data_member(stripe, pos)
+                } else {
+                    self.layout.parity_member(stripe, pos - k)
+                }
+            }
+        }
+    }
+
+    /// Byte offset on a member (absolute) of `row` of `stripe`.
+    fn disk_offset(&self, stripe: u64, row: u64) -> u64 {
+        self.regions.data_offset + stripe * self.layout.chunk() + row * CSUM_BLOCK
+    }
+
+    /// Index in the checksum table of `row` of `stripe`.
+    fn block_index(&self, stripe: u64, row: u64) -> u64 {
+        stripe * self.rows_per_chunk() + row
+    }
+
+    fn lock(&self, stripe: u64) -> &std::sync::RwLock<()> {
+        &self.locks[(stripe % self.locks.len() as u64) as usize]
+    }
+
+    /// Checks the blocks of `buf` (rows from `first_row`) against `role`'s table: the
+    /// indices of the blocks that do not match.
+    fn verify(&self, role: usize, stripe: u64, first_row: u64, buf: &[u8]) -> Vec<usize> {
+        let Some(table) = self.members[role].table() else {
+            return (0..buf.len() / BS).collect();
+        };
+        let base = self.block_index(stripe, first_row);
+        buf.chunks(BS)
+            .enumerate()
+            .filter(|(i, block)| {
+                table.get(base + *i as u64) != format::checksum_entry(role, base + *i as u64, block)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn note_errors(&self, role: usize, eio: u64, mismatch: u64) {
+        if eio + mismatch == 0 {
+            return;
+        }
+        let counters = &self.members[role].counters;
+        let reads = counters.read_errors.fetch_add(eio, Ordering::Relaxed) + eio;
+        let sums = counters
+            .checksum_errors
+            .fetch_add(mismatch, Ordering::Relaxed)
+            + mismatch;
+        if reads + sums > self.options.error_threshold {
+            self.fail_role(
+                role,
+                &format!("{reads} read and {sums} checksum errors, past the threshold"),
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// Reads `out.len()` bytes at `start` within `stripe`'s data.
+    pub(super) fn read_stripe(
+        &self,
+        stripe: u64,
+        start: u64,
+        out: &mut [u8],
+    ) -> Result<(), ArrayError> {
+        {
+            let _shared = self.lock(stripe).read().unwrap_or_else(|e| e.into_inner());
+            if self.read_fast(stripe, start, out) {
+                return Ok(());
+            }
+        }
+        let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+        self.read_slow(stripe, start, out)
+    }
+
+    /// The data pieces of `[start, start + len)` in a stripe: (data position, byte range
+    /// within the chunk, offset in the caller's buffer).
+    fn pieces(&self, start: u64, len: u64) -> Vec<(usize, Range<u64>, usize)> {
+        let chunk = self.layout.chunk();
+        let end = start + len;
+        (0..self.layout.k())
+            .filter_map(|d| {
+                let (cs, ce) = (d as u64 * chunk, (d as u64 + 1) * chunk);
+                let (a, e) = (start.max(cs), end.min(ce));
+                (a < e).then(|| (d, a - cs..e - cs, (a - start) as usize))
+            })
+            .collect()
+    }
+
+    /// The position a read of data position `d` of `stripe` uses: itself, or for a mirror
+    /// an active copy chosen to spread reads over the mirrors.
+    fn read_position(&self, stripe: u64, d: usize) -> usize {
+        match self.layout.level() {
+            Level::Parity { .. } => d,
+            Level::Mirror => {
+                let n = self.width();
+                let spin = self.rotor.fetch_add(1, Ordering::Relaxed);
+                let first = (stripe as usize).wrapping_add(spin) % n;
+                (0..n)
+                    .map(|i| (first + i) % n)
+                    .find(|&p| self.members[p].is_active())
+                    .unwrap_or(first)
+            }
+        }
+    }
+
+    /// The common case: every piece read from its member and verified. False when anything
+    /// needs recovery (nothing is counted or repaired here; the slow path does that).
+    fn read_fast(&self, stripe: u64, start: u64, out: &mut [u8]) -> bool {
+        let mut jobs = Vec::new();
+        let mut rest = &mut out[..];
+        let mut consumed = 0usize;
+        for (d, range, at) in self.pieces(start, rest.len() as u64) {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(at - consumed);
+            let (mine, tail) = tail.split_at_mut((range.end - range.start) as usize);
+            rest = tail;
+            consumed = at + mine.len();
+            jobs.push((d, range, mine));
+        }
+        let results = self.parallel(jobs, |(d, range, mine)| {
+            let pos = self.read_position(stripe, d);
+            let role = self.member_at(stripe, pos);
+            let member = &self.members[role];
+            if !member.is_active() {
+                return false;
+            }
+            let Some(disk) = member.disk() else {
+                return false;
+            };
+            let first_row = range.start / CSUM_BLOCK;
+            let rows_end = range.end.div_ceil(CSUM_BLOCK);
+            let whole =
+                range.start.is_multiple_of(CSUM_BLOCK) && range.end.is_multiple_of(CSUM_BLOCK);
+            if whole && aligned_for(disk.as_ref(), mine) {
+                disk.read_at(mine, self.disk_offset(stripe, first_row))
+                    .is_ok()
+                    && self.verify(role, stripe, first_row, mine).is_empty()
+            } else {
+                let mut buf = AlignedBuf::new(((rows_end - first_row) * CSUM_BLOCK) as usize);
+                if disk
+                    .read_at(&mut buf, self.disk_offset(stripe, first_row))
+                    .is_err()
+                    || !self.verify(role, stripe, first_row, &buf).is_empty()
+                {
+                    return false;
+                }
+                let skip = (range.start - first_row * CSUM_BLOCK) as usize;
+                mine.copy_from_slice(&buf[skip..skip + mine.len()]);
+                true
+            }
+        });
+        results.into_iter().all(|ok| ok)
+    }
+
+    /// Reads with recovery and repair, under the stripe's exclusive lock.
+    fn read_slow(&self, stripe: u64, start: u64, out: &mut [u8]) -> Result<(), ArrayError> {
+        for (d, range, at) in self.pieces(start, out.len() as u64) {
+            let rows = range.start / CSUM_BLOCK..range.end.div_ceil(CSUM_BLOCK);
+            let pos = self.read_position(stripe, d);
+            let mut want = vec![false; self.width()];
+            want[pos] = true;
+            let mut bufs = self.row_buffers(&rows);
+            self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+            let skip = (range.start - rows.start * CSUM_BLOCK) as usize;
+            let len = (range.end - range.start) as usize;
+            out[at..at + len].copy_from_slice(&bufs[pos][skip..skip + len]);
+        }
+        Ok(())
+    }
+
+    fn row_buffers(&self, rows: &Range<u64>) -> Vec<AlignedBuf> {
+        let len = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
+        (0..self.width()).map(|_| AlignedBuf::new(len)).collect()
+    }
+
+    /// Reads `positions` of `rows` into `bufs`, verifying each block into `status`.
+    fn read_positions(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        positions: &[bool],
+        bufs: &mut [AlignedBuf],
+        status: &mut [Vec<Blk>],
+    ) {
+        let jobs: Vec<_> = bufs
+            .iter_mut()
+            .zip(status.iter_mut())
+            .enumerate()
+            .filter(|(pos, _)| positions[*pos])
+            .collect();
+        let failed: Vec<Option<(usize, String)>> = self.parallel(jobs, |(pos, (buf, status))| {
+            let role = self.member_at(stripe, pos);
+            let Some(disk) = self.members[role].disk() else {
+                status.fill(Blk::Absent);
+                return None;
+            };
+            let offset = self.disk_offset(stripe, rows.start);
+            match disk.read_at(buf, offset) {
+                Ok(()) => {}
+                Err(e) if e.is_io() => {
+                    // Find the blocks that fail, one by one.
+                    for (i, block) in buf.chunks_mut(BS).enumerate() {
+                        if disk.read_at(block, offset + (i * BS) as u64).is_err() {
+                            status[i] = Blk::Eio;
+                        }
+                    }
+                }
+                Err(e) => {
+                    status.fill(Blk::Absent);
+                    return Some((role, e.to_string()));
+                }
+            }
+            let bad = self.verify(role, stripe, rows.start, buf);
+            for (i, s) in status.iter_mut().enumerate() {
+                if *s == Blk::Unread {
+                    *s = if bad.contains(&i) {
+                        Blk::Mismatch
+                    } else {
+                        Blk::Good
+                    };
+                }
+            }
+            let eio = status.iter().filter(|s| **s == Blk::Eio).count() as u64;
+            let mismatch = status.iter().filter(|s| **s == Blk::Mismatch).count() as u64;
+            self.note_errors(role, eio, mismatch);
+            None
+        });
+        for (role, why) in failed.into_iter().flatten() {
+            self.fail_role(role, &why);
+        }
+    }
+
+    /// Fills `bufs[pos]` with rows `rows` of `stripe` for every wanted position: read and
+    /// verified, or rebuilt from the stripe's redundancy (then checked against the block's
+    /// own checksum where the member is present, and written back). Fails naming the range
+    /// when a wanted block cannot be recovered. Caller holds the stripe's exclusive lock.
+    pub(super) fn load_rows(
+        &self,
+        stripe: u64,
+        rows: Range<u64>,
+        want: &[bool],
+        bufs: &mut [AlignedBuf],
+    ) -> Result<(), ArrayError> {
+        let width = self.width();
+        let nrows = (rows.end - rows.start) as usize;
+        let mut status: Vec<Vec<Blk>> = (0..width)
+            .map(|pos| {
+                let active = self.members[self.member_at(stripe, pos)].is_active();
+                vec![if active { Blk::Unread } else { Blk::Absent }; nrows]
+            })
+            .collect();
+        let first: Vec<bool> = (0..width)
+            .map(|p| want[p] && status[p][0] == Blk::Unread)
+            .collect();
+        self.read_positions(stripe, &rows, &first, bufs, &mut status);
+        let wanted_good = |status: &[Vec<Blk>]| {
+            (0..width).all(|p| !want[p] || status[p].iter().all(|s| *s == Blk::Good))
+        };
+        if wanted_good(&status) {
+            return Ok(());
+        }
+        let rest: Vec<bool> = (0..width).map(|p| status[p][0] == Blk::Unread).collect();
+        self.read_positions(stripe, &rows, &rest, bufs, &mut status);
+
+        let m = self.layout.m();
+        let mut unrecoverable: Option<(u64, u64, String)> = None;
+        let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
+        let lost_at = |row: usize| -> Vec<usize> {
+            (0..width)
+                .filter(|&p| status[p][row] != Blk::Good)
+                .collect()
+        };
+        let mut row = 0;
+        while row < nrows {
+            let lost = lost_at(row);
+            let mut end = row + 1;
+            while end < nrows && lost_at(end) == lost {
+                end += 1;
+            }
+            let group = row..end;
+            row = end;
+            if lost.is_empty() {
+                continue;
+            }
+            let lost_wanted: Vec<usize> = lost.iter().copied().filter(|&p| want[p]).collect();
+            if lost.len() > m {
+                if let Some(&p) = lost_wanted.first()
+                    && unrecoverable.is_none()
+                {
+                    unrecoverable = Some((
+                        rows.start + group.start as u64,
+                        rows.start + group.end as u64,
+                        format!(
+                            "{} of {width} blocks per row are unreadable or damaged (position {p}); the stripe survives {m}",
+                            lost.len()
+                        ),
+                    ));
+                }
+                continue;
+            }
+            {
+                let bytes = group.start * BS..group.end * BS;
+                let mut slices: Vec<&mut [u8]> =
+                    bufs.iter_mut().map(|b| &mut b[bytes.clone()]).collect();
+                self.reconstruct(&mut slices, &lost)?;
+            }
+            // Blocks on present members must match their own checksum after the rebuild.
+            for &pos in &lost {
+                let role = self.member_at(stripe, pos);
+                if !matches!(status[pos][group.start], Blk::Eio | Blk::Mismatch) {
+                    continue;
+                }
+                for r in group.clone() {
+                    let block = &bufs[pos][r * BS..(r + 1) * BS];
+                    if self
+                        .verify(role, stripe, rows.start + r as u64, block)
+                        .is_empty()
+                    {
+                        repairs[pos].push(r);
+                    } else if want[pos] && unrecoverable.is_none() {
+                        unrecoverable = Some((
+                            rows.start + r as u64,
+                            rows.start + r as u64 + 1,
+                            format!(
+                                "the block rebuilt for {} does not match its checksum (redundancy and checksums disagree)",
+                                self.members[role].name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        self.write_repairs(stripe, &rows, bufs, &repairs);
+        match unrecoverable {
+            None => Ok(()),
+            Some((r0, r1, reason)) => {
+                let d = (0..self.layout.k()).find(|&d| want[d]).unwrap_or(0);
+                Err(ArrayError::Unrecoverable {
+                    offset: self.layout.array_offset(stripe, d, r0 * CSUM_BLOCK),
+                    end: self.layout.array_offset(stripe, d, r1 * CSUM_BLOCK),
+                    stripe,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Rewrites repaired blocks on their members.
+    fn write_repairs(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        bufs: &[AlignedBuf],
+        repairs: &[Vec<usize>],
+    ) {
+        let jobs: Vec<(usize, &Vec<usize>)> = repairs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        let failed = self.parallel(jobs, |(pos, list)| {
+            let role = self.member_at(stripe, pos);
+            let disk = self.members[role].disk()?;
+            for &r in list {
+                let offset = self.disk_offset(stripe, rows.start + r as u64);
+                if let Err(e) = disk.write_at(&bufs[pos][r * BS..(r + 1) * BS], offset) {
+                    self.members[role]
+                        .counters
+                        .write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some((role, format!("repair write failed: {e}")));
+                }
+                self.members[role]
+                    .counters
+                    .repaired
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            log::info!(
+                "{}: rewrote {} block(s) of stripe {stripe} from redundancy",
+                self.members[role].name(),
+                list.len()
+            );
+            None
+        });
+        for (role, why) in failed.into_iter().flatten() {
+            self.fail_role(role, &why);
+        }
+    }
+
+    /// Rebuilds the `lost` positions of one group of rows.
+    fn reconstruct(&self, blocks: &mut [&mut [u8]], lost: &[usize]) -> Result<(), ArrayError> {
+        match &self.codec {
+            Some(codec) => Ok(codec.reconstruct(blocks, lost)?),
+            None => {
+                let source = (0..blocks.len())
+                    .find(|p| !lost.contains(p))
+                    .expect("a mirror row with a good copy");
+                let good = blocks[source].to_vec();
+                for &p in lost {
+                    blocks[p].copy_from_slice(&good);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// Writes `data` at `start` within `stripe`'s data, under the stripe's exclusive lock.
+    pub(super) fn write_stripe(
+        &self,
+        stripe: u64,
+        start: u64,
+        data: &[u8],
+    ) -> Result<(), ArrayError> {
+        let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+        let pieces = self.pieces(start, data.len() as u64);
+        let mut cuts = BTreeSet::new();
+        for (_, range, _) in &pieces {
+            cuts.insert(range.start / CSUM_BLOCK);
+            cuts.insert(range.end.div_ceil(CSUM_BLOCK));
+        }
+        let cuts: Vec<u64> = cuts.into_iter().collect();
+        for window in cuts.windows(2) {
+            let rows = window[0]..window[1];
+            let changed: Vec<&(usize, Range<u64>, usize)> = pieces
+                .iter()
+                .filter(|(_, range, _)| {
+                    range.start / CSUM_BLOCK <= rows.start
+                        && rows.end <= range.end.div_ceil(CSUM_BLOCK)
+                })
+                .collect();
+            if !changed.is_empty() {
+                self.write_rows(stripe, rows, &changed, data)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes rows `rows` of `stripe` where the data positions in `changed` get new bytes.
+    fn write_rows(
+        &self,
+        stripe: u64,
+        rows: Range<u64>,
+        changed: &[&(usize, Range<u64>, usize)],
+        data: &[u8],
+    ) -> Result<(), ArrayError> {
+        let k = self.layout.k();
+        let m = self.layout.m();
+        let width = self.width();
+        let span = rows.start * CSUM_BLOCK..rows.end * CSUM_BLOCK;
+        let len = (span.end - span.start) as usize;
+        // For each changed position: the new bytes within the rows, and where they go.
+        struct Change<'a> {
+            pos: usize,
+            /// Offset of the new bytes within the rows' buffer.
+            at: usize,
+            bytes: &'a [u8],
+            full: bool,
+        }
+        let changes: Vec<Change> = changed
+            .iter()
+            .map(|(d, range, buf_at)| {
+                let a = range.start.max(span.start);
+                let e = range.end.min(span.end);
+                let from = buf_at + (a - range.start) as usize;
+                Change {
+                    pos: *d,
+                    at: (a - span.start) as usize,
+                    bytes: &data[from..from + (e - a) as usize],
+                    full: a == span.start && e == span.end,
+                }
+            })
+            .collect();
+        let all_active = (0..width).all(|p| self.members[self.member_at(stripe, p)].is_active());
+        let all_full = changes.iter().all(|c| c.full);
+
+        if self.codec.is_none() {
+            // Mirror: every copy gets the same bytes.
+            let change = &changes[0];
+            let mut merged;
+            let bytes: &[u8] = if change.full {
+                change.bytes
+            } else {
+                let source = (0..width)
+                    .find(|&p| self.members[p].is_active())
+                    .unwrap_or(0);
+                let mut want = vec![false; width];
+                want[source] = true;
+                let mut bufs = self.row_buffers(&rows);
+                self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+                merged = std::mem::replace(&mut bufs[source], AlignedBuf::new(0));
+                merged[change.at..change.at + change.bytes.len()].copy_from_slice(change.bytes);
+                &merged
+            };
+            let writes: Vec<(usize, &[u8])> = (0..width).map(|p| (p, bytes)).collect();
+            return self.write_positions(stripe, &rows, writes);
+        }
+        let codec = self.codec.as_ref().expect("parity level");
+
+        if changes.len() == k && all_full {
+            // Full stripe rows: no reads.
+            let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
+            let mut parity: Vec<AlignedBuf> = (0..m).map(|_| AlignedBuf::new(len)).collect();
+            {
+                let mut parity_refs: Vec<&mut [u8]> =
+                    parity.iter_mut().map(|b| &mut b[..]).collect();
+                codec.encode(&data_refs, &mut parity_refs)?;
+            }
+            let writes: Vec<(usize, &[u8])> = changes
+                .iter()
+                .map(|c| (c.pos, c.bytes))
+                .chain(parity.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
+                .collect();
+            return self.write_positions(stripe, &rows, writes);
+        }
+
+        let partial = changes.iter().filter(|c| !c.full).count();
+        let rmw_reads = changes.len() + m;
+        let rcw_reads = k - changes.len() + partial;
+        let mut bufs = self.row_buffers(&rows);
+        let is_changed = |p: usize| changes.iter().any(|c| c.pos == p);
+        if all_active && rmw_reads < rcw_reads {
+            // Read-modify-write: old data of the changed blocks and the parity.
+            let want: Vec<bool> = (0..width).map(|p| p >= k || is_changed(p)).collect();
+            self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+            let news: Vec<AlignedBuf> = changes
+                .iter()
+                .map(|c| {
+                    let mut new = bufs[c.pos].clone();
+                    new[c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
+                    new
+                })
+                .collect();
+            let (data_bufs, parity_bufs) = bufs.split_at_mut(k);
+            let updates: Vec<BlockUpdate> = changes
+                .iter()
+                .zip(&news)
+                .map(|(c, new)| BlockUpdate {
+                    position: c.pos,
+                    old: &data_bufs[c.pos],
+                    new,
+                })
+                .collect();
+            {
+                let mut parity_refs: Vec<&mut [u8]> =
+                    parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
+                codec.update(&updates, &mut parity_refs)?;
+            }
+            let writes: Vec<(usize, &[u8])> = changes
+                .iter()
+                .zip(&news)
+                .map(|(c, new)| (c.pos, &new[..]))
+                .chain(parity_bufs.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
+                .collect();
+            return self.write_positions(stripe, &rows, writes);
+        }
+
+        // Reconstruct-write: read the data that does not change (and what changes only in
+        // part), recompute parity. The degraded path too: load_rows rebuilds missing data.
+        let want: Vec<bool> = (0..width)
+            .map(|p| p < k && changes.iter().all(|c| c.pos != p || !c.full))
+            .collect();
+        self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+        for c in &changes {
+            bufs[c.pos][c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
+        }
+        let (data_bufs, parity_bufs) = bufs.split_at_mut(k);
+        {
+            let data_refs: Vec<&[u8]> = data_bufs.iter().map(|b| &b[..]).collect();
+            let mut parity_refs: Vec<&mut [u8]> =
+                parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
+            codec.encode(&data_refs, &mut parity_refs)?;
+        }
+        let writes: Vec<(usize, &[u8])> = changes
+            .iter()
+            .map(|c| (c.pos, &data_bufs[c.pos][..]))
+            .chain(parity_bufs.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
+            .collect();
+        self.write_positions(stripe, &rows, writes)
+    }
+
+    /// Writes whole rows of positions to their members (skipping members not in service),
+    /// with their checksum entries. A member whose write fails is marked faulty; the call
+    /// fails only when the stripe no longer holds the data.
+    pub(super) fn write_positions(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        writes: Vec<(usize, &[u8])>,
+    ) -> Result<(), ArrayError> {
+        let offset = self.disk_offset(stripe, rows.start);
+        let base = self.block_index(stripe, rows.start);
+        let failed = self.parallel(writes, |(pos, bytes)| {
+            let role = self.member_at(stripe, pos);
+            let member = &self.members[role];
+            if !member.is_active() {
+                return None;
+            }
+            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
+                return None;
+            };
+            let entries: Vec<u32> = bytes
+                .chunks(BS)
+                .enumerate()
+                .map(|(i, block)| format::checksum_entry(role, base + i as u64, block))
+                .collect();
+            let result = if aligned_for(disk.as_ref(), bytes) {
+                disk.write_at(bytes, offset)
+            } else {
+                let mut copy = AlignedBuf::new(bytes.len());
+                copy.copy_from_slice(bytes);
+                disk.write_at(&copy, offset)
+            };
+            match result {
+                Ok(()) => {
+                    for (i, entry) in entries.into_iter().enumerate() {
+                        table.set(base + i as u64, entry);
+                    }
+                    table.mark_dirty(base, (bytes.len() / BS) as u64);
+                    None
+                }
+                Err(e) => {
+                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    Some((role, format!("write failed: {e}")))
+                }
+            }
+        });
+        for (role, why) in failed.into_iter().flatten() {
+            self.fail_role(role, &why);
+        }
+        self.check_alive()
+    }
+
+    // ---------------------------------------------------------------- create
+
+    /// Brings parity into agreement with the data over the whole array (create), and
+    /// computes every member's checksum table from what is on it.
+    pub(super) fn initial_sync(
+        &self,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<(), ArrayError> {
+        let chunk = self.layout.chunk();
+        let stripes = self.regions.data_size / chunk;
+        let total = self.regions.data_size;
+        let rows = 0..self.rows_per_chunk();
+        let k = self.layout.k();
+        for stripe in 0..stripes {
+            let mut bufs = self.row_buffers(&rows);
+            let source = if self.codec.is_some() { k } else { 1 };
+            let reads: Vec<(usize, &mut AlignedBuf)> =
+                bufs.iter_mut().take(source).enumerate().collect();
+            let results = self.parallel(reads, |(pos, buf)| {
+                let role = self.member_at(stripe, pos);
+                let disk = self.members[role]
+                    .disk()
+                    .expect("created members have disks");
+                disk.read_at(buf, self.disk_offset(stripe, 0))
+            });
+            results.into_iter().collect::<Result<(), _>>()?;
+            let (data, parity) = bufs.split_at_mut(source);
+            match &self.codec {
+                Some(codec) => {
+                    let data_refs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
+                    let mut parity_refs: Vec<&mut [u8]> =
+                        parity.iter_mut().map(|b| &mut b[..]).collect();
+                    codec.encode(&data_refs, &mut parity_refs)?;
+                }
+                None => {
+                    for copy in parity.iter_mut() {
+                        copy.copy_from_slice(&data[0]);
+                    }
+                }
+            }
+            let writes: Vec<(usize, &[u8])> =
+                bufs.iter().enumerate().map(|(p, b)| (p, &b[..])).collect();
+            self.write_positions(stripe, &rows, writes)?;
+            progress((stripe + 1) * chunk, total);
+        }
+        Ok(())
+    }
+}

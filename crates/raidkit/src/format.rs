@@ -1,0 +1,927 @@
+//! On-disk format v1: the superblock and the region map. Every byte offset of the format
+//! lives in this module, and `docs/format.md` describes the same bytes.
+//!
+//! Each member starts with two superblock copies ([`SB_SIZE`] bytes each, at
+//! [`SB_OFFSETS`]). An update writes the copy `event mod 2`, so the other copy still holds
+//! the previous state if the write is torn; [`read_superblock`] takes the valid copy with the
+//! highest event counter. Every copy carries a CRC-32 of its other bytes.
+//!
+//! The regions of a member, in order: superblocks, a reserved area, the write-intent
+//! bitmap, the journal, the checksum table (one little-endian `u32` per 4 KiB block of the
+//! data region), then the data region, aligned to 1 MiB. Their offsets are computed once,
+//! at create, by [`Regions::plan`] and stored in the superblock; later versions read them
+//! from there, so changing the planning rule never moves an existing array's data.
+//!
+//! ```
+//! use raidkit::format::{Regions, MIB};
+//!
+//! let regions = Regions::plan(64 * MIB, 512 << 10)?;
+//! assert_eq!(regions.data_offset % MIB, 0);
+//! assert!(regions.data_offset + regions.data_size <= 64 * MIB);
+//! # Ok::<(), raidkit::format::FormatError>(())
+//! ```
+
+use std::fmt;
+
+use crate::disk::{AlignedBuf, Disk, DiskError};
+use crate::layout::{Layout, LayoutError, Level};
+
+/// One mebibyte.
+pub const MIB: u64 = 1 << 20;
+/// The magic number at byte 0 of every superblock copy.
+pub const MAGIC: [u8; 8] = *b"RAIDKIT\x01";
+/// The format's major version: a reader refuses any other major.
+pub const VERSION_MAJOR: u16 = 1;
+/// The format's minor version: additions that older readers of the same major may ignore.
+pub const VERSION_MINOR: u16 = 0;
+/// Bytes in one superblock copy.
+pub const SB_SIZE: usize = 16 << 10;
+/// Member offsets of the two superblock copies.
+pub const SB_OFFSETS: [u64; 2] = [0, SB_SIZE as u64];
+/// Bytes of the fixed header, before the member table.
+pub const HEADER_SIZE: usize = 512;
+/// Bytes per member-table slot.
+pub const SLOT_SIZE: usize = 32;
+/// The most member-table slots (members plus spares) a superblock holds.
+pub const MAX_SLOTS: usize = (SB_SIZE - HEADER_SIZE - 4) / SLOT_SIZE;
+/// Offset of the write-intent bitmap region.
+pub const BITMAP_OFFSET: u64 = 64 << 10;
+/// Size of the write-intent bitmap region.
+pub const BITMAP_SIZE: u64 = 64 << 10;
+/// Offset of the journal region.
+pub const JOURNAL_OFFSET: u64 = MIB;
+/// Bytes of data covered by one checksum entry (and the unit of verification).
+pub const CSUM_BLOCK: u64 = 4096;
+/// Bytes per checksum entry.
+pub const CSUM_ENTRY: u64 = 4;
+/// The data region is aligned to this.
+pub const DATA_ALIGN: u64 = MIB;
+/// The layout name stored for parity levels.
+pub const LAYOUT_LEFT_SYMMETRIC: &str = "left-symmetric";
+/// The layout name stored for mirrors.
+pub const LAYOUT_MIRROR: &str = "mirror";
+/// Checksum algorithm 1: CRC-32 (IEEE) of the block, XOR a 32-bit mix of role and block.
+pub const CSUM_CRC32_ADDR: u32 = 1;
+
+// Header field offsets (bytes from the start of a copy). Pinned by tests and format.md.
+const OFF_MAGIC: usize = 0;
+const OFF_MAJOR: usize = 8;
+const OFF_MINOR: usize = 10;
+const OFF_SB_SIZE: usize = 12;
+const OFF_ARRAY_UUID: usize = 16;
+const OFF_MEMBER_UUID: usize = 32;
+const OFF_ROLE: usize = 48;
+const OFF_LEVEL: usize = 52;
+const OFF_M: usize = 53;
+const OFF_K: usize = 54;
+const OFF_MEMBERS: usize = 56;
+const OFF_SLOTS: usize = 58;
+const OFF_FLAGS: usize = 60;
+const OFF_CHUNK: usize = 64;
+const OFF_LAYOUT: usize = 72;
+const LAYOUT_LEN: usize = 32;
+const OFF_EVENT: usize = 104;
+const OFF_CTIME: usize = 112;
+const OFF_UTIME: usize = 120;
+const OFF_NAME: usize = 128;
+const NAME_LEN: usize = 32;
+const OFF_MEMBER_SIZE: usize = 160;
+const OFF_DATA_OFFSET: usize = 168;
+const OFF_DATA_SIZE: usize = 176;
+const OFF_ARRAY_SIZE: usize = 184;
+const OFF_BITMAP_OFFSET: usize = 192;
+const OFF_BITMAP_SIZE: usize = 200;
+const OFF_JOURNAL_OFFSET: usize = 208;
+const OFF_JOURNAL_SIZE: usize = 216;
+const OFF_CSUM_OFFSET: usize = 224;
+const OFF_CSUM_SIZE: usize = 232;
+const OFF_CSUM_BLOCK: usize = 240;
+const OFF_CSUM_ALGO: usize = 244;
+const OFF_CRC: usize = SB_SIZE - 4;
+
+// Slot field offsets (bytes from the start of a slot).
+const SLOT_UUID: usize = 0;
+const SLOT_STATE: usize = 16;
+const SLOT_CHECKPOINT: usize = 24;
+
+/// Flag bit 0: the array was written since it was last closed cleanly.
+pub const FLAG_DIRTY: u32 = 1;
+
+/// Errors decoding or planning the format. Decoding errors describe one superblock copy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// No raidkit magic number.
+    #[error("no raidkit superblock (bad magic)")]
+    BadMagic,
+    /// The CRC-32 does not match.
+    #[error("superblock checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    BadChecksum {
+        /// The CRC stored in the copy.
+        stored: u32,
+        /// The CRC of the copy's bytes.
+        computed: u32,
+    },
+    /// A major version this build does not know.
+    #[error(
+        "superblock format version {major}.{minor} is not supported (this build reads {VERSION_MAJOR}.x)"
+    )]
+    UnknownVersion {
+        /// Major version found.
+        major: u16,
+        /// Minor version found.
+        minor: u16,
+    },
+    /// A field holds a value that no valid superblock has.
+    #[error("superblock field {field} is invalid: {reason}")]
+    Invalid {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The member is too small for the format's regions and one chunk of data.
+    #[error("member of {size} bytes is too small: at least {needed} bytes are needed")]
+    TooSmall {
+        /// The member's size.
+        size: u64,
+        /// The smallest size that works.
+        needed: u64,
+    },
+}
+
+/// A member's state in the member table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotState {
+    /// An unused slot.
+    Empty,
+    /// In service: holds current data for its role.
+    Active,
+    /// Failed: its contents are not trusted.
+    Faulty,
+    /// A hot spare, not yet holding a role.
+    Spare,
+    /// Being rebuilt; data below `checkpoint` (bytes of the data region) is current.
+    Rebuilding {
+        /// Bytes of the data region rebuilt so far.
+        checkpoint: u64,
+    },
+}
+
+impl SlotState {
+    fn code(self) -> u8 {
+        match self {
+            SlotState::Empty => 0,
+            SlotState::Active => 1,
+            SlotState::Faulty => 2,
+            SlotState::Spare => 3,
+            SlotState::Rebuilding { .. } => 4,
+        }
+    }
+
+    /// The state's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotState::Empty => "empty",
+            SlotState::Active => "active",
+            SlotState::Faulty => "faulty",
+            SlotState::Spare => "spare",
+            SlotState::Rebuilding { .. } => "rebuilding",
+        }
+    }
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One member-table entry: which member holds the slot, and its state. Slots `0..n` are the
+/// roles; slots from `n` on are spares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The member's UUID.
+    pub uuid: [u8; 16],
+    /// Its state.
+    pub state: SlotState,
+}
+
+/// Where each region of a member lies, in bytes from the start of the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Regions {
+    /// Write-intent bitmap.
+    pub bitmap_offset: u64,
+    /// Its size.
+    pub bitmap_size: u64,
+    /// Journal.
+    pub journal_offset: u64,
+    /// Its size.
+    pub journal_size: u64,
+    /// Checksum table.
+    pub csum_offset: u64,
+    /// Its size.
+    pub csum_size: u64,
+    /// Data region (a multiple of 1 MiB).
+    pub data_offset: u64,
+    /// Its size: a whole number of chunks, the same on every member.
+    pub data_size: u64,
+}
+
+fn align_up(value: u64, to: u64) -> Option<u64> {
+    value.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Regions {
+    /// The journal size v1 reserves for a member of `member_size` bytes: 1/64 of it,
+    /// rounded down to whole MiB, from 1 MiB to 64 MiB.
+    pub fn journal_size_for(member_size: u64) -> u64 {
+        (member_size / 64 / MIB * MIB).clamp(MIB, 64 * MIB)
+    }
+
+    /// Plans the regions of a member of `member_size` bytes with `chunk`-byte chunks.
+    pub fn plan(member_size: u64, chunk: u64) -> Result<Regions, FormatError> {
+        let journal_size = Regions::journal_size_for(member_size);
+        let csum_offset = JOURNAL_OFFSET + journal_size;
+        let too_small = || FormatError::TooSmall {
+            size: member_size,
+            needed: csum_offset + DATA_ALIGN + chunk.max(DATA_ALIGN),
+        };
+        if chunk == 0 || !chunk.is_multiple_of(CSUM_BLOCK) {
+            return Err(FormatError::Invalid {
+                field: "chunk_size",
+                reason: format!("{chunk} is not a multiple of {CSUM_BLOCK}"),
+            });
+        }
+        let room = member_size.checked_sub(csum_offset).ok_or_else(too_small)?;
+        // The table for `room` bytes is at least as large as the final one.
+        let table_max =
+            align_up(room.div_ceil(CSUM_BLOCK) * CSUM_ENTRY, CSUM_BLOCK).ok_or_else(too_small)?;
+        let data_offset = align_up(csum_offset + table_max, DATA_ALIGN).ok_or_else(too_small)?;
+        let data_size = member_size.saturating_sub(data_offset) / chunk * chunk;
+        if data_size == 0 {
+            return Err(too_small());
+        }
+        let csum_size =
+            align_up(data_size / CSUM_BLOCK * CSUM_ENTRY, CSUM_BLOCK).ok_or_else(too_small)?;
+        Ok(Regions {
+            bitmap_offset: BITMAP_OFFSET,
+            bitmap_size: BITMAP_SIZE,
+            journal_offset: JOURNAL_OFFSET,
+            journal_size,
+            csum_offset,
+            csum_size,
+            data_offset,
+            data_size,
+        })
+    }
+
+    /// Checks that the regions are in order, aligned, do not overlap and fit in
+    /// `member_size` bytes (untrusted input: every sum is checked).
+    pub fn validate(&self, member_size: u64) -> Result<(), FormatError> {
+        let invalid = |field: &'static str, reason: String| FormatError::Invalid { field, reason };
+        let spans = [
+            ("bitmap", self.bitmap_offset, self.bitmap_size),
+            ("journal", self.journal_offset, self.journal_size),
+            ("checksum table", self.csum_offset, self.csum_size),
+            ("data", self.data_offset, self.data_size),
+        ];
+        let mut previous_end = SB_OFFSETS[1] + SB_SIZE as u64;
+        for (name, offset, size) in spans {
+            if !offset.is_multiple_of(CSUM_BLOCK) || !size.is_multiple_of(CSUM_BLOCK) {
+                return Err(invalid(
+                    name,
+                    format!("{offset}+{size} is not 4 KiB aligned"),
+                ));
+            }
+            if offset < previous_end {
+                return Err(invalid(
+                    name,
+                    format!("starts at {offset}, before the previous region ends ({previous_end})"),
+                ));
+            }
+            previous_end = offset
+                .checked_add(size)
+                .ok_or_else(|| invalid(name, "offset + size overflows".to_string()))?;
+        }
+        if previous_end > member_size {
+            return Err(invalid(
+                "data",
+                format!("ends at {previous_end}, past the member's end ({member_size})"),
+            ));
+        }
+        if !self.data_offset.is_multiple_of(DATA_ALIGN) {
+            return Err(invalid("data", "offset is not 1 MiB aligned".to_string()));
+        }
+        let needed = self.data_size / CSUM_BLOCK * CSUM_ENTRY;
+        if self.csum_size < needed {
+            return Err(invalid(
+                "checksum table",
+                format!(
+                    "{} bytes cannot cover {} data bytes",
+                    self.csum_size, self.data_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A decoded superblock copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superblock {
+    /// Minor version of the writer (the major is always [`VERSION_MAJOR`] once decoded).
+    pub minor: u16,
+    /// The array's UUID: the same on every member.
+    pub array_uuid: [u8; 16],
+    /// This member's UUID.
+    pub member_uuid: [u8; 16],
+    /// This member's slot in the member table: its role (position) when below `members`,
+    /// a spare otherwise.
+    pub slot: u32,
+    /// The RAID level.
+    pub level: Level,
+    /// Data chunks per stripe.
+    pub k: u16,
+    /// Parity chunks per stripe (for a mirror, members − 1).
+    pub m: u8,
+    /// Member count (roles).
+    pub members: u16,
+    /// Chunk size in bytes.
+    pub chunk: u64,
+    /// Flags ([`FLAG_DIRTY`]).
+    pub flags: u32,
+    /// Event counter: grows with every superblock update.
+    pub event: u64,
+    /// Creation time, Unix seconds.
+    pub ctime: u64,
+    /// Time of this update, Unix seconds.
+    pub utime: u64,
+    /// The array's name (at most 32 bytes of UTF-8).
+    pub name: String,
+    /// The member's size when it joined.
+    pub member_size: u64,
+    /// The array's size in bytes.
+    pub array_size: u64,
+    /// Region map.
+    pub regions: Regions,
+    /// Member table: slots `0..members` by role, then spares.
+    pub slots: Vec<Slot>,
+}
+
+fn get<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[offset..offset + N]);
+    out
+}
+fn get_u16(bytes: &[u8], offset: usize) -> u16 {
+    u16::from_le_bytes(get(bytes, offset))
+}
+fn get_u32(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(get(bytes, offset))
+}
+fn get_u64(bytes: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(get(bytes, offset))
+}
+fn put(bytes: &mut [u8], offset: usize, value: &[u8]) {
+    bytes[offset..offset + value.len()].copy_from_slice(value);
+}
+
+fn level_code(level: Level) -> u8 {
+    match level {
+        Level::Mirror => 1,
+        Level::Parity { m: 1 } => 5,
+        Level::Parity { m: 2 } => 6,
+        Level::Parity { .. } => 7,
+    }
+}
+
+fn text_field(bytes: &[u8], field: &'static str) -> Result<String, FormatError> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    if bytes[end..].iter().any(|&b| b != 0) {
+        return Err(FormatError::Invalid {
+            field,
+            reason: "bytes after the terminating NUL".to_string(),
+        });
+    }
+    String::from_utf8(bytes[..end].to_vec()).map_err(|_| FormatError::Invalid {
+        field,
+        reason: "not UTF-8".to_string(),
+    })
+}
+
+/// Truncates `name` to at most 32 bytes at a character boundary.
+pub fn clip_name(name: &str) -> String {
+    let mut end = name.len().min(NAME_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].replace('\0', "")
+}
+
+impl Superblock {
+    /// The array's geometry.
+    pub fn layout(&self) -> Result<Layout, LayoutError> {
+        Layout::new(self.level, usize::from(self.members), self.chunk)
+    }
+
+    /// Whether the dirty flag is set.
+    pub fn is_dirty(&self) -> bool {
+        self.flags & FLAG_DIRTY != 0
+    }
+
+    /// The layout name stored in the superblock.
+    pub fn layout_name(&self) -> &'static str {
+        match self.level {
+            Level::Mirror => LAYOUT_MIRROR,
+            Level::Parity { .. } => LAYOUT_LEFT_SYMMETRIC,
+        }
+    }
+
+    /// Encodes one copy: [`SB_SIZE`] bytes, CRC in the last four.
+    ///
+    /// Panics if the member table has more than [`MAX_SLOTS`] slots (the array code never
+    /// builds one).
+    pub fn encode(&self) -> Vec<u8> {
+        assert!(self.slots.len() <= MAX_SLOTS, "member table too large");
+        let mut b = vec![0u8; SB_SIZE];
+        put(&mut b, OFF_MAGIC, &MAGIC);
+        put(&mut b, OFF_MAJOR, &VERSION_MAJOR.to_le_bytes());
+        put(&mut b, OFF_MINOR, &self.minor.to_le_bytes());
+        put(&mut b, OFF_SB_SIZE, &(SB_SIZE as u32).to_le_bytes());
+        put(&mut b, OFF_ARRAY_UUID, &self.array_uuid);
+        put(&mut b, OFF_MEMBER_UUID, &self.member_uuid);
+        put(&mut b, OFF_ROLE, &self.slot.to_le_bytes());
+        b[OFF_LEVEL] = level_code(self.level);
+        b[OFF_M] = self.m;
+        put(&mut b, OFF_K, &self.k.to_le_bytes());
+        put(&mut b, OFF_MEMBERS, &self.members.to_le_bytes());
+        put(&mut b, OFF_SLOTS, &(self.slots.len() as u16).to_le_bytes());
+        put(&mut b, OFF_FLAGS, &self.flags.to_le_bytes());
+        put(&mut b, OFF_CHUNK, &self.chunk.to_le_bytes());
+        put(&mut b, OFF_LAYOUT, self.layout_name().as_bytes());
+        put(&mut b, OFF_EVENT, &self.event.to_le_bytes());
+        put(&mut b, OFF_CTIME, &self.ctime.to_le_bytes());
+        put(&mut b, OFF_UTIME, &self.utime.to_le_bytes());
+        put(&mut b, OFF_NAME, clip_name(&self.name).as_bytes());
+        put(&mut b, OFF_MEMBER_SIZE, &self.member_size.to_le_bytes());
+        put(
+            &mut b,
+            OFF_DATA_OFFSET,
+            &self.regions.data_offset.to_le_bytes(),
+        );
+        put(&mut b, OFF_DATA_SIZE, &self.regions.data_size.to_le_bytes());
+        put(&mut b, OFF_ARRAY_SIZE, &self.array_size.to_le_bytes());
+        put(
+            &mut b,
+            OFF_BITMAP_OFFSET,
+            &self.regions.bitmap_offset.to_le_bytes(),
+        );
+        put(
+            &mut b,
+            OFF_BITMAP_SIZE,
+            &self.regions.bitmap_size.to_le_bytes(),
+        );
+        put(
+            &mut b,
+            OFF_JOURNAL_OFFSET,
+            &self.regions.journal_offset.to_le_bytes(),
+        );
+        put(
+            &mut b,
+            OFF_JOURNAL_SIZE,
+            &self.regions.journal_size.to_le_bytes(),
+        );
+        put(
+            &mut b,
+            OFF_CSUM_OFFSET,
+            &self.regions.csum_offset.to_le_bytes(),
+        );
+        put(&mut b, OFF_CSUM_SIZE, &self.regions.csum_size.to_le_bytes());
+        put(&mut b, OFF_CSUM_BLOCK, &(CSUM_BLOCK as u32).to_le_bytes());
+        put(&mut b, OFF_CSUM_ALGO, &CSUM_CRC32_ADDR.to_le_bytes());
+        for (i, slot) in self.slots.iter().enumerate() {
+            let at = HEADER_SIZE + i * SLOT_SIZE;
+            put(&mut b, at + SLOT_UUID, &slot.uuid);
+            b[at + SLOT_STATE] = slot.state.code();
+            if let SlotState::Rebuilding { checkpoint } = slot.state {
+                put(&mut b, at + SLOT_CHECKPOINT, &checkpoint.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&b[..OFF_CRC]);
+        put(&mut b, OFF_CRC, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes one copy. Every field is checked: bytes on a disk are untrusted input.
+    pub fn decode(b: &[u8]) -> Result<Superblock, FormatError> {
+        let invalid = |field: &'static str, reason: String| FormatError::Invalid { field, reason };
+        if b.len() < SB_SIZE {
+            return Err(invalid(
+                "length",
+                format!("{} bytes, expected {SB_SIZE}", b.len()),
+            ));
+        }
+        let b = &b[..SB_SIZE];
+        if get::<8>(b, OFF_MAGIC) != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let stored = get_u32(b, OFF_CRC);
+        let computed = crc32fast::hash(&b[..OFF_CRC]);
+        if stored != computed {
+            return Err(FormatError::BadChecksum { stored, computed });
+        }
+        let (major, minor) = (get_u16(b, OFF_MAJOR), get_u16(b, OFF_MINOR));
+        if major != VERSION_MAJOR {
+            return Err(FormatError::UnknownVersion { major, minor });
+        }
+        let sb_size = get_u32(b, OFF_SB_SIZE);
+        if sb_size as usize != SB_SIZE {
+            return Err(invalid("sb_size", format!("{sb_size}, expected {SB_SIZE}")));
+        }
+        let m = b[OFF_M];
+        let k = get_u16(b, OFF_K);
+        let members = get_u16(b, OFF_MEMBERS);
+        let level = match (b[OFF_LEVEL], m) {
+            (1, _) => Level::Mirror,
+            (5, 1) | (6, 2) | (7, 3..=4) => Level::Parity { m: usize::from(m) },
+            (code, m) => return Err(invalid("level", format!("level {code} with m = {m}"))),
+        };
+        let chunk = get_u64(b, OFF_CHUNK);
+        let layout = Layout::new(level, usize::from(members), chunk)
+            .map_err(|e| invalid("geometry", e.to_string()))?;
+        if layout.k() != usize::from(k) || layout.m() != usize::from(m) {
+            return Err(invalid(
+                "k/m",
+                format!("k = {k}, m = {m} do not match {members} members"),
+            ));
+        }
+        let layout_name = text_field(&b[OFF_LAYOUT..OFF_LAYOUT + LAYOUT_LEN], "layout")?;
+        let expected_layout = match level {
+            Level::Mirror => LAYOUT_MIRROR,
+            Level::Parity { .. } => LAYOUT_LEFT_SYMMETRIC,
+        };
+        if layout_name != expected_layout {
+            return Err(invalid("layout", format!("unknown layout {layout_name:?}")));
+        }
+        let name = text_field(&b[OFF_NAME..OFF_NAME + NAME_LEN], "name")?;
+        let csum_block = get_u32(b, OFF_CSUM_BLOCK);
+        if u64::from(csum_block) != CSUM_BLOCK {
+            return Err(invalid("checksum_block", format!("{csum_block}")));
+        }
+        let algo = get_u32(b, OFF_CSUM_ALGO);
+        if algo != CSUM_CRC32_ADDR {
+            return Err(invalid("checksum_algorithm", format!("{algo}")));
+        }
+        let member_size = get_u64(b, OFF_MEMBER_SIZE);
+        let regions = Regions {
+            bitmap_offset: get_u64(b, OFF_BITMAP_OFFSET),
+            bitmap_size: get_u64(b, OFF_BITMAP_SIZE),
+            journal_offset: get_u64(b, OFF_JOURNAL_OFFSET),
+            journal_size: get_u64(b, OFF_JOURNAL_SIZE),
+            csum_offset: get_u64(b, OFF_CSUM_OFFSET),
+            csum_size: get_u64(b, OFF_CSUM_SIZE),
+            data_offset: get_u64(b, OFF_DATA_OFFSET),
+            data_size: get_u64(b, OFF_DATA_SIZE),
+        };
+        regions.validate(member_size)?;
+        if !regions.data_size.is_multiple_of(chunk) {
+            return Err(invalid(
+                "data_size",
+                "not a whole number of chunks".to_string(),
+            ));
+        }
+        let array_size = get_u64(b, OFF_ARRAY_SIZE);
+        if array_size != layout.capacity(regions.data_size) {
+            return Err(invalid(
+                "array_size",
+                format!(
+                    "{array_size}, expected {} for the geometry",
+                    layout.capacity(regions.data_size)
+                ),
+            ));
+        }
+        let slot_count = usize::from(get_u16(b, OFF_SLOTS));
+        if slot_count < usize::from(members) || slot_count > MAX_SLOTS {
+            return Err(invalid(
+                "slots",
+                format!("{slot_count} slots for {members} members (at most {MAX_SLOTS})"),
+            ));
+        }
+        let mut slots = Vec::with_capacity(slot_count);
+        for i in 0..slot_count {
+            let at = HEADER_SIZE + i * SLOT_SIZE;
+            let checkpoint = get_u64(b, at + SLOT_CHECKPOINT);
+            let state = match b[at + SLOT_STATE] {
+                0 => SlotState::Empty,
+                1 => SlotState::Active,
+                2 => SlotState::Faulty,
+                3 => SlotState::Spare,
+                4 if checkpoint <= regions.data_size => SlotState::Rebuilding { checkpoint },
+                code => return Err(invalid("member table", format!("slot {i}: state {code}"))),
+            };
+            slots.push(Slot {
+                uuid: get(b, at + SLOT_UUID),
+                state,
+            });
+        }
+        let slot = get_u32(b, OFF_ROLE);
+        if slot as usize >= slot_count {
+            return Err(invalid("role", format!("{slot} with {slot_count} slots")));
+        }
+        let member_uuid = get::<16>(b, OFF_MEMBER_UUID);
+        if slots[slot as usize].uuid != member_uuid {
+            return Err(invalid(
+                "member table",
+                format!("slot {slot} does not name this member"),
+            ));
+        }
+        Ok(Superblock {
+            minor,
+            array_uuid: get(b, OFF_ARRAY_UUID),
+            member_uuid,
+            slot,
+            level,
+            k,
+            m,
+            members,
+            chunk,
+            flags: get_u32(b, OFF_FLAGS),
+            event: get_u64(b, OFF_EVENT),
+            ctime: get_u64(b, OFF_CTIME),
+            utime: get_u64(b, OFF_UTIME),
+            name,
+            member_size,
+            array_size,
+            regions,
+            slots,
+        })
+    }
+}
+
+/// What reading a member's superblock copies found.
+#[derive(Debug)]
+pub struct SuperblockRead {
+    /// The newest valid copy.
+    pub superblock: Superblock,
+    /// Which copy it was (0 or 1).
+    pub copy: usize,
+    /// Why the other copy was not used, when it was not valid.
+    pub other: Option<FormatError>,
+}
+
+/// Why a member's superblock could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// A disk error.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// The member is too small to hold superblocks.
+    #[error("{size} bytes is too small to hold a superblock")]
+    TooSmall {
+        /// The member's size.
+        size: u64,
+    },
+    /// Neither copy is valid; the errors of both copies.
+    #[error("no valid superblock: copy 0: {0}; copy 1: {1}")]
+    NoValidCopy(FormatError, FormatError),
+}
+
+/// Reads both copies from `disk` and returns the valid one with the higher event counter.
+pub fn read_superblock(disk: &dyn Disk) -> Result<SuperblockRead, ReadError> {
+    let needed = SB_OFFSETS[1] + SB_SIZE as u64;
+    if disk.len() < needed {
+        return Err(ReadError::TooSmall { size: disk.len() });
+    }
+    let mut buf = AlignedBuf::new(2 * SB_SIZE);
+    disk.read_at(&mut buf, 0)?;
+    let copies = [
+        Superblock::decode(&buf[..SB_SIZE]),
+        Superblock::decode(&buf[SB_SIZE..]),
+    ];
+    let [first, second] = copies;
+    let pick = match (first, second) {
+        (Ok(a), Ok(b)) if b.event > a.event => (b, 1, None),
+        (Ok(a), Ok(_)) => (a, 0, None),
+        (Ok(a), Err(e)) => (a, 0, Some(e)),
+        (Err(e), Ok(b)) => (b, 1, Some(e)),
+        (Err(a), Err(b)) => return Err(ReadError::NoValidCopy(a, b)),
+    };
+    let (superblock, copy, other) = pick;
+    if superblock.member_size > disk.len() {
+        // The member shrank: its regions may be gone. Not a valid superblock for this disk.
+        let e = FormatError::Invalid {
+            field: "member_size",
+            reason: format!(
+                "{} bytes recorded, but the member has {}",
+                superblock.member_size,
+                disk.len()
+            ),
+        };
+        return Err(ReadError::NoValidCopy(e.clone(), e));
+    }
+    Ok(SuperblockRead {
+        superblock,
+        copy,
+        other,
+    })
+}
+
+/// Writes `sb` into the copy `sb.event mod 2` (the one not holding the previous update).
+/// Does not flush.
+pub fn write_superblock(disk: &dyn Disk, sb: &Superblock) -> Result<(), DiskError> {
+    let mut buf = AlignedBuf::new(SB_SIZE);
+    buf.copy_from_slice(&sb.encode());
+    disk.write_at(&buf, SB_OFFSETS[(sb.event % 2) as usize])
+}
+
+/// A new random UUID (version 4), from the operating system's random source.
+pub fn new_uuid() -> [u8; 16] {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // No /dev/urandom: fall back to time, pid and a counter (unique, not secret).
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mixed = now ^ (u64::from(std::process::id()) << 32);
+        bytes[..8].copy_from_slice(&mixed.to_le_bytes());
+        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    bytes
+}
+
+/// A UUID in the usual 8-4-4-4-12 hexadecimal form.
+pub fn uuid_string(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The checksum entry of one 4 KiB block: CRC-32 (IEEE, as `crc32fast`) of its bytes,
+/// XOR a 32-bit mix of the member's role and the block's index in the data region, so a
+/// block written to the wrong place or the wrong member does not verify.
+pub fn checksum_entry(role: usize, block: u64, data: &[u8]) -> u32 {
+    crc32fast::hash(data) ^ address_mix(role, block)
+}
+
+/// The address part of a checksum entry (SplitMix64's finaliser of `role << 48 | block`,
+/// low 32 bits).
+pub fn address_mix(role: usize, block: u64) -> u32 {
+    let mut z = ((role as u64) << 48 | block).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// CRC-32 of a 4 KiB block of zeros.
+pub fn zero_block_crc() -> u32 {
+    static ZERO: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ZERO.get_or_init(|| crc32fast::hash(&[0u8; CSUM_BLOCK as usize]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Superblock {
+        let regions = Regions::plan(64 * MIB, 64 << 10).unwrap();
+        let layout = Layout::new(Level::Parity { m: 2 }, 6, 64 << 10).unwrap();
+        Superblock {
+            minor: VERSION_MINOR,
+            array_uuid: [1; 16],
+            member_uuid: [7; 16],
+            slot: 2,
+            level: Level::Parity { m: 2 },
+            k: 4,
+            m: 2,
+            members: 6,
+            chunk: 64 << 10,
+            flags: 0,
+            event: 9,
+            ctime: 1,
+            utime: 2,
+            name: "test".to_string(),
+            member_size: 64 * MIB,
+            array_size: layout.capacity(regions.data_size),
+            regions,
+            slots: (0..7u8)
+                .map(|i| Slot {
+                    uuid: if i == 2 { [7; 16] } else { [i + 10; 16] },
+                    state: match i {
+                        6 => SlotState::Spare,
+                        5 => SlotState::Rebuilding { checkpoint: 4096 },
+                        _ => SlotState::Active,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let sb = sample();
+        let bytes = sb.encode();
+        assert_eq!(bytes.len(), SB_SIZE);
+        assert_eq!(Superblock::decode(&bytes).unwrap(), sb);
+    }
+
+    /// The header offsets are format: pin them.
+    #[test]
+    fn field_offsets_are_pinned() {
+        let bytes = sample().encode();
+        assert_eq!(&bytes[0..8], b"RAIDKIT\x01");
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1);
+        assert_eq!(bytes[16], 1); // array uuid
+        assert_eq!(bytes[32], 7); // member uuid
+        assert_eq!(bytes[48], 2); // role
+        assert_eq!((bytes[52], bytes[53], bytes[54], bytes[56]), (6, 2, 4, 6));
+        assert_eq!(&bytes[72..86], b"left-symmetric");
+        assert_eq!(bytes[104], 9); // event
+        assert_eq!(&bytes[128..132], b"test");
+        assert_eq!(get_u64(&bytes, 168), sample().regions.data_offset);
+        assert_eq!(&bytes[512..528], &[10u8; 16]); // slot 0 uuid
+        assert_eq!(bytes[512 + 16], 1); // slot 0 active
+        assert_eq!(bytes[512 + 5 * 32 + 16], 4); // slot 5 rebuilding
+        assert_eq!(get_u64(&bytes, 512 + 5 * 32 + 24), 4096);
+        assert_eq!(bytes[512 + 6 * 32 + 16], 3); // slot 6 spare
+        assert_eq!(
+            u32::from_le_bytes(get(&bytes, SB_SIZE - 4)),
+            crc32fast::hash(&bytes[..SB_SIZE - 4])
+        );
+    }
+
+    /// The region plan is format too: pin it for a few sizes.
+    #[test]
+    fn region_plan_is_pinned() {
+        let r = Regions::plan(8 * MIB, 64 << 10).unwrap();
+        assert_eq!(
+            (r.journal_offset, r.journal_size, r.csum_offset, r.csum_size),
+            (MIB, MIB, 2 * MIB, 4096)
+        );
+        assert_eq!((r.data_offset, r.data_size), (3 * MIB, 5 * MIB));
+        let r = Regions::plan(1 << 30, 512 << 10).unwrap();
+        assert_eq!(r.journal_size, 16 * MIB);
+        assert_eq!(r.csum_offset, 17 * MIB);
+        assert_eq!(r.data_offset, 18 * MIB);
+        assert_eq!(r.data_size, (1 << 30) - 18 * MIB);
+        assert_eq!(r.csum_size, r.data_size / 1024);
+        let r = Regions::plan(1 << 40, 512 << 10).unwrap();
+        assert_eq!(r.journal_size, 64 * MIB);
+        assert_eq!(r.data_offset, 65 * MIB + 1024 * MIB);
+        for size in [4 * MIB, 5 * MIB + 4096, 100 * MIB + 12345, 3 << 30] {
+            let r = Regions::plan(size, 4096).unwrap();
+            r.validate(size).unwrap();
+        }
+        assert!(matches!(
+            Regions::plan(2 * MIB, 4096),
+            Err(FormatError::TooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn every_corruption_is_refused() {
+        let bytes = sample().encode();
+        for at in (0..SB_SIZE).step_by(97).chain([SB_SIZE - 1]) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(Superblock::decode(&bad).is_err(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn unknown_major_is_refused_and_minor_accepted() {
+        let mut bytes = sample().encode();
+        bytes[OFF_MAJOR] = 2;
+        let crc = crc32fast::hash(&bytes[..OFF_CRC]);
+        put(&mut bytes, OFF_CRC, &crc.to_le_bytes());
+        assert!(matches!(
+            Superblock::decode(&bytes),
+            Err(FormatError::UnknownVersion { major: 2, .. })
+        ));
+        let mut sb = sample();
+        sb.minor = 7;
+        assert_eq!(Superblock::decode(&sb.encode()).unwrap().minor, 7);
+    }
+
+    #[test]
+    fn checksum_entries_depend_on_address() {
+        let block = [0u8; 4096];
+        let a = checksum_entry(0, 0, &block);
+        assert_ne!(a, checksum_entry(0, 1, &block));
+        assert_ne!(a, checksum_entry(1, 0, &block));
+        assert_eq!(a, zero_block_crc() ^ address_mix(0, 0));
+    }
+}
