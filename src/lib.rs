@@ -2,6 +2,9 @@
 //! (`benches/`): engine selection with loud skips, seeded data, page-aligned stripe
 //! buffers, and bindings to ISA-L when it is installed (`cfg(have_isal)`).
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use raidkit::parity::{Engine, EngineKind};
 
 /// The engine `kind`, or `None` after printing why it is skipped. A skip is never silent.
@@ -459,5 +462,60 @@ pub mod isal {
     ) {
         // SAFETY: forwarded to the caller.
         unsafe { encode_variant(Variant::Dispatched, len, tables, data, coding) }
+    }
+}
+
+/// A loop device attached to a backing file, detached on drop (also when a test fails).
+pub struct LoopDevice {
+    /// The device node, such as `/dev/loop3`.
+    pub device: PathBuf,
+}
+
+impl LoopDevice {
+    /// Attaches `backing` to a free loop device.
+    pub fn attach(backing: &Path) -> Result<LoopDevice, String> {
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(backing)
+            .output()
+            .map_err(|e| format!("cannot run losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "losetup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Ok(LoopDevice { device })
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let status = Command::new("losetup").arg("-d").arg(&self.device).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("warning: could not detach {}", self.device.display());
+        }
+    }
+}
+
+/// Loop devices need root. In CI (which runs as root) a failure to attach fails the test;
+/// elsewhere it is skipped with the reason.
+pub fn loop_device(backing: &Path, test: &str) -> Option<LoopDevice> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let in_ci = std::env::var_os("CI").is_some();
+    match LoopDevice::attach(backing) {
+        Ok(device) => Some(device),
+        Err(reason) if in_ci => panic!("{test}: loop devices are required in CI: {reason}"),
+        Err(reason) => {
+            let why = if root {
+                reason
+            } else {
+                format!("not root ({reason})")
+            };
+            eprintln!("SKIP {test}: {why}");
+            None
+        }
     }
 }

@@ -2,15 +2,14 @@
 //! requests (out of range, misaligned, unaligned buffers) that change nothing, flush,
 //! batched submission, and concurrent use. Block devices run on real loop devices.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::disk::{
     self, BlockDisk, Disk, DiskError, DiskInfo, FailStop, FileDisk, FileMode, IoRequest, MemDisk,
     MmapDisk, Op, UringDisk,
 };
-use raidkit_workspace_tests::{Rng, conformance, pattern, read};
+use raidkit_workspace_tests::{Rng, conformance, loop_device, pattern, read};
 
 const SIZE: u64 = 4 << 20;
 
@@ -220,59 +219,6 @@ fn open_picks_the_backend_and_refuses_other_files() {
     assert!(matches!(err, DiskError::Unsupported { .. }), "{err}");
     let err = disk::open(&dir.path().join("missing.img")).unwrap_err();
     assert!(err.to_string().contains("missing.img"), "{err}");
-}
-
-/// A loop device attached to a backing file, detached on drop (also when a test fails).
-struct LoopDevice {
-    device: PathBuf,
-}
-
-impl LoopDevice {
-    fn attach(backing: &Path) -> Result<LoopDevice, String> {
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(backing)
-            .output()
-            .map_err(|e| format!("cannot run losetup: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "losetup failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Ok(LoopDevice { device })
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let status = Command::new("losetup").arg("-d").arg(&self.device).status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("warning: could not detach {}", self.device.display());
-        }
-    }
-}
-
-/// Loop devices need root. In CI (which runs as root) a failure to attach fails the test;
-/// elsewhere it is skipped with the reason.
-fn loop_device(backing: &Path, test: &str) -> Option<LoopDevice> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let in_ci = std::env::var_os("CI").is_some();
-    match LoopDevice::attach(backing) {
-        Ok(device) => Some(device),
-        Err(reason) if in_ci => panic!("{test}: loop devices are required in CI: {reason}"),
-        Err(reason) => {
-            let why = if root {
-                reason
-            } else {
-                format!("not root ({reason})")
-            };
-            eprintln!("SKIP {test}: {why}");
-            None
-        }
-    }
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod error;
 pub mod format;
 pub mod layout;
 pub mod parity;
+pub mod testkit;
 
 pub use array::{Array, ArrayError};
 pub use error::Error;

@@ -26,6 +26,21 @@ impl MemDisk {
         }
     }
 
+    /// A disk holding `image` (truncated to whole blocks).
+    pub fn from_image(name: &str, mut image: Vec<u8>, block_size: u32) -> MemDisk {
+        let block_size = block_size.max(1);
+        image.truncate(image.len() - image.len() % block_size as usize);
+        MemDisk {
+            info: DiskInfo {
+                name: name.to_string(),
+                size: image.len() as u64,
+                block_size,
+                buffer_align: 1,
+            },
+            data: RwLock::new(image),
+        }
+    }
+
     /// A copy of the whole disk.
     pub fn snapshot(&self) -> Vec<u8> {
         self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
