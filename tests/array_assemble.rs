@@ -180,14 +180,14 @@ fn unknown_major_version_is_refused() {
     let (test, _) = raid6(7);
     test.flush().unwrap();
     let paths = test.paths().to_vec();
-    for copy in 0..2 {
+    for offset in SB_OFFSETS {
         let disk = FileDisk::open(&paths[1], FileMode::Buffered).unwrap();
         let mut raw = vec![0u8; SB_SIZE];
-        disk.read_at(&mut raw, SB_OFFSETS[copy]).unwrap();
+        disk.read_at(&mut raw, offset).unwrap();
         raw[8] = 9; // major version 9
         let crc = crc32(&raw[..SB_SIZE - 4]);
         raw[SB_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
-        disk.write_at(&raw, SB_OFFSETS[copy]).unwrap();
+        disk.write_at(&raw, offset).unwrap();
     }
     let err = refused(&paths);
     assert!(
