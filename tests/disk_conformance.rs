@@ -2,7 +2,6 @@
 //! requests (out of range, misaligned, unaligned buffers) that change nothing, flush,
 //! batched submission, and concurrent use. Block devices run on real loop devices.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::disk::{
