@@ -1,0 +1,172 @@
+//! Compatibility images: small arrays written by format v1, frozen under `tests/data/`.
+//! Every later version must still assemble them and read every byte (also degraded).
+//!
+//! An image file holds every member of one array, sparsely: a header (magic `RKIMAGE1`,
+//! member count u32, member size u64, CRC-32 of the expected array contents u32), then
+//! records (member u32, offset u64, 4096 bytes) for every non-zero 4 KiB block, ended by
+//! member `u32::MAX`. The expected contents are rebuilt by [`writes`] and checked against
+//! the stored CRC, so the test also notices if the generator changes.
+//!
+//! `RAIDKIT_WRITE_FROZEN_IMAGES=1 cargo test --test frozen_images` rewrites the images;
+//! only do that when adding a new image, never to make an old one pass.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use raidkit::array::{Array, ArrayOptions, ArrayState, CreateOptions};
+use raidkit::disk::{Disk, MemDisk};
+use raidkit::layout::Level;
+use raidkit_workspace_tests::Rng;
+
+const MEMBER: u64 = 4 << 20;
+const BLOCK: usize = 4096;
+
+/// (file name, level, members, chunk).
+const IMAGES: [(&str, Level, usize, u64); 4] = [
+    ("v1-raid1-2.rkimg", Level::Mirror, 2, 64 << 10),
+    ("v1-raid5-3.rkimg", Level::Parity { m: 1 }, 3, 16 << 10),
+    ("v1-raid6-4.rkimg", Level::Parity { m: 2 }, 4, 4 << 10),
+    ("v1-k3-6.rkimg", Level::Parity { m: 3 }, 6, 8 << 10),
+];
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The writes that made each image: a few ranges, some unaligned.
+fn writes(size: u64, seed: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut rng = Rng::new(seed);
+    let mut out = vec![(0, rng.block(20_000))];
+    for _ in 0..6 {
+        let at = rng.below(size as usize - 20_000) as u64;
+        let len = 1 + rng.below(6_000);
+        out.push((at, rng.block(len)));
+    }
+    out
+}
+
+fn expected(size: u64, seed: u64) -> Vec<u8> {
+    let mut model = vec![0u8; size as usize];
+    for (at, bytes) in writes(size, seed) {
+        model[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+    }
+    model
+}
+
+fn encode(images: &[Vec<u8>], crc: u32) -> Vec<u8> {
+    let mut out = b"RKIMAGE1".to_vec();
+    out.extend((images.len() as u32).to_le_bytes());
+    out.extend(MEMBER.to_le_bytes());
+    out.extend(crc.to_le_bytes());
+    for (member, image) in images.iter().enumerate() {
+        for (i, block) in image.chunks(BLOCK).enumerate() {
+            if block.iter().any(|&b| b != 0) {
+                out.extend((member as u32).to_le_bytes());
+                out.extend(((i * BLOCK) as u64).to_le_bytes());
+                out.extend(block);
+            }
+        }
+    }
+    out.extend(u32::MAX.to_le_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> (Vec<Vec<u8>>, u32) {
+    assert_eq!(&bytes[..8], b"RKIMAGE1");
+    let n = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let size = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
+    let mut images = vec![vec![0u8; size]; n];
+    let mut at = 24;
+    loop {
+        let member = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        if member == u32::MAX {
+            break;
+        }
+        let offset = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap()) as usize;
+        images[member as usize][offset..offset + BLOCK]
+            .copy_from_slice(&bytes[at + 12..at + 12 + BLOCK]);
+        at += 12 + BLOCK;
+    }
+    (images, crc)
+}
+
+fn generate(name: &str, level: Level, n: usize, chunk: u64, seed: u64) {
+    let disks: Vec<Arc<MemDisk>> = (0..n)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let array = Array::create(
+        disks
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect(),
+        &CreateOptions::new(level).chunk(chunk).name(name),
+    )
+    .unwrap();
+    for (at, bytes) in writes(array.len(), seed) {
+        array.write_at(&bytes, at).unwrap();
+    }
+    let crc = crc32fast::hash(&expected(array.len(), seed));
+    array.close().unwrap();
+    let images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
+    std::fs::create_dir_all(path("")).unwrap();
+    std::fs::write(path(name), encode(&images, crc)).unwrap();
+}
+
+fn assemble(images: &[Vec<u8>], skip: Option<usize>) -> Array {
+    let disks: Vec<Box<dyn Disk>> = images
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(i, image)| {
+            Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)) as Box<dyn Disk>
+        })
+        .collect();
+    Array::assemble(disks, &ArrayOptions::default()).unwrap()
+}
+
+#[test]
+fn frozen_v1_images_assemble_and_read() {
+    for (seed, (name, level, n, chunk)) in IMAGES.into_iter().enumerate() {
+        if std::env::var_os("RAIDKIT_WRITE_FROZEN_IMAGES").is_some() {
+            generate(name, level, n, chunk, seed as u64);
+        }
+        let bytes = std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (images, crc) = decode(&bytes);
+        assert_eq!(images.len(), n, "{name}");
+        for skip in [None, Some(0), Some(n - 1)] {
+            let array = assemble(&images, skip);
+            let status = array.status();
+            assert_eq!(
+                (status.level, status.members.len(), status.chunk),
+                (level, n, chunk),
+                "{name}"
+            );
+            assert_eq!(status.name, name);
+            assert_eq!(status.data_offset, 3 << 20, "{name}");
+            assert!(!status.dirty, "{name}: closed cleanly");
+            let expected_state = if skip.is_some() {
+                ArrayState::Degraded
+            } else {
+                ArrayState::Clean
+            };
+            assert_eq!(status.state, expected_state, "{name}");
+            let model = expected(array.len(), seed as u64);
+            assert_eq!(
+                crc32fast::hash(&model),
+                crc,
+                "{name}: the generator changed"
+            );
+            let mut back = vec![0u8; array.len() as usize];
+            array.read_at(&mut back, 0).unwrap();
+            assert!(back == model, "{name} (without {skip:?}): contents differ");
+            // Still writable.
+            array.write_at(b"still writable", 12345).unwrap();
+            let mut check = [0u8; 14];
+            array.read_at(&mut check, 12345).unwrap();
+            assert_eq!(&check, b"still writable");
+        }
+    }
+}
