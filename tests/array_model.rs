@@ -305,3 +305,53 @@ fn damage_beyond_the_budget_is_an_error_not_wrong_data() {
         h.model.copy_from_slice(&data);
     }
 }
+
+/// Many threads through `&Array`: each owns a region and checks it reads back its own
+/// writes, while others hammer one shared stripe with uniform blocks that must never read
+/// back torn (writes to a stripe are serialised against its readers).
+#[test]
+fn concurrent_writers_and_readers() {
+    for (level, n, chunk) in [GEOMETRIES[1], GEOMETRIES[3], GEOMETRIES[5], GEOMETRIES[8]] {
+        let h = Harness::new(level, n, chunk, false, 1);
+        let array = &h.array;
+        let stripe = array.layout().stripe_data() as usize;
+        let region = (array.len() as usize / 8) / stripe * stripe;
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                scope.spawn(move || {
+                    let mut rng = Rng::new(t);
+                    let base = (t as usize + 1) * region;
+                    let mut model = vec![0u8; region];
+                    for _ in 0..60 {
+                        let at = rng.below(region - 1);
+                        let len = 1 + rng.below((region - at).min(2 * stripe));
+                        let bytes = rng.block(len);
+                        array.write_at(&bytes, (base + at) as u64).unwrap();
+                        model[at..at + len].copy_from_slice(&bytes);
+                        let mut back = vec![0u8; len];
+                        array.read_at(&mut back, (base + at) as u64).unwrap();
+                        assert!(back == bytes, "thread {t}");
+                    }
+                    let mut back = vec![0u8; region];
+                    array.read_at(&mut back, base as u64).unwrap();
+                    assert!(back == model, "thread {t}: region differs");
+                });
+            }
+            for t in 0..2u8 {
+                scope.spawn(move || {
+                    for i in 0..200u32 {
+                        let value = (i as u8).wrapping_mul(2).wrapping_add(t);
+                        array.write_at(&vec![value; stripe], 0).unwrap();
+                    }
+                });
+                scope.spawn(move || {
+                    let mut back = vec![0u8; stripe];
+                    for _ in 0..200 {
+                        array.read_at(&mut back, 0).unwrap();
+                        assert!(back.iter().all(|&b| b == back[0]), "torn read of a stripe");
+                    }
+                });
+            }
+        });
+    }
+}

@@ -61,6 +61,10 @@ pub struct ArrayOptions {
     pub error_threshold: u64,
     /// Threads issuing member I/O (default: the member count, from 2 to 16).
     pub threads: Option<usize>,
+    /// Verify every block read against its checksum (default). Turning it off gives up
+    /// detecting and healing silent corruption on reads; it exists to measure what
+    /// verification costs. Writes always maintain the checksums.
+    pub verify_reads: bool,
 }
 
 impl Default for ArrayOptions {
@@ -69,6 +73,7 @@ impl Default for ArrayOptions {
             engine: None,
             error_threshold: 256,
             threads: None,
+            verify_reads: true,
         }
     }
 }

@@ -1,0 +1,265 @@
+//! The array against the raw aggregate of its member files, in one run.
+//!
+//! ```text
+//! cargo bench --bench array -- [--dir /dev/shm] [--member-mib 256] [--secs 2] [--reps 3]
+//!                              [--chunk-kib 512] [--only 'RAID-6 seq write']
+//! ```
+//!
+//! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
+//! threads, one per file, `pwrite`/`pread` of 1 MiB sequentially or 4 KiB at random (the
+//! fio `tmpfs6` workloads). Array: RAID-5 and RAID-6 over the same six files, one caller
+//! thread issuing 4-stripe sequential requests (the array spreads member I/O over its
+//! pool), and 4 KiB random requests from 1 and from 4 caller threads. Sequential reads run
+//! with and without checksum verification. Every figure is the median of `--reps`
+//! repetitions; workloads are interleaved across repetitions.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use raidkit::array::{Array, ArrayOptions, CreateOptions};
+use raidkit::disk::{self, Disk, FileDisk, FileMode};
+use raidkit::layout::Level;
+use raidkit_workspace_tests::Rng;
+
+const MEMBERS: usize = 6;
+
+struct Args {
+    dir: PathBuf,
+    member: u64,
+    secs: f64,
+    reps: usize,
+    chunk: u64,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        dir: PathBuf::from("/dev/shm"),
+        member: 256 << 20,
+        secs: 2.0,
+        reps: 3,
+        chunk: 512 << 10,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match arg.as_str() {
+            "--dir" => out.dir = PathBuf::from(value()),
+            "--member-mib" => out.member = value().parse::<u64>().unwrap() << 20,
+            "--secs" => out.secs = value().parse().unwrap(),
+            "--reps" => out.reps = value().parse().unwrap(),
+            "--chunk-kib" => out.chunk = value().parse::<u64>().unwrap() << 10,
+            "--only" => out.only = Some(value()),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    out
+}
+
+fn files(dir: &Path, tag: &str, size: u64) -> Vec<PathBuf> {
+    (0..MEMBERS)
+        .map(|i| {
+            let path = dir.join(format!("raidkit-bench-{tag}-{i}.img"));
+            let _ = std::fs::remove_file(&path);
+            std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn open(paths: &[PathBuf]) -> Vec<Box<dyn Disk>> {
+    paths
+        .iter()
+        .map(|p| Box::new(disk::open(p).unwrap()) as Box<dyn Disk>)
+        .collect()
+}
+
+/// Raw: one thread per file. Returns MB/s (sequential) or IOPS (random).
+fn raw(paths: &[PathBuf], write: bool, random: bool, secs: f64) -> f64 {
+    let block = if random { 4096 } else { 1 << 20 };
+    let deadline = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let done: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                scope.spawn(move || {
+                    let disk = FileDisk::open(path, FileMode::Buffered).unwrap();
+                    let mut buf = Rng::new(i as u64).block(block);
+                    let blocks = disk.len() / block as u64;
+                    let mut rng = Rng::new(100 + i as u64);
+                    let mut n = 0u64;
+                    while start.elapsed() < deadline {
+                        let at = if random { rng.below(blocks as usize) as u64 } else { n % blocks } * block as u64;
+                        if write {
+                            disk.write_at(&buf, at).unwrap();
+                        } else {
+                            disk.read_at(&mut buf, at).unwrap();
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    if random { done as f64 / elapsed } else { (done * block as u64) as f64 / elapsed / 1e6 }
+}
+
+fn seq(array: &Array, write: bool, secs: f64) -> f64 {
+    let request = (4 * array.layout().stripe_data()) as usize;
+    let mut buf = Rng::new(1).block(request);
+    let requests = array.len() as usize / request;
+    let start = Instant::now();
+    let mut n = 0usize;
+    while start.elapsed().as_secs_f64() < secs {
+        let at = ((n % requests) * request) as u64;
+        if write {
+            array.write_at(&buf, at).unwrap();
+        } else {
+            array.read_at(&mut buf, at).unwrap();
+        }
+        n += 1;
+    }
+    (n * request) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn random(array: &Array, write: bool, threads: usize, secs: f64) -> f64 {
+    let blocks = array.len() as usize / 4096;
+    let start = Instant::now();
+    let done: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut rng = Rng::new(t as u64 + 7);
+                    let mut buf = rng.block(4096);
+                    let mut n = 0;
+                    while start.elapsed().as_secs_f64() < secs {
+                        let at = (rng.below(blocks) * 4096) as u64;
+                        if write {
+                            array.write_at(&buf, at).unwrap();
+                        } else {
+                            array.read_at(&mut buf, at).unwrap();
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args = args();
+    let raw_paths = files(&args.dir, "raw", args.member);
+    // Fill the raw files once so reads do not hit holes.
+    raw(&raw_paths, true, false, 0.5);
+    for p in &raw_paths {
+        let disk = FileDisk::open(p, FileMode::Buffered).unwrap();
+        let buf = vec![1u8; 1 << 20];
+        for i in 0..disk.len() >> 20 {
+            disk.write_at(&buf, i << 20).unwrap();
+        }
+    }
+    let names = [
+        "raw seq write MB/s",
+        "raw seq read MB/s",
+        "raw rand write IOPS",
+        "raw rand read IOPS",
+    ];
+    let mut raw_results: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let levels = [("RAID-5", 1usize), ("RAID-6", 2usize)];
+    let array_names = [
+        "seq write MB/s",
+        "seq read MB/s",
+        "seq read, no verify MB/s",
+        "rand write 4K IOPS, 1 thread",
+        "rand read 4K IOPS, 1 thread",
+        "rand write 4K IOPS, 4 threads",
+        "rand read 4K IOPS, 4 threads",
+    ];
+    let mut array_results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); array_names.len()]; levels.len()];
+    for rep in 0..args.reps {
+        eprintln!("repetition {} of {}", rep + 1, args.reps);
+        let wanted = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+        let mut measure = |list: &mut Vec<f64>, name: &str, f: &mut dyn FnMut() -> f64| {
+            list.push(if wanted(name) { f() } else { f64::NAN });
+        };
+        for (i, (write, random)) in [(true, false), (false, false), (true, true), (false, true)].into_iter().enumerate() {
+            measure(&mut raw_results[i], names[i], &mut || raw(&raw_paths, write, random, args.secs));
+        }
+        for (l, (name, m)) in levels.iter().enumerate() {
+            let paths = files(&args.dir, name, args.member);
+            let options = CreateOptions::new(Level::Parity { m: *m }).chunk(args.chunk);
+            let array = Array::create(open(&paths), &options).unwrap();
+            // One untimed pass, so that tmpfs pages exist (as for the raw files).
+            let stripe = array.layout().stripe_data() as usize;
+            let fill = vec![3u8; 4 * stripe];
+            for at in (0..array.len() as usize).step_by(fill.len()) {
+                array.write_at(&fill, at as u64).unwrap();
+            }
+            let r = &mut array_results[l];
+            let label = |i: usize| format!("{name} {}", array_names[i]);
+            measure(&mut r[0], &label(0), &mut || seq(&array, true, args.secs));
+            array.flush().unwrap();
+            measure(&mut r[1], &label(1), &mut || seq(&array, false, args.secs));
+            measure(&mut r[3], &label(3), &mut || random(&array, true, 1, args.secs));
+            measure(&mut r[4], &label(4), &mut || random(&array, false, 1, args.secs));
+            measure(&mut r[5], &label(5), &mut || random(&array, true, 4, args.secs));
+            measure(&mut r[6], &label(6), &mut || random(&array, false, 4, args.secs));
+            array.close().unwrap();
+            let unverified = ArrayOptions {
+                verify_reads: false,
+                ..ArrayOptions::default()
+            };
+            let array = Array::assemble(open(&paths), &unverified).unwrap();
+            measure(&mut r[2], &label(2), &mut || seq(&array, false, args.secs));
+            drop(array);
+            for p in &paths {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    for p in &raw_paths {
+        let _ = std::fs::remove_file(p);
+    }
+    let raw_m: Vec<f64> = raw_results.into_iter().map(median).collect();
+    println!("\nraw aggregate of {MEMBERS} files in {} ({} MiB each), median of {}:", args.dir.display(), args.member >> 20, args.reps);
+    for (name, value) in names.iter().zip(&raw_m) {
+        println!("  {name:<28} {value:>12.0}");
+    }
+    for (l, (name, m)) in levels.iter().enumerate() {
+        let k = MEMBERS - m;
+        let scale = k as f64 / MEMBERS as f64;
+        let r: Vec<f64> = array_results[l].iter().cloned().map(median).collect();
+        println!("\n{name} over {MEMBERS} members (k = {k}), chunk {} KiB:", args.chunk >> 10);
+        for (n, value) in array_names.iter().zip(&r) {
+            println!("  {n:<32} {value:>12.0}");
+        }
+        println!(
+            "  seq write vs raw x k/n: {:.2} (target >= 0.70)",
+            r[0] / (raw_m[0] * scale)
+        );
+        println!(
+            "  seq read vs raw x k/n:  {:.2} (target >= 0.80)",
+            r[1] / (raw_m[1] * scale)
+        );
+        println!(
+            "  checksum verification cost on seq reads: {:.1}% (target < 10%)",
+            (1.0 - r[1] / r[2]) * 100.0
+        );
+    }
+}

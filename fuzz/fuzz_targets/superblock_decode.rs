@@ -1,0 +1,84 @@
+//! Superblock decoding on untrusted bytes.
+//!
+//! `Superblock::decode` reads bytes straight off a member disk, so it must answer `Ok` or
+//! `Err` for every input and never panic. The first input byte picks a mode:
+//!
+//! - even: the remaining bytes go to `decode` as they are. Almost every such input stops
+//!   at the magic number or the CRC, which checks those two gates on their own.
+//! - odd: the remaining bytes are padded with zeros or cut to `SB_SIZE`, the magic number
+//!   is written at byte 0 and a correct CRC-32 into the last four bytes, so that the input
+//!   reaches the field validation behind the CRC (version, geometry, layout and name
+//!   strings, region map, member table, role).
+//!
+//! Whenever `decode` returns `Ok`, the superblock is encoded again and decoded again, and
+//! the second decode must equal the first: what the decoder accepts, the encoder can write.
+//!
+//! In both modes, when the remaining bytes hold at least nine little-endian `u64`s, the
+//! first eight become a `Regions` (in field order) and the ninth a member size, and
+//! `Regions::validate` must return without panicking (it sums untrusted offsets and
+//! sizes).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use raidkit::format::{MAGIC, Regions, SB_SIZE, Superblock};
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&mode, rest)) = input.split_first() else {
+        return;
+    };
+    validate_regions(rest);
+    if mode % 2 == 0 {
+        round_trip(rest);
+    } else {
+        round_trip(&with_valid_crc(rest));
+    }
+});
+
+/// `bytes` padded with zeros or cut to `SB_SIZE`, with the magic number at byte 0 and the
+/// CRC-32 of bytes `0..SB_SIZE - 4` in the last four, little-endian.
+fn with_valid_crc(bytes: &[u8]) -> Vec<u8> {
+    let mut sb = bytes[..bytes.len().min(SB_SIZE)].to_vec();
+    sb.resize(SB_SIZE, 0);
+    sb[..MAGIC.len()].copy_from_slice(&MAGIC);
+    let crc = crc32fast::hash(&sb[..SB_SIZE - 4]);
+    sb[SB_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
+    sb
+}
+
+/// Decodes `bytes`; when that succeeds, the encoding of the result must decode to the
+/// same superblock.
+fn round_trip(bytes: &[u8]) {
+    let Ok(first) = Superblock::decode(bytes) else {
+        return;
+    };
+    let encoded = first.encode();
+    assert_eq!(encoded.len(), SB_SIZE, "encode must produce one copy");
+    match Superblock::decode(&encoded) {
+        Ok(second) => assert_eq!(second, first, "decode(encode(sb)) != sb"),
+        Err(e) => panic!("re-encoded superblock does not decode: {e}\nfirst decode: {first:?}"),
+    }
+}
+
+/// `Regions::validate` on nine arbitrary `u64`s; only must not panic.
+fn validate_regions(bytes: &[u8]) {
+    let Some(words) = bytes.get(..9 * 8) else {
+        return;
+    };
+    let mut values = words
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(w.try_into().expect("8-byte chunk")));
+    let mut next = || values.next().expect("nine words");
+    let regions = Regions {
+        bitmap_offset: next(),
+        bitmap_size: next(),
+        journal_offset: next(),
+        journal_size: next(),
+        csum_offset: next(),
+        csum_size: next(),
+        data_offset: next(),
+        data_size: next(),
+    };
+    let member_size = next();
+    let _ = regions.validate(member_size);
+}
