@@ -93,7 +93,11 @@ fn raw(paths: &[PathBuf], write: bool, random: bool, secs: f64) -> f64 {
                     let mut rng = Rng::new(100 + i as u64);
                     let mut n = 0u64;
                     while start.elapsed() < deadline {
-                        let at = if random { rng.below(blocks as usize) as u64 } else { n % blocks } * block as u64;
+                        let at = if random {
+                            rng.below(blocks as usize) as u64
+                        } else {
+                            n % blocks
+                        } * block as u64;
                         if write {
                             disk.write_at(&buf, at).unwrap();
                         } else {
@@ -108,7 +112,11 @@ fn raw(paths: &[PathBuf], write: bool, random: bool, secs: f64) -> f64 {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    if random { done as f64 / elapsed } else { (done * block as u64) as f64 / elapsed / 1e6 }
+    if random {
+        done as f64 / elapsed
+    } else {
+        (done * block as u64) as f64 / elapsed / 1e6
+    }
 }
 
 fn seq(array: &Array, write: bool, secs: f64) -> f64 {
@@ -191,15 +199,21 @@ fn main() {
         "rand write 4K IOPS, 4 threads",
         "rand read 4K IOPS, 4 threads",
     ];
-    let mut array_results: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); array_names.len()]; levels.len()];
+    let mut array_results: Vec<Vec<Vec<f64>>> =
+        vec![vec![Vec::new(); array_names.len()]; levels.len()];
     for rep in 0..args.reps {
         eprintln!("repetition {} of {}", rep + 1, args.reps);
         let wanted = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
         let mut measure = |list: &mut Vec<f64>, name: &str, f: &mut dyn FnMut() -> f64| {
             list.push(if wanted(name) { f() } else { f64::NAN });
         };
-        for (i, (write, random)) in [(true, false), (false, false), (true, true), (false, true)].into_iter().enumerate() {
-            measure(&mut raw_results[i], names[i], &mut || raw(&raw_paths, write, random, args.secs));
+        for (i, (write, random)) in [(true, false), (false, false), (true, true), (false, true)]
+            .into_iter()
+            .enumerate()
+        {
+            measure(&mut raw_results[i], names[i], &mut || {
+                raw(&raw_paths, write, random, args.secs)
+            });
         }
         for (l, (name, m)) in levels.iter().enumerate() {
             let paths = files(&args.dir, name, args.member);
@@ -216,10 +230,18 @@ fn main() {
             measure(&mut r[0], &label(0), &mut || seq(&array, true, args.secs));
             array.flush().unwrap();
             measure(&mut r[1], &label(1), &mut || seq(&array, false, args.secs));
-            measure(&mut r[3], &label(3), &mut || random(&array, true, 1, args.secs));
-            measure(&mut r[4], &label(4), &mut || random(&array, false, 1, args.secs));
-            measure(&mut r[5], &label(5), &mut || random(&array, true, 4, args.secs));
-            measure(&mut r[6], &label(6), &mut || random(&array, false, 4, args.secs));
+            measure(&mut r[3], &label(3), &mut || {
+                random(&array, true, 1, args.secs)
+            });
+            measure(&mut r[4], &label(4), &mut || {
+                random(&array, false, 1, args.secs)
+            });
+            measure(&mut r[5], &label(5), &mut || {
+                random(&array, true, 4, args.secs)
+            });
+            measure(&mut r[6], &label(6), &mut || {
+                random(&array, false, 4, args.secs)
+            });
             array.close().unwrap();
             let unverified = ArrayOptions {
                 verify_reads: false,
@@ -237,7 +259,12 @@ fn main() {
         let _ = std::fs::remove_file(p);
     }
     let raw_m: Vec<f64> = raw_results.into_iter().map(median).collect();
-    println!("\nraw aggregate of {MEMBERS} files in {} ({} MiB each), median of {}:", args.dir.display(), args.member >> 20, args.reps);
+    println!(
+        "\nraw aggregate of {MEMBERS} files in {} ({} MiB each), median of {}:",
+        args.dir.display(),
+        args.member >> 20,
+        args.reps
+    );
     for (name, value) in names.iter().zip(&raw_m) {
         println!("  {name:<28} {value:>12.0}");
     }
@@ -245,7 +272,10 @@ fn main() {
         let k = MEMBERS - m;
         let scale = k as f64 / MEMBERS as f64;
         let r: Vec<f64> = array_results[l].iter().cloned().map(median).collect();
-        println!("\n{name} over {MEMBERS} members (k = {k}), chunk {} KiB:", args.chunk >> 10);
+        println!(
+            "\n{name} over {MEMBERS} members (k = {k}), chunk {} KiB:",
+            args.chunk >> 10
+        );
         for (n, value) in array_names.iter().zip(&r) {
             println!("  {n:<32} {value:>12.0}");
         }

@@ -243,9 +243,10 @@ impl Regions {
     pub fn plan(member_size: u64, chunk: u64) -> Result<Regions, FormatError> {
         let journal_size = Regions::journal_size_for(member_size);
         let csum_offset = JOURNAL_OFFSET + journal_size;
+        // The smallest member: one table page, the data region's alignment, one chunk.
         let too_small = || FormatError::TooSmall {
             size: member_size,
-            needed: csum_offset + DATA_ALIGN + chunk.max(DATA_ALIGN),
+            needed: (csum_offset + CSUM_BLOCK).div_ceil(DATA_ALIGN) * DATA_ALIGN + chunk,
         };
         if chunk == 0 || !chunk.is_multiple_of(CSUM_BLOCK) {
             return Err(FormatError::Invalid {
@@ -359,7 +360,8 @@ pub struct Superblock {
     pub utime: u64,
     /// The array's name (at most 32 bytes of UTF-8).
     pub name: String,
-    /// The member's size when it joined.
+    /// The member size the regions were planned for: the smallest member's size at create
+    /// (the same on every member and spare). A disk smaller than this is refused.
     pub member_size: u64,
     /// The array's size in bytes.
     pub array_size: u64,
@@ -700,6 +702,25 @@ pub fn read_superblock(disk: &dyn Disk) -> Result<SuperblockRead, ReadError> {
         Superblock::decode(&buf[SB_SIZE..]),
     ];
     let [first, second] = copies;
+    // A copy written by a newer major version means the member was upgraded: the other
+    // (older) copy must not be used by this build.
+    for copy in [&first, &second] {
+        if let Err(e @ FormatError::UnknownVersion { .. }) = copy {
+            return Err(ReadError::NoValidCopy(e.clone(), e.clone()));
+        }
+    }
+    let fits = |sb: &Superblock| sb.member_size <= disk.len();
+    let shrunk = |sb: &Superblock| FormatError::Invalid {
+        field: "member_size",
+        reason: format!(
+            "{} bytes recorded, but the member has {}",
+            sb.member_size,
+            disk.len()
+        ),
+    };
+    // A copy recording a larger member than this disk is not valid for it.
+    let first = first.and_then(|sb| if fits(&sb) { Ok(sb) } else { Err(shrunk(&sb)) });
+    let second = second.and_then(|sb| if fits(&sb) { Ok(sb) } else { Err(shrunk(&sb)) });
     let pick = match (first, second) {
         (Ok(a), Ok(b)) if b.event > a.event => (b, 1, None),
         (Ok(a), Ok(_)) => (a, 0, None),
@@ -708,18 +729,6 @@ pub fn read_superblock(disk: &dyn Disk) -> Result<SuperblockRead, ReadError> {
         (Err(a), Err(b)) => return Err(ReadError::NoValidCopy(a, b)),
     };
     let (superblock, copy, other) = pick;
-    if superblock.member_size > disk.len() {
-        // The member shrank: its regions may be gone. Not a valid superblock for this disk.
-        let e = FormatError::Invalid {
-            field: "member_size",
-            reason: format!(
-                "{} bytes recorded, but the member has {}",
-                superblock.member_size,
-                disk.len()
-            ),
-        };
-        return Err(ReadError::NoValidCopy(e.clone(), e));
-    }
     Ok(SuperblockRead {
         superblock,
         copy,
@@ -777,8 +786,8 @@ pub fn checksum_entry(role: usize, block: u64, data: &[u8]) -> u32 {
     crc32fast::hash(data) ^ address_mix(role, block)
 }
 
-/// The address part of a checksum entry (SplitMix64's finaliser of `role << 48 | block`,
-/// low 32 bits).
+/// The address part of a checksum entry: SplitMix64's step on `role << 48 | block` (add
+/// the golden-ratio increment, then the finaliser), low 32 bits.
 pub fn address_mix(role: usize, block: u64) -> u32 {
     let mut z = ((role as u64) << 48 | block).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -869,7 +878,7 @@ mod tests {
         let r = Regions::plan(8 * MIB, 64 << 10).unwrap();
         assert_eq!(
             (r.journal_offset, r.journal_size, r.csum_offset, r.csum_size),
-            (MIB, MIB, 2 * MIB, 4096)
+            (MIB, MIB, 2 * MIB, 8192)
         );
         assert_eq!((r.data_offset, r.data_size), (3 * MIB, 5 * MIB));
         let r = Regions::plan(1 << 30, 512 << 10).unwrap();
@@ -877,7 +886,7 @@ mod tests {
         assert_eq!(r.csum_offset, 17 * MIB);
         assert_eq!(r.data_offset, 18 * MIB);
         assert_eq!(r.data_size, (1 << 30) - 18 * MIB);
-        assert_eq!(r.csum_size, r.data_size / 1024);
+        assert_eq!(r.csum_size, (r.data_size / 1024).div_ceil(4096) * 4096);
         let r = Regions::plan(1 << 40, 512 << 10).unwrap();
         assert_eq!(r.journal_size, 64 * MIB);
         assert_eq!(r.data_offset, 65 * MIB + 1024 * MIB);

@@ -34,7 +34,7 @@ mod error;
 mod member;
 mod stripe;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use error::ArrayError;
@@ -51,6 +51,11 @@ use crate::parity::{Codec, Engine};
 
 /// Stripe locks in the lock table.
 const LOCKS: usize = 1024;
+/// Member tasks up to this size may run on the calling thread (see `parallel_sized`).
+const SMALL_TASK: usize = 64 << 10;
+/// Running small tasks one after the other is preferred while it is estimated to cost less
+/// than this more than running them in parallel (about what a pool hand-off costs).
+const INLINE_BUDGET_NS: u64 = 20_000;
 
 /// Options of a running array.
 #[derive(Debug, Clone)]
@@ -256,6 +261,8 @@ pub struct Array {
     options: ArrayOptions,
     rotor: AtomicUsize,
     closed: AtomicBool,
+    /// Moving average of how long one small member task takes, in nanoseconds.
+    small_task_ns: AtomicU64,
 }
 
 fn now() -> u64 {
@@ -642,6 +649,7 @@ impl Array {
             options: options.clone(),
             rotor: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            small_task_ns: AtomicU64::new(0),
         })
     }
 
@@ -668,6 +676,42 @@ impl Array {
     /// The array's UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.uuid
+    }
+
+    /// Runs member tasks of up to `bytes` each: on the calling thread, one after the
+    /// other, when small tasks have been measured to take so little time that handing them
+    /// to the pool would cost more than it saves (memory-speed members such as tmpfs files
+    /// or the page cache); otherwise in parallel on the pool. Slow members (disks, remote
+    /// members) keep their I/Os concurrent.
+    fn parallel_sized<T: Send, R: Send>(
+        &self,
+        items: Vec<T>,
+        bytes: usize,
+        f: impl Fn(T) -> R + Sync,
+    ) -> Vec<R> {
+        if bytes > SMALL_TASK {
+            return self.parallel(items, f);
+        }
+        let record = |started: std::time::Instant| {
+            let took = started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u64;
+            let _ = self
+                .small_task_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some((old * 7 + took) / 8)
+                });
+        };
+        let timed = |item: T| {
+            let started = std::time::Instant::now();
+            let result = f(item);
+            record(started);
+            result
+        };
+        let estimate = self.small_task_ns.load(Ordering::Relaxed);
+        if items.len() <= 1 || estimate * (items.len() as u64 - 1) < INLINE_BUDGET_NS {
+            items.into_iter().map(timed).collect()
+        } else {
+            self.parallel(items, timed)
+        }
     }
 
     /// Runs `f` on every item, in parallel on the array's pool when there are several.
@@ -737,6 +781,8 @@ impl Array {
     /// One superblock update; on a member's failure marks it faulty and returns the error.
     fn commit_strict(&self, meta: &mut Meta) -> Result<(), ArrayError> {
         meta.sb.event = meta.sb.event.wrapping_add(1);
+        // This build writes only the fields of its own minor version.
+        meta.sb.minor = VERSION_MINOR;
         meta.sb.utime = now();
         meta.sb.flags = if self.dirty.load(Ordering::Acquire) {
             meta.sb.flags | FLAG_DIRTY
@@ -915,6 +961,11 @@ impl Array {
             return Ok(());
         }
         self.flush()?;
+        if self.unclean_start {
+            // Started dirty: parity of stripes written before the crash may be stale, and
+            // nothing has resynchronised them. The flag stays until a resync clears it.
+            return self.check_alive();
+        }
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         self.dirty.store(false, Ordering::Release);
         self.commit(&mut meta);
@@ -1025,11 +1076,18 @@ impl Array {
         Ok(())
     }
 
-    /// Adds a hot spare. Its size must hold the array's regions; it is given a superblock
-    /// (state spare) and the member table of every member records it.
-    pub fn add_spare(&self, disk: Box<dyn Disk>) -> Result<(), ArrayError> {
+    /// Adds a hot spare. Its size must hold the array's regions; a disk that already holds
+    /// a raidkit superblock is refused unless `force`. Both superblock copies of the spare
+    /// are overwritten (state spare) and the member table of every member records it.
+    pub fn add_spare(&self, disk: Box<dyn Disk>, force: bool) -> Result<(), ArrayError> {
         let disk: Arc<dyn Disk> = Arc::from(disk);
         check_block_size(disk.as_ref())?;
+        if !force && let Ok(found) = format::read_superblock(disk.as_ref()) {
+            return Err(ArrayError::AlreadyMember {
+                member: disk.name().to_string(),
+                array: format::uuid_string(&found.superblock.array_uuid),
+            });
+        }
         let needed = self.regions.data_offset + self.regions.data_size;
         if disk.len() < needed {
             return Err(ArrayError::MemberTooSmall {
@@ -1060,6 +1118,9 @@ impl Array {
                 return Err(ArrayError::TableFull(format::MAX_SLOTS));
             }
         }
+        // No old copy may outlive this: the update below writes only one of the two.
+        let blank = crate::disk::AlignedBuf::new(2 * format::SB_SIZE);
+        disk.write_at(&blank, format::SB_OFFSETS[0])?;
         self.others
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -173,7 +173,8 @@ impl Array {
             consumed = at + mine.len();
             jobs.push((d, range, mine));
         }
-        let results = self.parallel(jobs, |(d, range, mine)| {
+        let largest = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
+        let results = self.parallel_sized(jobs, largest, |(d, range, mine)| {
             let pos = self.read_position(stripe, d);
             let role = self.member_at(stripe, pos);
             let member = &self.members[role];
@@ -245,43 +246,45 @@ impl Array {
             .enumerate()
             .filter(|(pos, _)| positions[*pos])
             .collect();
-        let failed: Vec<Option<(usize, String)>> = self.parallel(jobs, |(pos, (buf, status))| {
-            let role = self.member_at(stripe, pos);
-            let Some(disk) = self.members[role].disk() else {
-                status.fill(Blk::Absent);
-                return None;
-            };
-            let offset = self.disk_offset(stripe, rows.start);
-            match disk.read_at(buf, offset) {
-                Ok(()) => {}
-                Err(e) if e.is_io() => {
-                    // Find the blocks that fail, one by one.
-                    for (i, block) in buf.chunks_mut(BS).enumerate() {
-                        if disk.read_at(block, offset + (i * BS) as u64).is_err() {
-                            status[i] = Blk::Eio;
+        let bytes = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
+        let failed: Vec<Option<(usize, String)>> =
+            self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
+                let role = self.member_at(stripe, pos);
+                let Some(disk) = self.members[role].disk() else {
+                    status.fill(Blk::Absent);
+                    return None;
+                };
+                let offset = self.disk_offset(stripe, rows.start);
+                match disk.read_at(buf, offset) {
+                    Ok(()) => {}
+                    Err(e) if e.is_io() => {
+                        // Find the blocks that fail, one by one.
+                        for (i, block) in buf.chunks_mut(BS).enumerate() {
+                            if disk.read_at(block, offset + (i * BS) as u64).is_err() {
+                                status[i] = Blk::Eio;
+                            }
                         }
                     }
+                    Err(e) => {
+                        status.fill(Blk::Absent);
+                        return Some((role, e.to_string()));
+                    }
                 }
-                Err(e) => {
-                    status.fill(Blk::Absent);
-                    return Some((role, e.to_string()));
+                let bad = self.verify(role, stripe, rows.start, buf);
+                for (i, s) in status.iter_mut().enumerate() {
+                    if *s == Blk::Unread {
+                        *s = if bad.contains(&i) {
+                            Blk::Mismatch
+                        } else {
+                            Blk::Good
+                        };
+                    }
                 }
-            }
-            let bad = self.verify(role, stripe, rows.start, buf);
-            for (i, s) in status.iter_mut().enumerate() {
-                if *s == Blk::Unread {
-                    *s = if bad.contains(&i) {
-                        Blk::Mismatch
-                    } else {
-                        Blk::Good
-                    };
-                }
-            }
-            let eio = status.iter().filter(|s| **s == Blk::Eio).count() as u64;
-            let mismatch = status.iter().filter(|s| **s == Blk::Mismatch).count() as u64;
-            self.note_errors(role, eio, mismatch);
-            None
-        });
+                let eio = status.iter().filter(|s| **s == Blk::Eio).count() as u64;
+                let mismatch = status.iter().filter(|s| **s == Blk::Mismatch).count() as u64;
+                self.note_errors(role, eio, mismatch);
+                None
+            });
         for (role, why) in failed.into_iter().flatten() {
             self.fail_role(role, &why);
         }
@@ -415,7 +418,7 @@ impl Array {
             .enumerate()
             .filter(|(_, r)| !r.is_empty())
             .collect();
-        let failed = self.parallel(jobs, |(pos, list)| {
+        let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
             let role = self.member_at(stripe, pos);
             let disk = self.members[role].disk()?;
             for &r in list {
@@ -648,7 +651,8 @@ impl Array {
     ) -> Result<(), ArrayError> {
         let offset = self.disk_offset(stripe, rows.start);
         let base = self.block_index(stripe, rows.start);
-        let failed = self.parallel(writes, |(pos, bytes)| {
+        let size = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
+        let failed = self.parallel_sized(writes, size, |(pos, bytes)| {
             let role = self.member_at(stripe, pos);
             let member = &self.members[role];
             if !member.is_active() {
