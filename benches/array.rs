@@ -204,7 +204,7 @@ fn main() {
     for rep in 0..args.reps {
         eprintln!("repetition {} of {}", rep + 1, args.reps);
         let wanted = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
-        let mut measure = |list: &mut Vec<f64>, name: &str, f: &mut dyn FnMut() -> f64| {
+        let measure = |list: &mut Vec<f64>, name: &str, f: &mut dyn FnMut() -> f64| {
             list.push(if wanted(name) { f() } else { f64::NAN });
         };
         for (i, (write, random)) in [(true, false), (false, false), (true, true), (false, true)]
