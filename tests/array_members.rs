@@ -1,0 +1,178 @@
+//! Member management and self-healing, on simulated members: counters, repairs written
+//! back, the error threshold, write and flush failures, fail/remove/add-spare, the dirty
+//! flag across an unclean stop.
+
+use std::sync::Arc;
+
+use raidkit::array::{Array, ArrayError, ArrayOptions, ArrayState, CreateOptions, MemberState};
+use raidkit::disk::sim::SimDisk;
+use raidkit::disk::{Disk, MemDisk};
+use raidkit::layout::Level;
+use raidkit_workspace_tests::Rng;
+
+const MEMBER: u64 = 4 << 20;
+const CHUNK: u64 = 16 << 10;
+
+struct Setup {
+    array: Array,
+    sims: Vec<Arc<SimDisk>>,
+    data: Vec<u8>,
+    data_offset: u64,
+}
+
+fn setup(level: Level, n: usize, options: ArrayOptions) -> Setup {
+    let sims: Vec<Arc<SimDisk>> = (0..n)
+        .map(|i| Arc::new(SimDisk::new(&format!("sim{i}"), MEMBER, i as u64)))
+        .collect();
+    let array = Array::create(
+        sims.iter().map(|d| Box::new(d.clone()) as Box<dyn Disk>).collect(),
+        &CreateOptions::new(level).chunk(CHUNK).array_options(options),
+    )
+    .unwrap();
+    let data = Rng::new(3).block(array.len() as usize);
+    array.write_at(&data, 0).unwrap();
+    array.flush().unwrap();
+    let data_offset = array.regions().data_offset;
+    Setup {
+        array,
+        sims,
+        data,
+        data_offset,
+    }
+}
+
+fn read_all(array: &Array) -> Result<Vec<u8>, ArrayError> {
+    let mut back = vec![0u8; array.len() as usize];
+    array.read_at(&mut back, 0).map(|()| back)
+}
+
+#[test]
+fn corrupt_blocks_are_healed_counted_and_rewritten() {
+    let s = setup(Level::Parity { m: 2 }, 6, ArrayOptions::default());
+    // Damage 5 blocks on member 1 and 3 on member 4 (different rows than member 1's).
+    for b in 0..5u64 {
+        s.sims[1].flip_bit(s.data_offset + b * 8 * 4096 + 17, 2);
+    }
+    for b in 0..3u64 {
+        s.sims[4].flip_bit(s.data_offset + (b * 8 + 3) * 4096 + 99, 5);
+    }
+    // Unreadable sectors on member 2.
+    s.sims[2].add_bad_range(s.data_offset + 10 * 4096, 512);
+    assert!(read_all(&s.array).unwrap() == s.data);
+    let status = s.array.status();
+    let m = |i: usize| &status.members[i];
+    // Parity blocks are only read when needed, so count what was found and repaired.
+    assert!(m(1).checksum_errors >= 1 && m(1).repaired == m(1).checksum_errors, "{:?}", m(1));
+    assert_eq!(m(2).read_errors, 1, "{:?}", m(2));
+    assert_eq!(m(2).repaired, 1);
+    assert_eq!(status.state, ArrayState::Clean);
+    // The repairs were written back: a second full read finds nothing new.
+    let before: Vec<u64> = status.members.iter().map(|m| m.checksum_errors + m.read_errors).collect();
+    assert!(read_all(&s.array).unwrap() == s.data);
+    let after: Vec<u64> = s.array.status().members.iter().map(|m| m.checksum_errors + m.read_errors).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_member_past_the_error_threshold_is_faulty() {
+    let options = ArrayOptions {
+        error_threshold: 3,
+        ..ArrayOptions::default()
+    };
+    let s = setup(Level::Parity { m: 1 }, 4, options);
+    for b in 0..10u64 {
+        s.sims[0].flip_bit(s.data_offset + b * 4096, 0);
+    }
+    assert!(read_all(&s.array).unwrap() == s.data);
+    let status = s.array.status();
+    assert_eq!(status.members[0].state, MemberState::Faulty);
+    assert_eq!(status.state, ArrayState::Degraded);
+    // Still correct, from parity.
+    assert!(read_all(&s.array).unwrap() == s.data);
+}
+
+#[test]
+fn write_and_flush_failures_fail_the_member_not_the_write() {
+    let mut s = setup(Level::Parity { m: 2 }, 5, ArrayOptions::default());
+    s.sims[3].fail_writes_in(0, MEMBER);
+    let fresh = Rng::new(11).block(200_000);
+    s.array.write_at(&fresh, 5_000).unwrap();
+    s.data[5_000..205_000].copy_from_slice(&fresh);
+    assert_eq!(s.array.status().members[3].state, MemberState::Faulty);
+    assert!(s.array.status().members[3].write_errors >= 1);
+    assert!(read_all(&s.array).unwrap() == s.data);
+    s.sims[1].fail_next_flush();
+    s.array.write_at(&fresh[..1000], 0).unwrap();
+    s.data[..1000].copy_from_slice(&fresh[..1000]);
+    s.array.flush().unwrap();
+    let status = s.array.status();
+    assert_eq!(status.members[1].state, MemberState::Faulty);
+    assert_eq!(status.state, ArrayState::Degraded);
+    assert!(read_all(&s.array).unwrap() == s.data);
+    // A third loss is past RAID-6's redundancy.
+    s.sims[0].fail_writes_in(0, MEMBER);
+    let err = s.array.write_at(&fresh, 0).unwrap_err();
+    assert!(matches!(err, ArrayError::Failed { .. }), "{err}");
+    assert_eq!(s.array.status().state, ArrayState::Failed);
+}
+
+#[test]
+fn fail_remove_and_add_spare() {
+    let s = setup(Level::Parity { m: 1 }, 3, ArrayOptions::default());
+    let name = |i: usize| format!("sim{i}");
+    // An active member must be failed before it is removed.
+    let err = s.array.remove_member(&name(1)).unwrap_err();
+    assert!(err.to_string().contains("active"), "{err}");
+    s.array.fail_member(&name(1)).unwrap();
+    s.array.remove_member(&name(1)).unwrap();
+    let status = s.array.status();
+    assert_eq!(status.members[1].state, MemberState::Missing);
+    assert_eq!(status.state, ArrayState::Degraded);
+    assert!(matches!(s.array.fail_member("nope"), Err(ArrayError::NoSuchMember(_))));
+    assert!(read_all(&s.array).unwrap() == s.data);
+    // A spare: refused when it holds a superblock, unless forced.
+    let spare = Arc::new(MemDisk::new("spare", MEMBER, 4096));
+    s.array.add_spare(Box::new(spare.clone()), false).unwrap();
+    let status = s.array.status();
+    assert_eq!(status.members.last().unwrap().state, MemberState::Spare);
+    assert_eq!(status.members.last().unwrap().role, None);
+    let used = s.sims[1].clone(); // the removed member still holds a superblock
+    let err = s.array.add_spare(Box::new(used.clone()), false).unwrap_err();
+    assert!(matches!(err, ArrayError::AlreadyMember { .. }), "{err}");
+    let small = MemDisk::new("small", 1 << 20, 4096);
+    assert!(matches!(s.array.add_spare(Box::new(small), false), Err(ArrayError::MemberTooSmall { .. })));
+}
+
+/// An array not closed cleanly starts dirty, and stays dirty across a clean close until a
+/// resync (a later issue) has made parity trustworthy.
+#[test]
+fn an_unclean_stop_is_remembered() {
+    let disks: Vec<Arc<MemDisk>> = (0..4).map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096))).collect();
+    let boxed = |disks: &[Arc<MemDisk>]| disks.iter().map(|d| Box::new(d.clone()) as Box<dyn Disk>).collect::<Vec<_>>();
+    let array = Array::create(boxed(&disks), &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK)).unwrap();
+    assert!(!array.status().dirty);
+    array.write_at(&[1u8; 10_000], 3).unwrap();
+    assert!(array.status().dirty);
+    array.flush().unwrap();
+    std::mem::forget(array); // a crash: no close
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    assert!(status.dirty && status.unclean_start);
+    array.close().unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    assert!(array.status().unclean_start, "closing did not resync, so the flag stays");
+    let mut back = vec![0u8; 10_000];
+    array.read_at(&mut back, 3).unwrap();
+    assert!(back.iter().all(|&b| b == 1));
+}
+
+#[test]
+fn out_of_range_requests_are_refused() {
+    let s = setup(Level::Mirror, 2, ArrayOptions::default());
+    let size = s.array.len();
+    let mut buf = [0u8; 10];
+    assert!(matches!(s.array.read_at(&mut buf, size - 5), Err(ArrayError::OutOfRange { .. })));
+    assert!(matches!(s.array.write_at(&buf, u64::MAX - 3), Err(ArrayError::OutOfRange { .. })));
+    s.array.read_at(&mut buf, size - 10).unwrap();
+    s.array.write_at(&[], size).unwrap();
+}
