@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench array -- [--dir /dev/shm] [--member-mib 256] [--secs 2] [--reps 3]
 //!                              [--chunk-kib 512] [--only 'RAID-6 seq write']
+//!                              [--threads N]
 //! ```
 //!
 //! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
@@ -30,6 +31,7 @@ struct Args {
     reps: usize,
     chunk: u64,
     only: Option<String>,
+    threads: Option<usize>,
 }
 
 fn args() -> Args {
@@ -40,6 +42,7 @@ fn args() -> Args {
         reps: 3,
         chunk: 512 << 10,
         only: None,
+        threads: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -51,6 +54,7 @@ fn args() -> Args {
             "--reps" => out.reps = value().parse().unwrap(),
             "--chunk-kib" => out.chunk = value().parse::<u64>().unwrap() << 10,
             "--only" => out.only = Some(value()),
+            "--threads" => out.threads = Some(value().parse().unwrap()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -166,7 +170,7 @@ fn random(array: &Array, write: bool, threads: usize, secs: f64) -> f64 {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
@@ -217,7 +221,13 @@ fn main() {
         }
         for (l, (name, m)) in levels.iter().enumerate() {
             let paths = files(&args.dir, name, args.member);
-            let options = CreateOptions::new(Level::Parity { m: *m }).chunk(args.chunk);
+            let array_options = ArrayOptions {
+                threads: args.threads,
+                ..ArrayOptions::default()
+            };
+            let options = CreateOptions::new(Level::Parity { m: *m })
+                .chunk(args.chunk)
+                .array_options(array_options.clone());
             let array = Array::create(open(&paths), &options).unwrap();
             // One untimed pass, so that tmpfs pages exist (as for the raw files).
             let stripe = array.layout().stripe_data() as usize;
@@ -245,7 +255,7 @@ fn main() {
             array.close().unwrap();
             let unverified = ArrayOptions {
                 verify_reads: false,
-                ..ArrayOptions::default()
+                ..array_options
             };
             let array = Array::assemble(open(&paths), &unverified).unwrap();
             measure(&mut r[2], &label(2), &mut || seq(&array, false, args.secs));

@@ -25,8 +25,12 @@ fn setup(level: Level, n: usize, options: ArrayOptions) -> Setup {
         .map(|i| Arc::new(SimDisk::new(&format!("sim{i}"), MEMBER, i as u64)))
         .collect();
     let array = Array::create(
-        sims.iter().map(|d| Box::new(d.clone()) as Box<dyn Disk>).collect(),
-        &CreateOptions::new(level).chunk(CHUNK).array_options(options),
+        sims.iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect(),
+        &CreateOptions::new(level)
+            .chunk(CHUNK)
+            .array_options(options),
     )
     .unwrap();
     let data = Rng::new(3).block(array.len() as usize);
@@ -62,14 +66,28 @@ fn corrupt_blocks_are_healed_counted_and_rewritten() {
     let status = s.array.status();
     let m = |i: usize| &status.members[i];
     // Parity blocks are only read when needed, so count what was found and repaired.
-    assert!(m(1).checksum_errors >= 1 && m(1).repaired == m(1).checksum_errors, "{:?}", m(1));
+    assert!(
+        m(1).checksum_errors >= 1 && m(1).repaired == m(1).checksum_errors,
+        "{:?}",
+        m(1)
+    );
     assert_eq!(m(2).read_errors, 1, "{:?}", m(2));
     assert_eq!(m(2).repaired, 1);
     assert_eq!(status.state, ArrayState::Clean);
     // The repairs were written back: a second full read finds nothing new.
-    let before: Vec<u64> = status.members.iter().map(|m| m.checksum_errors + m.read_errors).collect();
+    let before: Vec<u64> = status
+        .members
+        .iter()
+        .map(|m| m.checksum_errors + m.read_errors)
+        .collect();
     assert!(read_all(&s.array).unwrap() == s.data);
-    let after: Vec<u64> = s.array.status().members.iter().map(|m| m.checksum_errors + m.read_errors).collect();
+    let after: Vec<u64> = s
+        .array
+        .status()
+        .members
+        .iter()
+        .map(|m| m.checksum_errors + m.read_errors)
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -128,7 +146,10 @@ fn fail_remove_and_add_spare() {
     let status = s.array.status();
     assert_eq!(status.members[1].state, MemberState::Missing);
     assert_eq!(status.state, ArrayState::Degraded);
-    assert!(matches!(s.array.fail_member("nope"), Err(ArrayError::NoSuchMember(_))));
+    assert!(matches!(
+        s.array.fail_member("nope"),
+        Err(ArrayError::NoSuchMember(_))
+    ));
     assert!(read_all(&s.array).unwrap() == s.data);
     // A spare: refused when it holds a superblock, unless forced.
     let spare = Arc::new(MemDisk::new("spare", MEMBER, 4096));
@@ -137,19 +158,36 @@ fn fail_remove_and_add_spare() {
     assert_eq!(status.members.last().unwrap().state, MemberState::Spare);
     assert_eq!(status.members.last().unwrap().role, None);
     let used = s.sims[1].clone(); // the removed member still holds a superblock
-    let err = s.array.add_spare(Box::new(used.clone()), false).unwrap_err();
+    let err = s
+        .array
+        .add_spare(Box::new(used.clone()), false)
+        .unwrap_err();
     assert!(matches!(err, ArrayError::AlreadyMember { .. }), "{err}");
     let small = MemDisk::new("small", 1 << 20, 4096);
-    assert!(matches!(s.array.add_spare(Box::new(small), false), Err(ArrayError::MemberTooSmall { .. })));
+    assert!(matches!(
+        s.array.add_spare(Box::new(small), false),
+        Err(ArrayError::MemberTooSmall { .. })
+    ));
 }
 
 /// An array not closed cleanly starts dirty, and stays dirty across a clean close until a
 /// resync (a later issue) has made parity trustworthy.
 #[test]
 fn an_unclean_stop_is_remembered() {
-    let disks: Vec<Arc<MemDisk>> = (0..4).map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096))).collect();
-    let boxed = |disks: &[Arc<MemDisk>]| disks.iter().map(|d| Box::new(d.clone()) as Box<dyn Disk>).collect::<Vec<_>>();
-    let array = Array::create(boxed(&disks), &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK)).unwrap();
+    let disks: Vec<Arc<MemDisk>> = (0..4)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let boxed = |disks: &[Arc<MemDisk>]| {
+        disks
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect::<Vec<_>>()
+    };
+    let array = Array::create(
+        boxed(&disks),
+        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+    )
+    .unwrap();
     assert!(!array.status().dirty);
     array.write_at(&[1u8; 10_000], 3).unwrap();
     assert!(array.status().dirty);
@@ -160,7 +198,10 @@ fn an_unclean_stop_is_remembered() {
     assert!(status.dirty && status.unclean_start);
     array.close().unwrap();
     let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
-    assert!(array.status().unclean_start, "closing did not resync, so the flag stays");
+    assert!(
+        array.status().unclean_start,
+        "closing did not resync, so the flag stays"
+    );
     let mut back = vec![0u8; 10_000];
     array.read_at(&mut back, 3).unwrap();
     assert!(back.iter().all(|&b| b == 1));
@@ -171,8 +212,14 @@ fn out_of_range_requests_are_refused() {
     let s = setup(Level::Mirror, 2, ArrayOptions::default());
     let size = s.array.len();
     let mut buf = [0u8; 10];
-    assert!(matches!(s.array.read_at(&mut buf, size - 5), Err(ArrayError::OutOfRange { .. })));
-    assert!(matches!(s.array.write_at(&buf, u64::MAX - 3), Err(ArrayError::OutOfRange { .. })));
+    assert!(matches!(
+        s.array.read_at(&mut buf, size - 5),
+        Err(ArrayError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        s.array.write_at(&buf, u64::MAX - 3),
+        Err(ArrayError::OutOfRange { .. })
+    ));
     s.array.read_at(&mut buf, size - 10).unwrap();
     s.array.write_at(&[], size).unwrap();
 }

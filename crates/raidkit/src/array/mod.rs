@@ -51,6 +51,8 @@ use crate::parity::{Codec, Engine};
 
 /// Stripe locks in the lock table.
 const LOCKS: usize = 1024;
+/// Large requests are issued this many bytes (whole stripes) at a time.
+const BATCH: usize = 16 << 20;
 /// Member tasks up to this size may run on the calling thread (see `parallel_sized`).
 const SMALL_TASK: usize = 64 << 10;
 /// Running small tasks one after the other is preferred while it is estimated to cost less
@@ -880,17 +882,37 @@ impl Array {
     /// when the data cannot be recovered.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ArrayError> {
         self.check_range("read", offset, buf.len())?;
-        let stripe_data = self.layout.stripe_data();
         let mut done = 0usize;
         while done < buf.len() {
-            let at = offset + done as u64;
-            let stripe = at / stripe_data;
-            let start = at % stripe_data;
-            let take = ((stripe_data - start) as usize).min(buf.len() - done);
-            self.read_stripe(stripe, start, &mut buf[done..done + take])?;
+            let (stripe, start, take) = self.next_batch(offset + done as u64, buf.len() - done);
+            let out = &mut buf[done..done + take];
+            if start + take as u64 <= self.layout.stripe_data() {
+                self.read_stripe(stripe, start, out)?;
+            } else {
+                self.read_stripes(stripe, start, out)?;
+            }
             done += take;
         }
         Ok(())
+    }
+
+    /// The next piece of a request at array offset `at` with `left` bytes to go: its first
+    /// stripe, the offset within that stripe, and its length — up to the end of the
+    /// stripe, or for large requests several whole stripes (up to [`BATCH`] bytes), whose
+    /// member I/Os are then issued together.
+    fn next_batch(&self, at: u64, left: usize) -> (u64, u64, usize) {
+        let stripe_data = self.layout.stripe_data();
+        let stripe = at / stripe_data;
+        let start = at % stripe_data;
+        let to_stripe_end = (stripe_data - start) as usize;
+        let batch = (BATCH as u64 / stripe_data).max(1) * stripe_data;
+        let take = if left > to_stripe_end {
+            let whole = (batch - start).min(left as u64) as usize;
+            whole.max(to_stripe_end)
+        } else {
+            left
+        };
+        (stripe, start, take)
     }
 
     /// Writes `buf` at array offset `offset`, keeping every redundancy that remains.
@@ -902,14 +924,15 @@ impl Array {
         }
         self.check_alive()?;
         self.ensure_dirty();
-        let stripe_data = self.layout.stripe_data();
         let mut done = 0usize;
         while done < buf.len() {
-            let at = offset + done as u64;
-            let stripe = at / stripe_data;
-            let start = at % stripe_data;
-            let take = ((stripe_data - start) as usize).min(buf.len() - done);
-            self.write_stripe(stripe, start, &buf[done..done + take])?;
+            let (stripe, start, take) = self.next_batch(offset + done as u64, buf.len() - done);
+            let data = &buf[done..done + take];
+            if start + take as u64 <= self.layout.stripe_data() {
+                self.write_stripe(stripe, start, data)?;
+            } else {
+                self.write_stripes(stripe, start, data)?;
+            }
             done += take;
         }
         Ok(())

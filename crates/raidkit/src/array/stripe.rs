@@ -18,6 +18,10 @@ use crate::parity::BlockUpdate;
 
 const BS: usize = CSUM_BLOCK as usize;
 
+/// One data piece of a read: stripe, data position, byte range within the chunk, and the
+/// caller's bytes it fills.
+type Piece<'a> = (u64, usize, Range<u64>, &'a mut [u8]);
+
 /// What is known about one block during a recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Blk {
@@ -121,12 +125,86 @@ impl Array {
     ) -> Result<(), ArrayError> {
         {
             let _shared = self.lock(stripe).read().unwrap_or_else(|e| e.into_inner());
-            if self.read_fast(stripe, start, out) {
+            let mut jobs = Vec::new();
+            self.split_pieces(stripe, start, out, &mut jobs);
+            if self.read_pieces(jobs) {
                 return Ok(());
             }
         }
         let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
         self.read_slow(stripe, start, out)
+    }
+
+    /// Lock-table indices of `stripes`, sorted and without repeats: the order in which a
+    /// request that holds several stripe locks takes them (so two such requests never
+    /// wait for each other in a cycle).
+    fn lock_order(&self, stripes: impl Iterator<Item = u64>) -> Vec<usize> {
+        let mut order: Vec<usize> = stripes
+            .map(|s| (s % self.locks.len() as u64) as usize)
+            .collect();
+        order.sort_unstable();
+        order.dedup();
+        order
+    }
+
+    /// Reads whole consecutive stripes' worth of data (`out` starts at `start` within
+    /// `first`) with every member I/O of every stripe issued together; falls back to
+    /// stripe-by-stripe reads when anything needs recovery.
+    pub(super) fn read_stripes(
+        &self,
+        first: u64,
+        start: u64,
+        out: &mut [u8],
+    ) -> Result<(), ArrayError> {
+        let stripe_data = self.layout.stripe_data();
+        let last = first + (start + out.len() as u64 - 1) / stripe_data;
+        {
+            let order = self.lock_order(first..=last);
+            let _shared: Vec<_> = order
+                .iter()
+                .map(|&i| self.locks[i].read().unwrap_or_else(|e| e.into_inner()))
+                .collect();
+            let mut jobs = Vec::new();
+            let mut rest = &mut out[..];
+            let mut offset = start;
+            for stripe in first..=last {
+                let take = ((stripe_data - offset) as usize).min(rest.len());
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(take);
+                rest = tail;
+                self.split_pieces(stripe, offset, mine, &mut jobs);
+                offset = 0;
+            }
+            if self.read_pieces(jobs) {
+                return Ok(());
+            }
+        }
+        let mut done = 0usize;
+        let mut offset = start;
+        for stripe in first..=last {
+            let take = ((stripe_data - offset) as usize).min(out.len() - done);
+            self.read_stripe(stripe, offset, &mut out[done..done + take])?;
+            done += take;
+            offset = 0;
+        }
+        Ok(())
+    }
+
+    /// Splits a read of `out.len()` bytes at `start` within `stripe` into its data pieces,
+    /// each with its part of `out`.
+    fn split_pieces<'a>(
+        &self,
+        stripe: u64,
+        start: u64,
+        out: &'a mut [u8],
+        jobs: &mut Vec<Piece<'a>>,
+    ) {
+        let mut rest = out;
+        for (d, range, _) in self.pieces(start, rest.len() as u64) {
+            let (mine, tail) =
+                std::mem::take(&mut rest).split_at_mut((range.end - range.start) as usize);
+            rest = tail;
+            jobs.push((stripe, d, range, mine));
+        }
     }
 
     /// The data pieces of `[start, start + len)` in a stripe: (data position, byte range
@@ -162,19 +240,9 @@ impl Array {
 
     /// The common case: every piece read from its member and verified. False when anything
     /// needs recovery (nothing is counted or repaired here; the slow path does that).
-    fn read_fast(&self, stripe: u64, start: u64, out: &mut [u8]) -> bool {
-        let mut jobs = Vec::new();
-        let mut rest = &mut out[..];
-        let mut consumed = 0usize;
-        for (d, range, at) in self.pieces(start, rest.len() as u64) {
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(at - consumed);
-            let (mine, tail) = tail.split_at_mut((range.end - range.start) as usize);
-            rest = tail;
-            consumed = at + mine.len();
-            jobs.push((d, range, mine));
-        }
-        let largest = jobs.iter().map(|j| j.2.len()).max().unwrap_or(0);
-        let results = self.parallel_sized(jobs, largest, |(d, range, mine)| {
+    fn read_pieces(&self, jobs: Vec<Piece<'_>>) -> bool {
+        let largest = jobs.iter().map(|j| j.3.len()).max().unwrap_or(0);
+        let results = self.parallel_sized(jobs, largest, |(stripe, d, range, mine)| {
             let pos = self.read_position(stripe, d);
             let role = self.member_at(stripe, pos);
             let member = &self.members[role];
@@ -474,6 +542,43 @@ impl Array {
         data: &[u8],
     ) -> Result<(), ArrayError> {
         let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+        self.write_stripe_locked(stripe, start, data)
+    }
+
+    /// Writes several stripes (`data` starts at `start` within `first`) under all their
+    /// locks, the stripes in parallel on the pool.
+    pub(super) fn write_stripes(
+        &self,
+        first: u64,
+        start: u64,
+        data: &[u8],
+    ) -> Result<(), ArrayError> {
+        let stripe_data = self.layout.stripe_data();
+        let last = first + (start + data.len() as u64 - 1) / stripe_data;
+        let order = self.lock_order(first..=last);
+        let _exclusive: Vec<_> = order
+            .iter()
+            .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let mut jobs = Vec::new();
+        let mut done = 0usize;
+        let mut offset = start;
+        for stripe in first..=last {
+            let take = ((stripe_data - offset) as usize).min(data.len() - done);
+            jobs.push((stripe, offset, &data[done..done + take]));
+            done += take;
+            offset = 0;
+        }
+        self.parallel(jobs, |(stripe, offset, bytes)| {
+            self.write_stripe_locked(stripe, offset, bytes)
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// [`write_stripe`](Array::write_stripe)'s work; the caller holds the stripe's
+    /// exclusive lock.
+    fn write_stripe_locked(&self, stripe: u64, start: u64, data: &[u8]) -> Result<(), ArrayError> {
         let pieces = self.pieces(start, data.len() as u64);
         let mut cuts = BTreeSet::new();
         for (_, range, _) in &pieces {
