@@ -314,8 +314,8 @@ impl Regions {
         if !self.data_offset.is_multiple_of(DATA_ALIGN) {
             return Err(invalid("data", "offset is not 1 MiB aligned".to_string()));
         }
-        let needed = self.data_size / CSUM_BLOCK * CSUM_ENTRY;
-        if self.csum_size < needed {
+        let needed = (self.data_size / CSUM_BLOCK * CSUM_ENTRY).div_ceil(CSUM_BLOCK) * CSUM_BLOCK;
+        if self.csum_size != needed {
             return Err(invalid(
                 "checksum table",
                 format!(
@@ -594,7 +594,7 @@ impl Superblock {
             ));
         }
         let array_size = get_u64(b, OFF_ARRAY_SIZE);
-        if array_size != layout.capacity(regions.data_size) {
+        if Some(array_size) != layout.checked_capacity(regions.data_size) {
             return Err(invalid(
                 "array_size",
                 format!(
@@ -923,6 +923,26 @@ mod tests {
         let mut sb = sample();
         sb.minor = 7;
         assert_eq!(Superblock::decode(&sb.encode()).unwrap().minor, 7);
+    }
+
+    /// Crafted sizes near 2^64 are refused, not overflowed (untrusted input).
+    #[test]
+    fn huge_sizes_are_refused_without_overflow() {
+        let mut sb = sample();
+        sb.member_size = u64::MAX;
+        sb.regions.data_size = (1 << 63) / sb.chunk * sb.chunk;
+        sb.regions.csum_size = (sb.regions.data_size / 1024).div_ceil(4096) * 4096;
+        sb.array_size = 0;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+        sb.regions.csum_size = u64::MAX - 4095;
+        assert!(Superblock::decode(&sb.encode()).is_err());
+        sb.event = u64::MAX;
+        sb.regions = Regions::plan(64 * MIB, 64 << 10).unwrap();
+        sb.member_size = 64 * MIB;
+        sb.array_size = Layout::new(Level::Parity { m: 2 }, 6, 64 << 10)
+            .unwrap()
+            .capacity(sb.regions.data_size);
+        assert_eq!(Superblock::decode(&sb.encode()).unwrap().event, u64::MAX);
     }
 
     #[test]

@@ -194,7 +194,12 @@ impl Layout {
     /// The array's size when every member has `member_data` bytes of data region: whole
     /// stripes only.
     pub fn capacity(&self, member_data: u64) -> u64 {
-        (member_data / self.chunk) * self.stripe_data()
+        self.checked_capacity(member_data).unwrap_or(u64::MAX)
+    }
+
+    /// [`capacity`](Layout::capacity), or `None` when it does not fit in 64 bits.
+    pub fn checked_capacity(&self, member_data: u64) -> Option<u64> {
+        (member_data / self.chunk).checked_mul(self.stripe_data())
     }
 
     /// The member holding stripe `stripe`'s parity row 0 (P): `n − 1 − (s mod n)`.

@@ -94,8 +94,13 @@ impl LoopbackArray {
     }
 
     /// The array.
+    ///
+    /// Panics if a failed [`reassemble_from`](LoopbackArray::reassemble_from) left no array
+    /// that assembles from the member files.
     pub fn array(&self) -> &Array {
-        self.array.as_ref().expect("the array is open")
+        self.array
+            .as_ref()
+            .expect("no array: the last reassemble failed and the member files do not assemble")
     }
 
     /// Closes the array and assembles it again from every member file.
@@ -110,9 +115,21 @@ impl LoopbackArray {
         if let Some(array) = self.array.take() {
             array.close()?;
         }
-        let array = Array::assemble(open_all(paths)?, &ArrayOptions::default())?;
-        self.array = Some(array);
-        Ok(())
+        match open_all(paths)
+            .and_then(|disks| Ok(Array::assemble(disks, &ArrayOptions::default())?))
+        {
+            Ok(array) => {
+                self.array = Some(array);
+                Ok(())
+            }
+            Err(e) => {
+                // Keep an array to deref to: the one from every member file, if it assembles.
+                self.array = open_all(&self.paths)
+                    .ok()
+                    .and_then(|disks| Array::assemble(disks, &ArrayOptions::default()).ok());
+                Err(e)
+            }
+        }
     }
 }
 

@@ -86,6 +86,15 @@ pub enum ArrayError {
         /// Members needed.
         needed: usize,
     },
+    /// Not closed cleanly and missing members: parity of stripes written at the crash may
+    /// be wrong, and rebuilding the missing members' data from it would return wrong data.
+    #[error(
+        "cannot start the array: it was not closed cleanly and role(s) {missing:?} are missing; parity written at the crash may be stale (start it anyway with allow_dirty_degraded, accepting that risk)"
+    )]
+    DirtyDegraded {
+        /// The roles without a usable member.
+        missing: Vec<usize>,
+    },
     /// No members were given.
     #[error("no members given")]
     NoMembers,

@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use error::ArrayError;
 pub use member::MemberState;
 use member::{ChecksumTable, Member};
+pub use stripe::ResyncReport;
 
 use crate::disk::Disk;
 use crate::format::{
@@ -72,6 +73,10 @@ pub struct ArrayOptions {
     /// detecting and healing silent corruption on reads; it exists to measure what
     /// verification costs. Writes always maintain the checksums.
     pub verify_reads: bool,
+    /// Start an array that was not closed cleanly *and* is missing members. Refused by
+    /// default, as md does: a stripe being written at the crash may have parity that does
+    /// not match its data, and a missing member's data would be rebuilt from it wrongly.
+    pub allow_dirty_degraded: bool,
 }
 
 impl Default for ArrayOptions {
@@ -81,6 +86,7 @@ impl Default for ArrayOptions {
             error_threshold: 256,
             threads: None,
             verify_reads: true,
+            allow_dirty_degraded: false,
         }
     }
 }
@@ -257,7 +263,8 @@ pub struct Array {
     others: Mutex<Vec<Member>>,
     meta: Mutex<Meta>,
     dirty: AtomicBool,
-    unclean_start: bool,
+    /// Assembled dirty and not resynchronised since.
+    unclean_start: AtomicBool,
     locks: Vec<RwLock<()>>,
     pool: rayon::ThreadPool,
     options: ArrayOptions,
@@ -265,6 +272,11 @@ pub struct Array {
     closed: AtomicBool,
     /// Moving average of how long one small member task takes, in nanoseconds.
     small_task_ns: AtomicU64,
+    /// The superblocks record the dirty flag and the current member table (see
+    /// `prepare_write`).
+    ready: AtomicBool,
+    /// `create` has not finished: failures are not committed.
+    creating: AtomicBool,
 }
 
 fn now() -> u64 {
@@ -327,12 +339,7 @@ impl Array {
         }
         if !options.force {
             for disk in &disks {
-                if let Ok(found) = format::read_superblock(disk.as_ref()) {
-                    return Err(ArrayError::AlreadyMember {
-                        member: disk.name().to_string(),
-                        array: format::uuid_string(&found.superblock.array_uuid),
-                    });
-                }
+                refuse_if_member(disk.as_ref())?;
             }
         }
         let smallest = disks
@@ -435,6 +442,7 @@ impl Array {
             let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
             meta.sb.event = u64::MAX;
+            array.creating.store(false, Ordering::Release);
             array.commit_strict(&mut meta)?;
             array.commit_strict(&mut meta)?;
         }
@@ -532,7 +540,9 @@ impl Array {
             let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
             let name = disk.name().to_string();
             let state = match slot.map(|i| (i, newest.slots[i].state)) {
-                Some((i, SlotState::Active)) if i < n && sb.event + 1 >= newest.event => {
+                Some((i, SlotState::Active))
+                    if i < n && sb.event.saturating_add(1) >= newest.event =>
+                {
                     MemberState::Active
                 }
                 Some((i, SlotState::Spare)) if i >= n => MemberState::Spare,
@@ -549,6 +559,18 @@ impl Array {
             match slot {
                 Some(i) if i < n => by_role[i] = Some(member),
                 _ => others.push(member),
+            }
+        }
+        for slot in &newest.slots[n..] {
+            let present = found.iter().any(|sb| sb.member_uuid == slot.uuid);
+            if slot.state == SlotState::Spare && !present {
+                others.push(Member::new(
+                    "(missing spare)".to_string(),
+                    None,
+                    MemberState::Missing,
+                    slot.uuid,
+                    None,
+                ));
             }
         }
         let members: Vec<Member> = by_role
@@ -596,6 +618,9 @@ impl Array {
             });
         }
         let unclean = newest.is_dirty();
+        if unclean && !missing.is_empty() && !options.allow_dirty_degraded {
+            return Err(ArrayError::DirtyDegraded { missing });
+        }
         if unclean {
             log::warn!(
                 "the array was not closed cleanly (dirty); parity of stripes being written at the time may be stale"
@@ -644,7 +669,7 @@ impl Array {
             members,
             others: Mutex::new(others),
             dirty: AtomicBool::new(sb.is_dirty()),
-            unclean_start,
+            unclean_start: AtomicBool::new(unclean_start),
             meta: Mutex::new(Meta { sb }),
             locks: (0..LOCKS).map(|_| RwLock::new(())).collect(),
             pool,
@@ -652,6 +677,8 @@ impl Array {
             rotor: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             small_task_ns: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            creating: AtomicBool::new(false),
         })
     }
 
@@ -757,10 +784,11 @@ impl Array {
             })
             .collect();
         let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        // Spares, also those absent this time (they keep their slot).
         slots.extend(
             others
                 .iter()
-                .filter(|m| m.state() == MemberState::Spare)
+                .filter(|m| matches!(m.state(), MemberState::Spare | MemberState::Missing))
                 .map(|m| Slot {
                     uuid: m.uuid(),
                     state: SlotState::Spare,
@@ -806,7 +834,9 @@ impl Array {
                 Some((m, sb))
             })
             .collect();
-        let results = self.parallel(targets, |(member, sb)| {
+        // Plain threads, not the pool: a commit may run inside a pool task (a member failing
+        // mid-write) and must not wait on, or steal, other pool work while holding `meta`.
+        let results = run_threads(targets, |(member, sb)| {
             let disk = member
                 .disk()
                 .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
@@ -825,24 +855,38 @@ impl Array {
     }
 
     /// Marks member `role` faulty after an error (once) and records it in the superblocks.
+    /// Safe to call from pool tasks: the superblock update does not use the pool.
     fn fail_role(&self, role: usize, why: &str) {
         let member = &self.members[role];
         if member.transition(MemberState::Active, MemberState::Faulty) {
             log::error!("{}: marked faulty: {why}", member.name());
+            if self.creating.load(Ordering::Acquire) {
+                // No superblock may exist before create has written the tables.
+                return;
+            }
             let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
             self.commit(&mut meta);
         }
     }
 
-    /// Sets the dirty flag durably before the first write after a clean start.
-    fn ensure_dirty(&self) {
-        if self.dirty.load(Ordering::Acquire) {
+    /// Before any data is written: the superblocks must be durable with the dirty flag set
+    /// and with the current member table (members missing or stale since assemble recorded
+    /// as faulty, so they can never come back as current). Writers wait here until that
+    /// update is on disk.
+    fn prepare_write(&self) {
+        if self.ready.load(Ordering::Acquire) {
             return;
         }
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.dirty.swap(true, Ordering::AcqRel) {
+        if self.ready.load(Ordering::Acquire) {
+            return;
+        }
+        self.dirty.store(true, Ordering::Release);
+        let recorded = meta.sb.is_dirty() && self.slot_table(&meta.sb.slots) == meta.sb.slots;
+        if !recorded {
             self.commit(&mut meta);
         }
+        self.ready.store(true, Ordering::Release);
     }
 
     /// Roles without an active member.
@@ -923,7 +967,7 @@ impl Array {
             return Ok(());
         }
         self.check_alive()?;
-        self.ensure_dirty();
+        self.prepare_write();
         let mut done = 0usize;
         while done < buf.len() {
             let (stripe, start, take) = self.next_batch(offset + done as u64, buf.len() - done);
@@ -984,7 +1028,7 @@ impl Array {
             return Ok(());
         }
         self.flush()?;
-        if self.unclean_start {
+        if self.unclean_start.load(Ordering::Acquire) {
             // Started dirty: parity of stripes written before the crash may be stale, and
             // nothing has resynchronised them. The flag stays until a resync clears it.
             return self.check_alive();
@@ -1040,7 +1084,7 @@ impl Array {
                 _ => ArrayState::Failed,
             },
             dirty: self.dirty.load(Ordering::Acquire),
-            unclean_start: self.unclean_start,
+            unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
             members,
         }
@@ -1105,13 +1149,16 @@ impl Array {
     pub fn add_spare(&self, disk: Box<dyn Disk>, force: bool) -> Result<(), ArrayError> {
         let disk: Arc<dyn Disk> = Arc::from(disk);
         check_block_size(disk.as_ref())?;
-        if !force && let Ok(found) = format::read_superblock(disk.as_ref()) {
-            return Err(ArrayError::AlreadyMember {
-                member: disk.name().to_string(),
-                array: format::uuid_string(&found.superblock.array_uuid),
-            });
+        if !force {
+            refuse_if_member(disk.as_ref())?;
         }
-        let needed = self.regions.data_offset + self.regions.data_size;
+        // A spare records the array's planned member size; it must hold it.
+        let needed = self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sb
+            .member_size;
         if disk.len() < needed {
             return Err(ArrayError::MemberTooSmall {
                 member: disk.name().to_string(),
@@ -1154,11 +1201,64 @@ impl Array {
                 format::new_uuid(),
                 None,
             ));
-        self.commit_strict(&mut meta).or_else(|_| {
+        let uuid = self
+            .others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map(|m| m.uuid());
+        if let Err(e) = self.commit_strict(&mut meta) {
+            // Record whatever failed; if it was the spare, say so.
             self.commit(&mut meta);
-            Ok::<(), ArrayError>(())
-        })
+            let spare_ok = self
+                .others
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|m| Some(m.uuid()) == uuid && m.state() == MemberState::Spare);
+            if !spare_ok {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
+}
+
+/// Refuses a disk that holds a raidkit superblock copy (valid or not: a newer version's, a
+/// damaged one) or that cannot be read.
+fn refuse_if_member(disk: &dyn Disk) -> Result<(), ArrayError> {
+    let array = match format::read_superblock(disk) {
+        Ok(found) => format::uuid_string(&found.superblock.array_uuid),
+        Err(ReadError::NoValidCopy(FormatError::BadMagic, FormatError::BadMagic))
+        | Err(ReadError::TooSmall { .. }) => return Ok(()),
+        Err(ReadError::Disk(e)) => return Err(ArrayError::Disk(e)),
+        Err(e) => format!("(unreadable superblock: {e})"),
+    };
+    Err(ArrayError::AlreadyMember {
+        member: disk.name().to_string(),
+        array,
+    })
+}
+
+/// Runs `f` on every item on its own scoped thread (on the caller's when there is one).
+fn run_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 fn check_geometry(member: &str, sb: &Superblock, array: &Superblock) -> Result<(), ArrayError> {

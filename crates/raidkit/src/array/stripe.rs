@@ -307,6 +307,7 @@ impl Array {
         positions: &[bool],
         bufs: &mut [AlignedBuf],
         status: &mut [Vec<Blk>],
+        count: bool,
     ) {
         let jobs: Vec<_> = bufs
             .iter_mut()
@@ -350,7 +351,9 @@ impl Array {
                 }
                 let eio = status.iter().filter(|s| **s == Blk::Eio).count() as u64;
                 let mismatch = status.iter().filter(|s| **s == Blk::Mismatch).count() as u64;
-                self.note_errors(role, eio, mismatch);
+                if count {
+                    self.note_errors(role, eio, mismatch);
+                }
                 None
             });
         for (role, why) in failed.into_iter().flatten() {
@@ -380,7 +383,7 @@ impl Array {
         let first: Vec<bool> = (0..width)
             .map(|p| want[p] && status[p][0] == Blk::Unread)
             .collect();
-        self.read_positions(stripe, &rows, &first, bufs, &mut status);
+        self.read_positions(stripe, &rows, &first, bufs, &mut status, true);
         let wanted_good = |status: &[Vec<Blk>]| {
             (0..width).all(|p| !want[p] || status[p].iter().all(|s| *s == Blk::Good))
         };
@@ -388,7 +391,7 @@ impl Array {
             return Ok(());
         }
         let rest: Vec<bool> = (0..width).map(|p| status[p][0] == Blk::Unread).collect();
-        self.read_positions(stripe, &rows, &rest, bufs, &mut status);
+        self.read_positions(stripe, &rows, &rest, bufs, &mut status, true);
 
         let m = self.layout.m();
         let mut unrecoverable: Option<(u64, u64, String)> = None;
@@ -844,5 +847,137 @@ impl Array {
             progress((stripe + 1) * chunk, total);
         }
         Ok(())
+    }
+}
+
+/// What [`Array::resync`] found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResyncReport {
+    /// Stripes walked.
+    pub stripes: u64,
+    /// Rows whose blocks and checksums already agreed.
+    pub consistent_rows: u64,
+    /// Rows put back to what their checksums record, by rebuilding blocks from the others.
+    pub restored_rows: u64,
+    /// Rows where the data on disk was kept and parity and checksums recomputed from it.
+    pub recomputed_rows: u64,
+}
+
+impl Array {
+    /// Brings every stripe's parity and checksums into agreement after an unclean stop (the
+    /// array was assembled dirty), like md's resync; then the array can be closed clean.
+    ///
+    /// Row by row: when every block matches its checksum and the parity matches the data,
+    /// nothing is done. When some blocks do not match their checksums (a write in flight
+    /// at the crash, or damage) and rebuilding them from the others gives exactly what
+    /// their checksums record, they are restored. Otherwise the data on the members wins,
+    /// as in md: parity is recomputed from it and every checksum of the row updated (a
+    /// block being written when the array stopped holds its old or its new contents).
+    /// Needs every member active. `progress(done, total)` is called per stripe, in bytes of
+    /// member data region.
+    pub fn resync(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<ResyncReport, ArrayError> {
+        if let Some(role) = (0..self.width()).find(|&r| !self.members[r].is_active()) {
+            return Err(ArrayError::MemberState {
+                member: self.members[role].name(),
+                action: "resync (every member must be active)",
+                state: self.members[role].state().to_string(),
+            });
+        }
+        self.prepare_write();
+        let chunk = self.layout.chunk();
+        let stripes = self.regions.data_size / chunk;
+        let rows = 0..self.rows_per_chunk();
+        let width = self.width();
+        let k = if self.codec.is_some() {
+            self.layout.k()
+        } else {
+            1
+        };
+        let mut report = ResyncReport::default();
+        for stripe in 0..stripes {
+            let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+            let mut bufs = self.row_buffers(&rows);
+            let mut status: Vec<Vec<Blk>> = vec![vec![Blk::Unread; rows.end as usize]; width];
+            // Mismatches are expected here (writes in flight at the stop): not counted.
+            self.read_positions(
+                stripe,
+                &rows,
+                &vec![true; width],
+                &mut bufs,
+                &mut status,
+                false,
+            );
+            self.check_alive()?;
+            // Parity as the data on the members implies.
+            let mut implied: Vec<AlignedBuf> = (k..width)
+                .map(|_| AlignedBuf::new(chunk as usize))
+                .collect();
+            {
+                let data: Vec<&[u8]> = bufs[..k].iter().map(|b| &b[..]).collect();
+                let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
+                self.encode(&data, &mut parity)?;
+            }
+            let mut rewrites: Vec<(usize, u64)> = Vec::new();
+            for row in rows.clone() {
+                let r = row as usize;
+                let span = r * BS..(r + 1) * BS;
+                let bad: Vec<usize> = (0..width).filter(|&p| status[p][r] != Blk::Good).collect();
+                let parity_ok =
+                    (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]);
+                if bad.is_empty() && parity_ok {
+                    report.consistent_rows += 1;
+                    continue;
+                }
+                // Try to restore what the checksums record.
+                if !bad.is_empty() && bad.len() <= self.layout.m() {
+                    let mut row_bufs: Vec<Vec<u8>> =
+                        bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                    let mut slices: Vec<&mut [u8]> =
+                        row_bufs.iter_mut().map(|b| &mut b[..]).collect();
+                    self.reconstruct(&mut slices, &bad)?;
+                    let matches = bad.iter().all(|&p| {
+                        self.verify(self.member_at(stripe, p), stripe, row, &row_bufs[p])
+                            .is_empty()
+                    });
+                    if matches {
+                        for &p in &bad {
+                            bufs[p][span.clone()].copy_from_slice(&row_bufs[p]);
+                            rewrites.push((p, row));
+                        }
+                        report.restored_rows += 1;
+                        continue;
+                    }
+                }
+                // The data wins: recompute parity and every checksum of the row.
+                for p in k..width {
+                    bufs[p][span.clone()].copy_from_slice(&implied[p - k][span.clone()]);
+                }
+                rewrites.extend((0..width).map(|p| (p, row)));
+                report.recomputed_rows += 1;
+            }
+            for (pos, row) in rewrites {
+                let r = row as usize;
+                let block = &bufs[pos][r * BS..(r + 1) * BS];
+                self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+            }
+            report.stripes += 1;
+            progress((stripe + 1) * chunk, stripes * chunk);
+        }
+        self.flush()?;
+        self.unclean_start.store(false, Ordering::Release);
+        Ok(report)
+    }
+
+    /// Parity (or mirror copies) of `data`.
+    fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), ArrayError> {
+        match &self.codec {
+            Some(codec) => Ok(codec.encode(data, parity)?),
+            None => {
+                for copy in parity.iter_mut() {
+                    copy.copy_from_slice(data[0]);
+                }
+                Ok(())
+            }
+        }
     }
 }
