@@ -3,13 +3,13 @@
 //! ```text
 //! cargo bench --bench array -- [--dir /dev/shm] [--member-mib 256] [--secs 2] [--reps 3]
 //!                              [--chunk-kib 512] [--only 'RAID-6 seq write']
-//!                              [--threads N]
+//!                              [--threads N] [--request-stripes 1]
 //! ```
 //!
 //! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
 //! threads, one per file, `pwrite`/`pread` of 1 MiB sequentially or 4 KiB at random (the
 //! fio `tmpfs6` workloads). Array: RAID-5 and RAID-6 over the same six files, one caller
-//! thread issuing 4-stripe sequential requests (the array spreads member I/O over its
+//! thread issuing full-stripe sequential requests (`--request-stripes`, default 1; the array spreads member I/O over its
 //! pool), and 4 KiB random requests from 1 and from 4 caller threads. Sequential reads run
 //! with and without checksum verification. Every figure is the median of `--reps`
 //! repetitions; workloads are interleaved across repetitions.
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use raidkit::array::{Array, ArrayOptions, CreateOptions};
-use raidkit::disk::{self, Disk, FileDisk, FileMode};
+use raidkit::disk::{self, AlignedBuf, Disk, FileDisk, FileMode};
 use raidkit::layout::Level;
 use raidkit_workspace_tests::Rng;
 
@@ -32,6 +32,7 @@ struct Args {
     chunk: u64,
     only: Option<String>,
     threads: Option<usize>,
+    stripes: u64,
 }
 
 fn args() -> Args {
@@ -43,6 +44,7 @@ fn args() -> Args {
         chunk: 512 << 10,
         only: None,
         threads: None,
+        stripes: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -55,6 +57,7 @@ fn args() -> Args {
             "--chunk-kib" => out.chunk = value().parse::<u64>().unwrap() << 10,
             "--only" => out.only = Some(value()),
             "--threads" => out.threads = Some(value().parse().unwrap()),
+            "--request-stripes" => out.stripes = value().parse().unwrap(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -123,9 +126,12 @@ fn raw(paths: &[PathBuf], write: bool, random: bool, secs: f64) -> f64 {
     }
 }
 
-fn seq(array: &Array, write: bool, secs: f64) -> f64 {
-    let request = (4 * array.layout().stripe_data()) as usize;
-    let mut buf = Rng::new(1).block(request);
+fn seq(array: &Array, write: bool, stripes: u64, secs: f64) -> f64 {
+    let request = (stripes * array.layout().stripe_data()) as usize;
+    // Page-aligned, as a program doing large I/O would use: members opened with O_DIRECT
+    // (tmpfs supports it on recent kernels) then need no bounce copies.
+    let mut buf = AlignedBuf::new(request);
+    Rng::new(1).fill(&mut buf);
     let requests = array.len() as usize / request;
     let start = Instant::now();
     let mut n = 0usize;
@@ -149,7 +155,8 @@ fn random(array: &Array, write: bool, threads: usize, secs: f64) -> f64 {
             .map(|t| {
                 scope.spawn(move || {
                     let mut rng = Rng::new(t as u64 + 7);
-                    let mut buf = rng.block(4096);
+                    let mut buf = AlignedBuf::new(4096);
+                    rng.fill(&mut buf);
                     let mut n = 0;
                     while start.elapsed().as_secs_f64() < secs {
                         let at = (rng.below(blocks) * 4096) as u64;
@@ -237,9 +244,9 @@ fn main() {
             }
             let r = &mut array_results[l];
             let label = |i: usize| format!("{name} {}", array_names[i]);
-            measure(&mut r[0], &label(0), &mut || seq(&array, true, args.secs));
+            measure(&mut r[0], &label(0), &mut || seq(&array, true, args.stripes, args.secs));
             array.flush().unwrap();
-            measure(&mut r[1], &label(1), &mut || seq(&array, false, args.secs));
+            measure(&mut r[1], &label(1), &mut || seq(&array, false, args.stripes, args.secs));
             measure(&mut r[3], &label(3), &mut || {
                 random(&array, true, 1, args.secs)
             });
@@ -258,7 +265,7 @@ fn main() {
                 ..array_options
             };
             let array = Array::assemble(open(&paths), &unverified).unwrap();
-            measure(&mut r[2], &label(2), &mut || seq(&array, false, args.secs));
+            measure(&mut r[2], &label(2), &mut || seq(&array, false, args.stripes, args.secs));
             drop(array);
             for p in &paths {
                 let _ = std::fs::remove_file(p);

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
+use super::pool::PoolBuf;
 use super::{Array, ArrayError};
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{self, CSUM_BLOCK};
@@ -262,7 +263,7 @@ impl Array {
                     .is_ok()
                     && (!verify || self.verify(role, stripe, first_row, mine).is_empty())
             } else {
-                let mut buf = AlignedBuf::new(((rows_end - first_row) * CSUM_BLOCK) as usize);
+                let mut buf = self.buffers.take(((rows_end - first_row) * CSUM_BLOCK) as usize);
                 if disk
                     .read_at(&mut buf, self.disk_offset(stripe, first_row))
                     .is_err()
@@ -294,9 +295,10 @@ impl Array {
         Ok(())
     }
 
-    fn row_buffers(&self, rows: &Range<u64>) -> Vec<AlignedBuf> {
+    /// One buffer per position for `rows` (contents unspecified until filled).
+    fn row_buffers(&self, rows: &Range<u64>) -> Vec<PoolBuf<'_>> {
         let len = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        (0..self.width()).map(|_| AlignedBuf::new(len)).collect()
+        (0..self.width()).map(|_| self.buffers.take(len)).collect()
     }
 
     /// Reads `positions` of `rows` into `bufs`, verifying each block into `status`.
@@ -305,7 +307,7 @@ impl Array {
         stripe: u64,
         rows: &Range<u64>,
         positions: &[bool],
-        bufs: &mut [AlignedBuf],
+        bufs: &mut [PoolBuf<'_>],
         status: &mut [Vec<Blk>],
         count: bool,
     ) {
@@ -370,7 +372,7 @@ impl Array {
         stripe: u64,
         rows: Range<u64>,
         want: &[bool],
-        bufs: &mut [AlignedBuf],
+        bufs: &mut [PoolBuf<'_>],
     ) -> Result<(), ArrayError> {
         let width = self.width();
         let nrows = (rows.end - rows.start) as usize;
@@ -481,7 +483,7 @@ impl Array {
         &self,
         stripe: u64,
         rows: &Range<u64>,
-        bufs: &[AlignedBuf],
+        bufs: &[PoolBuf<'_>],
         repairs: &[Vec<usize>],
     ) {
         let jobs: Vec<(usize, &Vec<usize>)> = repairs
@@ -646,7 +648,7 @@ impl Array {
         if self.codec.is_none() {
             // Mirror: every copy gets the same bytes.
             let change = &changes[0];
-            let mut merged;
+            let merged;
             let bytes: &[u8] = if change.full {
                 change.bytes
             } else {
@@ -657,8 +659,8 @@ impl Array {
                 want[source] = true;
                 let mut bufs = self.row_buffers(&rows);
                 self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-                merged = std::mem::replace(&mut bufs[source], AlignedBuf::new(0));
-                merged[change.at..change.at + change.bytes.len()].copy_from_slice(change.bytes);
+                bufs[source][change.at..change.at + change.bytes.len()].copy_from_slice(change.bytes);
+                merged = bufs.swap_remove(source);
                 &merged
             };
             let writes: Vec<(usize, &[u8])> = (0..width).map(|p| (p, bytes)).collect();
@@ -669,7 +671,7 @@ impl Array {
         if changes.len() == k && all_full {
             // Full stripe rows: no reads.
             let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
-            let mut parity: Vec<AlignedBuf> = (0..m).map(|_| AlignedBuf::new(len)).collect();
+            let mut parity: Vec<PoolBuf> = (0..m).map(|_| self.buffers.take(len)).collect();
             {
                 let mut parity_refs: Vec<&mut [u8]> =
                     parity.iter_mut().map(|b| &mut b[..]).collect();
@@ -692,10 +694,11 @@ impl Array {
             // Read-modify-write: old data of the changed blocks and the parity.
             let want: Vec<bool> = (0..width).map(|p| p >= k || is_changed(p)).collect();
             self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-            let news: Vec<AlignedBuf> = changes
+            let news: Vec<PoolBuf> = changes
                 .iter()
                 .map(|c| {
-                    let mut new = bufs[c.pos].clone();
+                    let mut new = self.buffers.take(len);
+                    new.copy_from_slice(&bufs[c.pos]);
                     new[c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
                     new
                 })
@@ -817,7 +820,7 @@ impl Array {
         for stripe in 0..stripes {
             let mut bufs = self.row_buffers(&rows);
             let source = if self.codec.is_some() { k } else { 1 };
-            let reads: Vec<(usize, &mut AlignedBuf)> =
+            let reads: Vec<(usize, &mut PoolBuf)> =
                 bufs.iter_mut().take(source).enumerate().collect();
             let results = self.parallel(reads, |(pos, buf)| {
                 let role = self.member_at(stripe, pos);
