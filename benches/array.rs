@@ -8,7 +8,9 @@
 //!
 //! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
 //! threads, one per file, `pwrite`/`pread` of 1 MiB sequentially or 4 KiB at random (the
-//! fio `tmpfs6` workloads). Array: RAID-5 and RAID-6 over the same six files, one caller
+//! fio `tmpfs6` workloads), each file opened exactly as the array opens its members
+//! (`disk::open`: `O_DIRECT` where the file system supports it, tmpfs included on recent
+//! kernels). Array: RAID-5 and RAID-6 over the same six files, one caller
 //! thread issuing full-stripe sequential requests (`--request-stripes`, default 1; the array spreads member I/O over its
 //! pool), and 4 KiB random requests from 1 and from 4 caller threads. Sequential reads run
 //! with and without checksum verification. Every figure is the median of `--reps`
@@ -94,8 +96,10 @@ fn raw(paths: &[PathBuf], write: bool, random: bool, secs: f64) -> f64 {
             .enumerate()
             .map(|(i, path)| {
                 scope.spawn(move || {
-                    let disk = FileDisk::open(path, FileMode::Buffered).unwrap();
-                    let mut buf = Rng::new(i as u64).block(block);
+                    // Opened as the array opens its members (O_DIRECT where supported).
+                    let disk = disk::open(path).unwrap();
+                    let mut buf = AlignedBuf::new(block);
+                    Rng::new(i as u64).fill(&mut buf);
                     let blocks = disk.len() / block as u64;
                     let mut rng = Rng::new(100 + i as u64);
                     let mut n = 0u64;
@@ -244,9 +248,13 @@ fn main() {
             }
             let r = &mut array_results[l];
             let label = |i: usize| format!("{name} {}", array_names[i]);
-            measure(&mut r[0], &label(0), &mut || seq(&array, true, args.stripes, args.secs));
+            measure(&mut r[0], &label(0), &mut || {
+                seq(&array, true, args.stripes, args.secs)
+            });
             array.flush().unwrap();
-            measure(&mut r[1], &label(1), &mut || seq(&array, false, args.stripes, args.secs));
+            measure(&mut r[1], &label(1), &mut || {
+                seq(&array, false, args.stripes, args.secs)
+            });
             measure(&mut r[3], &label(3), &mut || {
                 random(&array, true, 1, args.secs)
             });
@@ -265,7 +273,9 @@ fn main() {
                 ..array_options
             };
             let array = Array::assemble(open(&paths), &unverified).unwrap();
-            measure(&mut r[2], &label(2), &mut || seq(&array, false, args.stripes, args.secs));
+            measure(&mut r[2], &label(2), &mut || {
+                seq(&array, false, args.stripes, args.secs)
+            });
             drop(array);
             for p in &paths {
                 let _ = std::fs::remove_file(p);

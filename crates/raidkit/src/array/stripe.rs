@@ -263,7 +263,9 @@ impl Array {
                     .is_ok()
                     && (!verify || self.verify(role, stripe, first_row, mine).is_empty())
             } else {
-                let mut buf = self.buffers.take(((rows_end - first_row) * CSUM_BLOCK) as usize);
+                let mut buf = self
+                    .buffers
+                    .take(((rows_end - first_row) * CSUM_BLOCK) as usize);
                 if disk
                     .read_at(&mut buf, self.disk_offset(stripe, first_row))
                     .is_err()
@@ -659,7 +661,8 @@ impl Array {
                 want[source] = true;
                 let mut bufs = self.row_buffers(&rows);
                 self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-                bufs[source][change.at..change.at + change.bytes.len()].copy_from_slice(change.bytes);
+                bufs[source][change.at..change.at + change.bytes.len()]
+                    .copy_from_slice(change.bytes);
                 merged = bufs.swap_remove(source);
                 &merged
             };
