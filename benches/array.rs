@@ -244,7 +244,8 @@ fn main() {
             let stripe = array.layout().stripe_data() as usize;
             let fill = vec![3u8; 4 * stripe];
             for at in (0..array.len() as usize).step_by(fill.len()) {
-                array.write_at(&fill, at as u64).unwrap();
+                let len = fill.len().min(array.len() as usize - at);
+                array.write_at(&fill[..len], at as u64).unwrap();
             }
             let r = &mut array_results[l];
             let label = |i: usize| format!("{name} {}", array_names[i]);

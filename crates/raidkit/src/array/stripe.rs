@@ -18,6 +18,9 @@ use crate::layout::Level;
 use crate::parity::BlockUpdate;
 
 const BS: usize = CSUM_BLOCK as usize;
+/// Full-stripe rows up to this size per block are written without overlapping the data
+/// writes with the parity computation (not worth a hand-off).
+const SMALL_WRITE: usize = 64 << 10;
 
 /// One data piece of a read: stripe, data position, byte range within the chunk, and the
 /// caller's bytes it fills.
@@ -672,20 +675,39 @@ impl Array {
         let codec = self.codec.as_ref().expect("parity level");
 
         if changes.len() == k && all_full {
-            // Full stripe rows: no reads.
+            // Full stripe rows: no reads. The data blocks are written while the parity is
+            // computed (they do not depend on it); then the parity blocks.
             let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
+            let data_writes: Vec<(usize, &[u8])> =
+                changes.iter().map(|c| (c.pos, c.bytes)).collect();
             let mut parity: Vec<PoolBuf> = (0..m).map(|_| self.buffers.take(len)).collect();
-            {
+            let mut data_result = Ok(());
+            let mut parity_result = Ok(());
+            self.pool.in_place_scope(|scope| {
+                let rows = &rows;
+                let data_result = &mut data_result;
+                if len > SMALL_WRITE {
+                    scope.spawn(move |_| {
+                        *data_result = self.write_positions(stripe, rows, data_writes)
+                    });
+                } else {
+                    *data_result = self.write_positions(stripe, rows, data_writes);
+                }
                 let mut parity_refs: Vec<&mut [u8]> =
                     parity.iter_mut().map(|b| &mut b[..]).collect();
-                codec.encode(&data_refs, &mut parity_refs)?;
-            }
-            let writes: Vec<(usize, &[u8])> = changes
-                .iter()
-                .map(|c| (c.pos, c.bytes))
-                .chain(parity.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
-                .collect();
-            return self.write_positions(stripe, &rows, writes);
+                parity_result = codec
+                    .encode(&data_refs, &mut parity_refs)
+                    .map_err(ArrayError::from)
+                    .and_then(|()| {
+                        let writes: Vec<(usize, &[u8])> = parity
+                            .iter()
+                            .enumerate()
+                            .map(|(r, b)| (k + r, &b[..]))
+                            .collect();
+                        self.write_positions(stripe, rows, writes)
+                    });
+            });
+            return data_result.and(parity_result);
         }
 
         let partial = changes.iter().filter(|c| !c.full).count();
