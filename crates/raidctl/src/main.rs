@@ -1,11 +1,21 @@
 //! `raidctl`: the command-line tool for raidkit. It parses arguments, calls the library,
 //! prints, and chooses the exit code; no RAID logic lives here.
+//!
+//! Exit codes: 0 success; 1 the operation failed; 2 usage error (bad arguments);
+//! `status` only: 3 the array is degraded, 4 the array has failed.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod create;
+mod data;
+mod demo;
+mod manage;
+mod members;
+mod progress;
+mod report;
 mod size;
 
 /// raidkit's command-line tool.
@@ -13,7 +23,8 @@ mod size;
 #[command(
     name = "raidctl",
     version,
-    about = "Software RAID 1/5/6 and k+m arrays over files and block devices"
+    about = "Software RAID 1/5/6 and k+m arrays over files and block devices",
+    after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,8 +33,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an array over member files or block devices.
+    Create(create::CreateArgs),
+    /// Show an array's state and every member's (like mdadm --detail).
+    Status(report::StatusArgs),
+    /// Show one member's superblock, field by field.
+    Examine(report::ExamineArgs),
+    /// Write data into the array (standard input by default); flushes before exiting.
+    Write(data::WriteArgs),
+    /// Read data from the array (to standard output by default).
+    Read(data::ReadArgs),
+    /// Mark a member faulty.
+    Fail(manage::FailArgs),
+    /// Add a hot spare.
+    Add(manage::AddArgs),
+    /// Remove a faulty member or a spare.
+    Remove(manage::RemoveArgs),
     /// Measure the parity engines on this machine.
     Bench(bench::BenchArgs),
+    /// Build a RAID-6 array over six loopback files, damage it, and watch it heal.
+    Demo(demo::DemoArgs),
+}
+
+/// How a command ended, beyond success.
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// `status`: the array is degraded (exit 3).
+    Degraded,
+    /// `status`: the array has failed (exit 4).
+    Failed,
 }
 
 fn main() -> ExitCode {
@@ -32,13 +71,30 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(args) => bench::run(args),
+        Command::Create(args) => create::run(args).map(|()| Outcome::Ok),
+        Command::Status(args) => report::status(args),
+        Command::Examine(args) => report::examine(args).map(|()| Outcome::Ok),
+        Command::Write(args) => data::write(args).map(|()| Outcome::Ok),
+        Command::Read(args) => data::read(args).map(|()| Outcome::Ok),
+        Command::Fail(args) => manage::fail(args).map(|()| Outcome::Ok),
+        Command::Add(args) => manage::add(args).map(|()| Outcome::Ok),
+        Command::Remove(args) => manage::remove(args).map(|()| Outcome::Ok),
+        Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
+        Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Degraded) => ExitCode::from(3),
+        Ok(Outcome::Failed) => ExitCode::from(4),
         Err(err) => {
-            eprintln!("raidctl: {err:#}");
-            ExitCode::FAILURE
+            // One line: the error and its causes, joined.
+            let text = format!("{err:#}").replace('\n', " ");
+            eprintln!("raidctl: error: {text}");
+            if err.downcast_ref::<create::Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -105,3 +105,513 @@ fn raidkit_engine_variable_selects_and_rejects() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown parity engine \"turbo\""));
 }
+
+// ------------------------------------------------------------------ arrays
+
+use std::path::{Path, PathBuf};
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn members(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| self.path(&format!("m{i}.img")).display().to_string())
+            .collect()
+    }
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    raidctl(args)
+}
+
+fn run_with(args: &[String]) -> std::process::Output {
+    let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    raidctl(&refs)
+}
+
+fn args(prefix: &[&str], members: &[String]) -> Vec<String> {
+    prefix
+        .iter()
+        .map(|s| s.to_string())
+        .chain(members.iter().cloned())
+        .collect()
+}
+
+fn ok(out: &std::process::Output) -> &std::process::Output {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A failed command: the exit code, and one `raidctl: error:` line naming `name`.
+fn refused(out: &std::process::Output, code: i32, name: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let error_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("raidctl: error:"))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "one error line: {stderr}");
+    assert!(
+        error_lines[0].contains(name),
+        "the error names {name}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    stderr
+}
+
+fn snapshot(paths: &[String]) -> Vec<Vec<u8>> {
+    paths
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
+fn create(dir: &Dir, level: &str, n: usize) -> Vec<String> {
+    let members = dir.members(n);
+    ok(&run_with(&args(
+        &["create", "--level", level, "--size", "8M", "--chunk", "64K"],
+        &members,
+    )));
+    members
+}
+
+#[test]
+fn create_status_and_examine_json() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 5);
+    let out = run_with(&args(&["status", "--json"], &members));
+    ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(json["level"], "raid6");
+    assert_eq!((json["k"].as_u64(), json["m"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(json["chunk_size"], 65536);
+    assert_eq!(json["layout"], "left-symmetric");
+    assert_eq!(json["data_offset"], 3 << 20);
+    assert_eq!(json["state"], "clean");
+    assert!(json["size"].as_u64().unwrap() > 0 && json["uuid"].as_str().unwrap().len() == 36);
+    let list = json["members"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    for (i, m) in list.iter().enumerate() {
+        assert_eq!(m["path"], members[i].as_str());
+        assert_eq!(m["role"], i);
+        assert_eq!(m["state"], "active");
+        for counter in ["read_errors", "write_errors", "checksum_errors", "repaired"] {
+            assert_eq!(m[counter], 0, "{counter}");
+        }
+    }
+    let out = run(&["examine", "--json", &members[3]]);
+    ok(&out);
+    let ex: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ex["role"], 3);
+    for field in [
+        "uuid",
+        "level",
+        "k",
+        "m",
+        "chunk_size",
+        "layout",
+        "data_offset",
+        "size",
+        "state",
+    ] {
+        assert_eq!(ex[field], json[field], "{field}");
+    }
+    let slots = ex["members"].as_array().unwrap();
+    assert_eq!(slots.len(), 5);
+    assert_eq!(slots[3]["path"], members[3].as_str());
+    assert_eq!(slots[3]["state"], "active");
+    // The text forms too.
+    let text =
+        String::from_utf8(ok(&run_with(&args(&["status"], &members))).stdout.clone()).unwrap();
+    assert!(text.contains("RAID-6") && text.contains("clean"), "{text}");
+    let text = String::from_utf8(ok(&run(&["examine", &members[0]])).stdout.clone()).unwrap();
+    assert!(text.contains("left-symmetric"), "{text}");
+}
+
+#[test]
+fn write_and_read_round_trip_and_read_only_changes_nothing() {
+    let dir = Dir::new();
+    let mut members = create(&dir, "5", 4);
+    let input = dir.path("input.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    ok(&run_with(&args(
+        &[
+            "write",
+            "--offset",
+            "4K",
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        &members,
+    )));
+    // Standard input too.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["write", "--offset", "1M"], &members))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // Members in another order; read-only commands change nothing.
+    members.reverse();
+    let before = snapshot(&members);
+    let out = run_with(&args(
+        &["read", "--offset", "4096", "--length", "300000"],
+        &members,
+    ));
+    assert!(ok(&out).stdout == data);
+    let out = run_with(&args(
+        &["read", "--offset", "1M", "--length", "10"],
+        &members,
+    ));
+    assert_eq!(ok(&out).stdout, b"from stdin");
+    let output = dir.path("out.bin");
+    ok(&run_with(&args(
+        &[
+            "read",
+            "--offset",
+            "4096",
+            "--length",
+            "300000",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+        &members,
+    )));
+    assert!(std::fs::read(&output).unwrap() == data);
+    ok(&run_with(&args(&["status"], &members)));
+    ok(&run(&["examine", &members[0]]));
+    // Degraded read-only use, then the full set: nothing written, nobody stale.
+    let out = run_with(&args(&["status", "--json"], &members[1..]));
+    assert_eq!(out.status.code(), Some(3), "degraded has exit code 3");
+    ok(&run_with(&args(
+        &["read", "--length", "1000"],
+        &members[1..],
+    )));
+    assert!(
+        before == snapshot(&members),
+        "a read-only command wrote to a member"
+    );
+    ok(&run_with(&args(&["status"], &members)));
+}
+
+#[test]
+fn fail_add_remove_and_status_codes() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 3);
+    let spare = dir.path("spare.img");
+    std::fs::File::create(&spare)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    ok(&run_with(&args(
+        &["add", "--spare", spare.to_str().unwrap()],
+        &members,
+    )));
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(&run_with(&args(&["status", "--json"], &members))).stdout)
+            .unwrap();
+    let list = json["members"].as_array().unwrap();
+    assert_eq!(list.len(), 4, "the spare not given is listed as missing");
+    assert_eq!(
+        (list[3]["role"].clone(), list[3]["state"].clone()),
+        (serde_json::Value::Null, "missing".into())
+    );
+    let mut with_spare = members.clone();
+    with_spare.push(spare.display().to_string());
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(&run_with(&args(&["status", "--json"], &with_spare))).stdout)
+            .unwrap();
+    assert_eq!(json["members"][3]["state"], "spare");
+    assert_eq!(json["members"][3]["path"], spare.to_str().unwrap());
+    ok(&run_with(&args(
+        &["fail", "--member", &members[1]],
+        &members,
+    )));
+    let out = run_with(&args(&["status", "--json"], &members));
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["state"], "degraded");
+    // Removing an active member is refused; the faulty one can go.
+    let err = refused(
+        &run_with(&args(&["remove", "--member", &members[0]], &members)),
+        1,
+        &members[0],
+    );
+    assert!(err.contains("active"), "{err}");
+    ok(&run_with(&args(
+        &["remove", "--member", &members[1]],
+        &members,
+    )));
+    ok(&run_with(&args(
+        &["fail", "--member", &members[2]],
+        &members,
+    )));
+    let out = run_with(&args(&["status"], &members));
+    assert_eq!(out.status.code(), Some(4), "failed has exit code 4");
+}
+
+#[test]
+fn bad_inputs_get_one_clear_error_and_change_nothing() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 3);
+    let before = snapshot(&members);
+    let missing = dir.path("missing.img").display().to_string();
+    let with = |extra: &str| -> Vec<String> {
+        let mut list = members[..2].to_vec();
+        list.push(extra.to_string());
+        list
+    };
+    // A path that does not exist.
+    refused(&run_with(&args(&["status"], &with(&missing))), 1, &missing);
+    // A directory.
+    let sub = dir.path("subdir");
+    std::fs::create_dir(&sub).unwrap();
+    let err = refused(
+        &run_with(&args(&["status"], &with(sub.to_str().unwrap()))),
+        1,
+        sub.to_str().unwrap(),
+    );
+    assert!(err.contains("directory"), "{err}");
+    // Zero-length and too-small files.
+    let empty = dir.path("empty.img");
+    std::fs::File::create(&empty).unwrap();
+    refused(
+        &run_with(&args(&["status"], &with(empty.to_str().unwrap()))),
+        1,
+        empty.to_str().unwrap(),
+    );
+    let small = dir.path("small.img");
+    std::fs::write(&small, vec![0u8; 10_000]).unwrap();
+    refused(
+        &run_with(&args(&["status"], &with(small.to_str().unwrap()))),
+        1,
+        small.to_str().unwrap(),
+    );
+    // Random bytes: not a raidkit member.
+    let random = dir.path("random.img");
+    std::fs::write(
+        &random,
+        (0..8u32 << 20)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let err = refused(
+        &run_with(&args(&["status"], &with(random.to_str().unwrap()))),
+        1,
+        random.to_str().unwrap(),
+    );
+    assert!(err.contains("raidkit"), "{err}");
+    refused(
+        &run(&["examine", random.to_str().unwrap()]),
+        1,
+        random.to_str().unwrap(),
+    );
+    // The same member twice, by path and through a link.
+    refused(
+        &run_with(&args(&["status"], &with(&members[0]))),
+        1,
+        &members[0],
+    );
+    let link = dir.path("link.img");
+    std::os::unix::fs::symlink(&members[0], &link).unwrap();
+    refused(
+        &run_with(&args(&["status"], &with(link.to_str().unwrap()))),
+        1,
+        link.to_str().unwrap(),
+    );
+    // A member of another array.
+    let other = Dir::new();
+    let foreign = create(&other, "1", 2);
+    let err = refused(
+        &run_with(&args(&["status"], &with(&foreign[0]))),
+        1,
+        &foreign[0],
+    );
+    assert!(err.contains("belongs to array"), "{err}");
+    // Offsets and lengths past the end.
+    let size = {
+        let out = run_with(&args(&["status", "--json"], &members));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["size"]
+            .as_u64()
+            .unwrap()
+    };
+    refused(
+        &run_with(&args(
+            &["read", "--offset", &size.to_string(), "--length", "1"],
+            &members,
+        )),
+        1,
+        "past the end",
+    );
+    let input = dir.path("in.bin");
+    std::fs::write(&input, vec![1u8; 100]).unwrap();
+    refused(
+        &run_with(&args(
+            &[
+                "write",
+                "--offset",
+                &(size - 50).to_string(),
+                "--input",
+                input.to_str().unwrap(),
+            ],
+            &members,
+        )),
+        1,
+        "past the end",
+    );
+    assert!(before == snapshot(&members), "bad input changed a member");
+    assert!(!Path::new(&missing).exists());
+}
+
+#[test]
+fn create_refuses_bad_arguments_and_foreign_data() {
+    let dir = Dir::new();
+    let members = dir.members(3);
+    // Too few members for the level.
+    let err = refused(
+        &run_with(&args(&["create", "--level", "6", "--size", "8M"], &members)),
+        1,
+        "RAID-6",
+    );
+    assert!(err.contains("needs"), "{err}");
+    assert!(
+        !Path::new(&members[0]).exists(),
+        "files created for a failed create are removed"
+    );
+    // A chunk size that is not a power of two: a usage error.
+    refused(
+        &run_with(&args(
+            &["create", "--level", "5", "--size", "8M", "--chunk", "48K"],
+            &members,
+        )),
+        2,
+        "power of two",
+    );
+    // Unknown level: clap's usage error.
+    let out = run_with(&args(&["create", "--level", "7", "--size", "8M"], &members));
+    assert_eq!(out.status.code(), Some(2));
+    // A missing file without --size.
+    refused(
+        &run_with(&args(&["create", "--level", "5"], &members)),
+        1,
+        &members[0],
+    );
+    // An ext4 image is refused without --force.
+    let image = dir.path("ext4.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let mkfs = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&image)
+        .status();
+    if mkfs.is_ok_and(|s| s.success()) {
+        let mut list = dir.members(2);
+        list.push(image.display().to_string());
+        for p in &list[..2] {
+            std::fs::File::create(p).unwrap().set_len(16 << 20).unwrap();
+        }
+        let before = snapshot(&list);
+        let err = refused(
+            &run_with(&args(&["create", "--level", "5"], &list)),
+            1,
+            image.to_str().unwrap(),
+        );
+        assert!(err.contains("ext2/ext3/ext4"), "{err}");
+        assert!(before == snapshot(&list));
+        ok(&run_with(&args(
+            &["create", "--level", "5", "--force"],
+            &list,
+        )));
+        // Now a raidkit member: refused again without --force.
+        let err = refused(
+            &run_with(&args(&["create", "--level", "1"], &list)),
+            1,
+            &list[0],
+        );
+        assert!(err.contains("already a member"), "{err}");
+    } else if std::env::var_os("CI").is_some() {
+        panic!("mkfs.ext4 is needed in CI");
+    } else {
+        eprintln!("SKIP ext4 part: mkfs.ext4 not available");
+    }
+}
+
+#[test]
+fn an_unreadable_member_is_a_clear_error() {
+    let dir = Dir::new();
+    let members = create(&dir, "1", 2);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&members[1], std::fs::Permissions::from_mode(0o000)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let out = if root {
+        // Root reads anything: run as nobody instead.
+        std::fs::set_permissions(dir.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&members[0], std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_raidctl"))
+            .args(args(&["status"], &members))
+            .output()
+            .expect("setpriv (util-linux)")
+    } else {
+        run_with(&args(&["status"], &members))
+    };
+    let err = refused(&out, 1, &members[1]);
+    assert!(err.contains("ermission denied"), "{err}");
+}
+
+#[test]
+fn demo_runs_and_verifies_every_byte() {
+    let dir = Dir::new();
+    let out = run(&[
+        "demo",
+        "--size",
+        "16M",
+        "--dir",
+        dir.path("demo").to_str().unwrap(),
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("every byte verified against SHA-256"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("found and healed 64 of 64"), "{stdout}");
+    assert!(stdout.contains("degraded"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(dir.path("demo")).unwrap().count(),
+        0,
+        "cleaned up"
+    );
+}

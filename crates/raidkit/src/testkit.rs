@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::array::{Array, ArrayOptions, CreateOptions};
-use crate::disk::{self, Disk, DiskError, Op};
+use crate::disk::{Disk, DiskError, Op};
 use crate::layout::Level;
 
 /// An array over temporary loopback files, removed on drop. Dereferences to [`Array`].
@@ -134,10 +134,7 @@ impl LoopbackArray {
 }
 
 fn open_all(paths: &[PathBuf]) -> Result<Vec<Box<dyn Disk>>, Error> {
-    paths
-        .iter()
-        .map(|p| Ok(Box::new(disk::open(p)?) as Box<dyn Disk>))
-        .collect()
+    Ok(crate::array::open_members(paths)?)
 }
 
 impl Deref for LoopbackArray {

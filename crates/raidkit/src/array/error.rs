@@ -108,6 +108,14 @@ pub enum ArrayError {
         /// The array it belongs to.
         array: String,
     },
+    /// The member holds a recognisable file system or similar (create without force).
+    #[error("{member}: holds {what}; refusing to overwrite it without force")]
+    ForeignData {
+        /// The member's name.
+        member: String,
+        /// What it holds.
+        what: &'static str,
+    },
     /// The member's block size cannot hold the format's 4 KiB blocks.
     #[error("{member}: logical block size {block_size} is not supported (must divide 4096)")]
     BlockSize {

@@ -51,6 +51,8 @@ use crate::format::{
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::parity::{Codec, Engine};
 
+/// Why a member failed when `fail_member` failed it.
+const REQUESTED: &str = "failed by request";
 /// Stripe locks in the lock table.
 const LOCKS: usize = 1024;
 /// Large requests are issued this many bytes (whole stripes) at a time.
@@ -78,6 +80,9 @@ pub struct ArrayOptions {
     /// default, as md does: a stripe being written at the crash may have parity that does
     /// not match its data, and a missing member's data would be rebuilt from it wrongly.
     pub allow_dirty_degraded: bool,
+    /// Start even when more roles are missing than the redundancy covers (state failed), to
+    /// report on it: reads of lost data and every write fail. For status tools.
+    pub allow_failed: bool,
 }
 
 impl Default for ArrayOptions {
@@ -88,6 +93,7 @@ impl Default for ArrayOptions {
             threads: None,
             verify_reads: true,
             allow_dirty_degraded: false,
+            allow_failed: false,
         }
     }
 }
@@ -112,7 +118,8 @@ pub struct CreateOptions {
     pub chunk: u64,
     /// The array's name (at most 32 bytes are stored).
     pub name: String,
-    /// Overwrite members that already hold a raidkit superblock.
+    /// Overwrite members that already hold a raidkit superblock or a recognisable file
+    /// system, swap area, encrypted volume or partition table.
     pub force: bool,
     /// The initial sync.
     pub sync: InitialSync,
@@ -343,6 +350,12 @@ impl Array {
         if !options.force {
             for disk in &disks {
                 refuse_if_member(disk.as_ref())?;
+                if let Some(what) = format::foreign_signature(disk.as_ref())? {
+                    return Err(ArrayError::ForeignData {
+                        member: disk.name().to_string(),
+                        what,
+                    });
+                }
             }
         }
         let smallest = disks
@@ -612,7 +625,7 @@ impl Array {
             }
         }
         let missing: Vec<usize> = (0..n).filter(|&r| !members[r].is_active()).collect();
-        if missing.len() > layout.m() {
+        if missing.len() > layout.m() && !options.allow_failed {
             return Err(ArrayError::TooManyMissing {
                 present: n - missing.len(),
                 missing,
@@ -869,7 +882,11 @@ impl Array {
     fn fail_role(&self, role: usize, why: &str) {
         let member = &self.members[role];
         if member.transition(MemberState::Active, MemberState::Faulty) {
-            log::error!("{}: marked faulty: {why}", member.name());
+            if why == REQUESTED {
+                log::info!("{}: marked faulty: {why}", member.name());
+            } else {
+                log::error!("{}: marked faulty: {why}", member.name());
+            }
             if self.creating.load(Ordering::Acquire) {
                 // No superblock may exist before create has written the tables.
                 return;
@@ -1112,7 +1129,7 @@ impl Array {
         let member = &self.members[role];
         match member.state() {
             MemberState::Active => {
-                self.fail_role(role, "failed by request");
+                self.fail_role(role, REQUESTED);
                 Ok(())
             }
             MemberState::Faulty => Ok(()),
@@ -1232,6 +1249,36 @@ impl Array {
         }
         Ok(())
     }
+}
+
+/// Opens member paths for create or assemble ([`crate::disk::open`] each), refusing the
+/// same file or device given twice, under the same or another name (a link), before any
+/// is opened.
+pub fn open_members(paths: &[std::path::PathBuf]) -> Result<Vec<Box<dyn Disk>>, ArrayError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<((u64, u64), &std::path::PathBuf)> = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            crate::disk::DiskError::io(&path.display().to_string(), crate::disk::Op::Open, 0, 0, e)
+        })?;
+        // For a device node, the device it names; for a file, its inode.
+        let id = if meta.rdev() != 0 {
+            (u64::MAX, meta.rdev())
+        } else {
+            (meta.dev(), meta.ino())
+        };
+        if let Some((_, other)) = seen.iter().find(|(seen_id, _)| *seen_id == id) {
+            return Err(ArrayError::DuplicateMember {
+                member: path.display().to_string(),
+                other: other.display().to_string(),
+            });
+        }
+        seen.push((id, path));
+    }
+    paths
+        .iter()
+        .map(|p| Ok(Box::new(crate::disk::open(p)?) as Box<dyn Disk>))
+        .collect()
 }
 
 /// Refuses a disk that holds a raidkit superblock copy (valid or not: a newer version's, a

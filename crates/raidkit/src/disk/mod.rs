@@ -120,7 +120,7 @@ pub enum DiskError {
         align: usize,
     },
     /// The operating system reported an error.
-    #[error("{disk}: {op} of {len} bytes at offset {offset} failed: {source}")]
+    #[error("{}", io_message(disk, *op, *offset, *len, source))]
     Io {
         /// The disk's name.
         disk: String,
@@ -150,6 +150,14 @@ pub enum DiskError {
         /// Why.
         reason: String,
     },
+}
+
+fn io_message(disk: &str, op: Op, offset: u64, len: u64, source: &io::Error) -> String {
+    match op {
+        Op::Open => format!("{disk}: cannot open: {source}"),
+        Op::Flush => format!("{disk}: flush failed: {source}"),
+        _ => format!("{disk}: {op} of {len} bytes at offset {offset} failed: {source}"),
+    }
 }
 
 impl DiskError {

@@ -1,0 +1,151 @@
+//! `raidctl write` and `raidctl read`: data in and out of the array.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use raidkit::disk::AlignedBuf;
+
+use crate::members::{Members, assemble};
+use crate::size::parse_size;
+
+/// Bytes moved per array request.
+const PIECE: usize = 8 << 20;
+
+#[derive(Args, Debug)]
+pub struct WriteArgs {
+    /// Array offset to write at (bytes; K, M, G suffixes).
+    #[arg(long, value_parser = parse_size, default_value = "0")]
+    offset: usize,
+    /// Read the data from this file instead of standard input.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    members: Members,
+}
+
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    /// Array offset to read from (bytes; K, M, G suffixes).
+    #[arg(long, value_parser = parse_size, default_value = "0")]
+    offset: usize,
+    /// Bytes to read (default: to the end of the array).
+    #[arg(long, value_parser = parse_size)]
+    length: Option<usize>,
+    /// Write the data to this file instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    members: Members,
+}
+
+fn past_end(what: &str, offset: u64, len: u64, size: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} of {len} bytes at offset {offset} is past the end of the array ({size} bytes); nothing was {}",
+        if what == "write" { "written" } else { "read" }
+    )
+}
+
+pub fn write(args: WriteArgs) -> Result<()> {
+    let offset = args.offset as u64;
+    // Check the input before anything touches the array.
+    let mut input: Box<dyn Read> = match &args.input {
+        Some(path) => Box::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("{}: cannot open", path.display()))?,
+        ),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let input_len = match &args.input {
+        Some(path) => Some(std::fs::metadata(path)?.len()),
+        None => None,
+    };
+    let array = assemble(&args.members.members)?;
+    let size = array.len();
+    if offset > size {
+        bail!(past_end("write", offset, input_len.unwrap_or(0), size));
+    }
+    let room = size - offset;
+    let mut written = 0u64;
+    match input_len {
+        Some(len) if len > room => bail!(past_end("write", offset, len, size)),
+        Some(_) => {
+            let mut buf = AlignedBuf::new(PIECE);
+            loop {
+                let n = read_full(&mut input, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                array.write_at(&buf[..n], offset + written)?;
+                written += n as u64;
+            }
+        }
+        None => {
+            // Standard input: read it all (up to the room left, plus one byte to notice
+            // more) before writing, so too much input changes nothing.
+            let mut data = Vec::new();
+            input
+                .take(room + 1)
+                .read_to_end(&mut data)
+                .context("reading standard input")?;
+            if data.len() as u64 > room {
+                bail!(
+                    "standard input is longer than the {room} bytes from offset {offset} to the end of the array; nothing was written"
+                );
+            }
+            for piece in data.chunks(PIECE) {
+                array.write_at(piece, offset + written)?;
+                written += piece.len() as u64;
+            }
+        }
+    }
+    array.flush()?;
+    array.close()?;
+    eprintln!("raidctl: wrote {written} bytes at offset {offset}");
+    Ok(())
+}
+
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the input"),
+        }
+    }
+    Ok(filled)
+}
+
+pub fn read(args: ReadArgs) -> Result<()> {
+    let array = assemble(&args.members.members)?;
+    let size = array.len();
+    let offset = args.offset as u64;
+    let length = match args.length {
+        Some(len) => len as u64,
+        None => size.saturating_sub(offset),
+    };
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        bail!(past_end("read", offset, length, size));
+    }
+    let mut output: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("{}: cannot create", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut buf = AlignedBuf::new(PIECE);
+    let mut done = 0u64;
+    while done < length {
+        let n = (length - done).min(PIECE as u64) as usize;
+        array.read_at(&mut buf[..n], offset + done)?;
+        output.write_all(&buf[..n]).context("writing the output")?;
+        done += n as u64;
+    }
+    output.flush().context("writing the output")?;
+    array.close()?;
+    Ok(())
+}

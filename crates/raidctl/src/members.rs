@@ -1,0 +1,60 @@
+//! Opening the members named on the command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use raidkit::array::{self, Array, ArrayOptions};
+
+/// The members of an array, in any order.
+#[derive(Args, Debug)]
+pub struct Members {
+    /// Member files or block devices, in any order.
+    #[arg(required = true, value_name = "MEMBER")]
+    pub members: Vec<PathBuf>,
+}
+
+/// Checks the paths (exist, not directories) with one clear error each.
+pub fn check_paths(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
+        if meta.is_dir() {
+            bail!(
+                "{}: is a directory, not a member file or block device",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Assembles the array from `paths`.
+pub fn assemble(paths: &[PathBuf]) -> Result<Array> {
+    assemble_with(paths, &ArrayOptions::default())
+}
+
+/// Assembles the array for a report: also when it is dirty and degraded, or failed.
+pub fn assemble_for_report(paths: &[PathBuf]) -> Result<Array> {
+    let options = ArrayOptions {
+        allow_dirty_degraded: true,
+        allow_failed: true,
+        ..ArrayOptions::default()
+    };
+    assemble_with(paths, &options)
+}
+
+fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
+    check_paths(paths)?;
+    let disks = array::open_members(paths)?;
+    Array::assemble(disks, options).map_err(|e| {
+        let hint = match &e {
+            raidkit::ArrayError::TooManyMissing { .. } => {
+                " (hint: give every member path; `raidctl examine MEMBER` shows which array a file belongs to)"
+            }
+            raidkit::ArrayError::Superblock { .. } => " (hint: is this file a raidkit member?)",
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+}

@@ -1,0 +1,284 @@
+//! `raidctl status` and `raidctl examine`: reports as text or JSON (schemas in
+//! `docs/cli.md`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use raidkit::array::{ArrayState, Status};
+use raidkit::format::{self, SlotState};
+use raidkit::layout::Level;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::members::{Members, assemble_for_report, check_paths};
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON (schema in docs/cli.md).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    members: Members,
+}
+
+#[derive(Args, Debug)]
+pub struct ExamineArgs {
+    /// Print JSON (schema in docs/cli.md).
+    #[arg(long)]
+    json: bool,
+    /// One member file or block device.
+    member: PathBuf,
+}
+
+/// A level's name in text: RAID-1, RAID-5, RAID-6, k+3, k+4.
+pub fn level_name(level: Level) -> String {
+    match level {
+        Level::Mirror => "RAID-1".to_string(),
+        Level::Parity { m: 1 } => "RAID-5".to_string(),
+        Level::Parity { m: 2 } => "RAID-6".to_string(),
+        Level::Parity { m } => format!("k+{m}"),
+    }
+}
+
+/// A level's name in JSON: raid1, raid5, raid6, k+3, k+4.
+fn level_json(level: Level) -> String {
+    match level {
+        Level::Mirror => "raid1".to_string(),
+        Level::Parity { m: 1 } => "raid5".to_string(),
+        Level::Parity { m: 2 } => "raid6".to_string(),
+        Level::Parity { m } => format!("k+{m}"),
+    }
+}
+
+fn status_json(status: &Status) -> Value {
+    json!({
+        "uuid": status.uuid,
+        "name": status.name,
+        "level": level_json(status.level),
+        "k": status.k,
+        "m": status.m,
+        "chunk_size": status.chunk,
+        "layout": status.layout,
+        "data_offset": status.data_offset,
+        "data_size": status.data_size,
+        "size": status.size,
+        "state": status.state.name(),
+        "dirty": status.dirty,
+        "unclean_start": status.unclean_start,
+        "event": status.event,
+        "members": status.members.iter().map(|m| json!({
+            "path": m.name,
+            "role": m.role,
+            "state": m.state.name(),
+            "uuid": m.uuid,
+            "read_errors": m.read_errors,
+            "write_errors": m.write_errors,
+            "checksum_errors": m.checksum_errors,
+            "repaired": m.repaired,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Prints a status report as text to standard output.
+pub fn print_status(status: &Status) {
+    println!(
+        "        name : {}",
+        if status.name.is_empty() {
+            "-"
+        } else {
+            &status.name
+        }
+    );
+    println!("        uuid : {}", status.uuid);
+    println!(
+        "       level : {} (k = {}, m = {}, {})",
+        level_name(status.level),
+        status.k,
+        status.m,
+        status.layout
+    );
+    println!("       chunk : {} KiB", status.chunk >> 10);
+    println!(
+        "        size : {} bytes ({} MiB)",
+        status.size,
+        status.size >> 20
+    );
+    println!(" data offset : {} bytes", status.data_offset);
+    let mut state = status.state.name().to_string();
+    if status.unclean_start {
+        state.push_str(", not closed cleanly (needs resync)");
+    }
+    println!("       state : {state}");
+    println!("       event : {}", status.event);
+    println!();
+    println!("  role  state    read  write  csum  repaired  path");
+    for m in &status.members {
+        let role = m.role.map_or("-".to_string(), |r| r.to_string());
+        println!(
+            "  {role:>4}  {:<7} {:>5} {:>6} {:>5} {:>9}  {}",
+            m.state.name(),
+            m.read_errors,
+            m.write_errors,
+            m.checksum_errors,
+            m.repaired,
+            m.name
+        );
+    }
+}
+
+pub fn status(args: StatusArgs) -> Result<Outcome> {
+    let array = assemble_for_report(&args.members.members)?;
+    let status = array.status();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status_json(&status))?);
+    } else {
+        print_status(&status);
+    }
+    array.close()?;
+    Ok(match status.state {
+        ArrayState::Clean => Outcome::Ok,
+        ArrayState::Degraded => Outcome::Degraded,
+        ArrayState::Failed => Outcome::Failed,
+    })
+}
+
+pub fn examine(args: ExamineArgs) -> Result<()> {
+    check_paths(std::slice::from_ref(&args.member))?;
+    let disk = raidkit::disk::open(&args.member)?;
+    let name = args.member.display().to_string();
+    let read =
+        format::read_superblock(&disk).with_context(|| format!("{name}: not a raidkit member"))?;
+    let sb = &read.superblock;
+    let n = usize::from(sb.members);
+    let role = (sb.slot as usize) < n;
+    let own_state = sb.slots[sb.slot as usize].state;
+    let active = sb.slots[..n]
+        .iter()
+        .filter(|s| s.state == SlotState::Active)
+        .count();
+    let m = usize::from(sb.m);
+    let state = if active == n {
+        "clean"
+    } else if n - active <= m {
+        "degraded"
+    } else {
+        "failed"
+    };
+    let value = json!({
+        "path": name,
+        "version": format!("{}.{}", format::VERSION_MAJOR, sb.minor),
+        "superblock_copy": read.copy,
+        "uuid": format::uuid_string(&sb.array_uuid),
+        "member_uuid": format::uuid_string(&sb.member_uuid),
+        "role": role.then_some(sb.slot),
+        "member_state": own_state.name(),
+        "name": sb.name,
+        "level": level_json(sb.level),
+        "k": sb.k,
+        "m": sb.m,
+        "member_count": sb.members,
+        "chunk_size": sb.chunk,
+        "layout": sb.layout_name(),
+        "member_size": sb.member_size,
+        "data_offset": sb.regions.data_offset,
+        "data_size": sb.regions.data_size,
+        "size": sb.array_size,
+        "state": state,
+        "dirty": sb.is_dirty(),
+        "event": sb.event,
+        "ctime": sb.ctime,
+        "utime": sb.utime,
+        "regions": {
+            "bitmap_offset": sb.regions.bitmap_offset,
+            "bitmap_size": sb.regions.bitmap_size,
+            "journal_offset": sb.regions.journal_offset,
+            "journal_size": sb.regions.journal_size,
+            "checksum_offset": sb.regions.csum_offset,
+            "checksum_size": sb.regions.csum_size,
+            "data_offset": sb.regions.data_offset,
+            "data_size": sb.regions.data_size,
+        },
+        "members": sb.slots.iter().enumerate().map(|(i, slot)| json!({
+            "role": (i < n).then_some(i),
+            "uuid": format::uuid_string(&slot.uuid),
+            "state": slot.state.name(),
+            "path": (i == sb.slot as usize).then(|| name.clone()),
+            // Error counters live in the running array, not in the superblock.
+            "read_errors": Value::Null,
+            "write_errors": Value::Null,
+            "checksum_errors": Value::Null,
+        })).collect::<Vec<_>>(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if let Some(other) = &read.other {
+        eprintln!("raidctl: {name}: the other superblock copy is invalid: {other}");
+    }
+    println!("        path : {name}");
+    println!(
+        "     version : {}.{} (copy {})",
+        format::VERSION_MAJOR,
+        sb.minor,
+        read.copy
+    );
+    println!("  array uuid : {}", format::uuid_string(&sb.array_uuid));
+    println!(" member uuid : {}", format::uuid_string(&sb.member_uuid));
+    println!(
+        "        role : {} ({})",
+        if role {
+            sb.slot.to_string()
+        } else {
+            "spare".to_string()
+        },
+        own_state.name()
+    );
+    println!(
+        "        name : {}",
+        if sb.name.is_empty() { "-" } else { &sb.name }
+    );
+    println!(
+        "       level : {} (k = {}, m = {}, {})",
+        level_name(sb.level),
+        sb.k,
+        sb.m,
+        sb.layout_name()
+    );
+    println!("     members : {n}");
+    println!("       chunk : {} KiB", sb.chunk >> 10);
+    println!("        size : {} bytes", sb.array_size);
+    println!(" member size : {} bytes", sb.member_size);
+    println!(
+        "      events : {}{}",
+        sb.event,
+        if sb.is_dirty() { " (dirty)" } else { "" }
+    );
+    let r = &sb.regions;
+    println!(
+        "     regions : bitmap {}+{}, journal {}+{}, checksums {}+{}, data {}+{}",
+        r.bitmap_offset,
+        r.bitmap_size,
+        r.journal_offset,
+        r.journal_size,
+        r.csum_offset,
+        r.csum_size,
+        r.data_offset,
+        r.data_size
+    );
+    println!("  member table ({state}):");
+    for (i, slot) in sb.slots.iter().enumerate() {
+        let role = if i < n {
+            i.to_string()
+        } else {
+            "spare".to_string()
+        };
+        println!(
+            "    {role:>5}  {:<10} {}",
+            slot.state.name(),
+            format::uuid_string(&slot.uuid)
+        );
+    }
+    Ok(())
+}
