@@ -1,16 +1,21 @@
 //! raidkit: software RAID 1/5/6 and wider k+m parity over files and block devices.
 //!
-//! This release provides three layers:
+//! The layers, top down:
 //!
+//! - [`array`]: the array — create and assemble, reads and writes through `&self` from many
+//!   threads, degraded mode, self-healing checksummed reads, member management, status,
+//!   resync after an unclean stop.
+//! - [`format`]: on-disk format v1 — superblocks, region map, checksum entries.
+//! - [`layout`]: array geometry — RAID-1, and md's left-symmetric rotation for RAID-5, RAID-6
+//!   and k+m.
 //! - [`parity`]: GF(2^8) kernels bit-compatible with Linux md and ISA-L (P = XOR,
 //!   Q = Σ g^j·D_j over polynomial 0x11D), with scalar, AVX2, AVX-512BW and GFNI engines
 //!   chosen at run time, RAID-6 recovery of every loss case, raid6check-style location of a
 //!   single corrupt block, and a k+m erasure code for up to four parity blocks.
-//! - [`layout`]: array geometry — RAID-1, and md's left-symmetric rotation for RAID-5, RAID-6
-//!   and k+m; the first piece of the array.
 //! - [`disk`]: the member-disk trait and its backends (files, block devices, io_uring,
 //!   memory maps, memory), a fail-stop wrapper, and with the `testing` feature a seeded
 //!   fault-injecting simulated disk.
+//! - [`testkit`]: throw-away arrays over temporary loopback files, for tests.
 //!
 //! ```
 //! use raidkit::parity::Engine;
@@ -35,4 +40,9 @@ pub mod parity;
 pub mod testkit;
 
 pub use array::{Array, ArrayError};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 pub use error::Error;
