@@ -248,7 +248,8 @@ fn superblock_damaged_in_every_copy_is_refused_and_one_copy_is_enough() {
     with_stranger.push(stranger.clone());
     let err = refused(&with_stranger);
     assert!(
-        err.to_string().contains("stranger.img") && err.to_string().contains("magic"),
+        err.to_string().contains("stranger.img")
+            && err.to_string().contains("not a raidkit member"),
         "{err}"
     );
 }

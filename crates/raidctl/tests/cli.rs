@@ -548,6 +548,14 @@ fn create_refuses_bad_arguments_and_foreign_data() {
         );
         assert!(err.contains("ext2/ext3/ext4"), "{err}");
         assert!(before == snapshot(&list));
+        // Not a raidkit member either: status names it.
+        let err = refused(
+            &run(&["status", image.to_str().unwrap()]),
+            1,
+            image.to_str().unwrap(),
+        );
+        assert!(err.contains("raidkit"), "{err}");
+        assert!(before == snapshot(&list));
         ok(&run_with(&args(
             &["create", "--level", "5", "--force"],
             &list,
@@ -613,5 +621,52 @@ fn demo_runs_and_verifies_every_byte() {
         std::fs::read_dir(dir.path("demo")).unwrap().count(),
         0,
         "cleaned up"
+    );
+}
+
+#[test]
+fn k_plus_m_arrays_and_spares_at_create() {
+    let dir = Dir::new();
+    let members = dir.members(6);
+    let spare = dir.path("spare.img").display().to_string();
+    ok(&run_with(&args(
+        &[
+            "create", "--parity", "3", "--size", "8M", "--chunk", "16K", "--name", "wide",
+            "--spare", &spare,
+        ],
+        &members,
+    )));
+    let mut all = members.clone();
+    all.push(spare.clone());
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(&run_with(&args(&["status", "--json"], &all))).stdout).unwrap();
+    assert_eq!(
+        (
+            json["level"].as_str(),
+            json["k"].as_u64(),
+            json["m"].as_u64()
+        ),
+        (Some("k+3"), Some(3), Some(3))
+    );
+    assert_eq!(json["name"], "wide");
+    assert_eq!(json["members"][6]["state"], "spare");
+    // Three members lost: still readable.
+    let data = vec![9u8; 50_000];
+    let input = dir.path("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    ok(&run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        &members,
+    )));
+    let out = run_with(&args(&["read", "--length", "50000"], &members[3..]));
+    assert!(ok(&out).stdout == data);
+    // --level and --parity must agree.
+    refused(
+        &run_with(&args(
+            &["create", "--level", "5", "--parity", "2", "--size", "8M"],
+            &dir.members(4),
+        )),
+        2,
+        "disagree",
     );
 }

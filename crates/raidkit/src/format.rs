@@ -685,8 +685,18 @@ pub enum ReadError {
         size: u64,
     },
     /// Neither copy is valid; the errors of both copies.
-    #[error("no valid superblock: copy 0: {0}; copy 1: {1}")]
+    #[error("{}", no_valid_copy(.0, .1))]
     NoValidCopy(FormatError, FormatError),
+}
+
+fn no_valid_copy(first: &FormatError, second: &FormatError) -> String {
+    match (first, second) {
+        (FormatError::BadMagic, FormatError::BadMagic) => {
+            "no raidkit superblock (not a raidkit member)".to_string()
+        }
+        (a, b) if a == b => format!("no valid superblock: both copies: {a}"),
+        (a, b) => format!("no valid superblock: copy 0: {a}; copy 1: {b}"),
+    }
 }
 
 /// Reads both copies from `disk` and returns the valid one with the higher event counter.
