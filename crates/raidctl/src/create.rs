@@ -29,7 +29,7 @@ pub struct CreateArgs {
     #[arg(long, default_value = "")]
     name: String,
     /// Hot spares to add (repeatable).
-    #[arg(long = "spare")]
+    #[arg(long = "spare", value_name = "PATH")]
     spares: Vec<PathBuf>,
     /// Overwrite members that hold a raidkit superblock or a recognisable file system.
     #[arg(long)]
@@ -114,15 +114,30 @@ pub fn run(args: CreateArgs) -> Result<()> {
                 smallest >> 20
             );
         }
+        // Spares are checked before anything is written.
+        for spare in &spares {
+            if spare.len() < smallest {
+                bail!(
+                    "{}: {} bytes is smaller than the members ({smallest} bytes)",
+                    spare.name(),
+                    spare.len()
+                );
+            }
+            if !args.force && raidkit::format::read_superblock(spare.as_ref()).is_ok() {
+                bail!(
+                    "{}: already holds a raidkit superblock (hint: --force overwrites it)",
+                    spare.name()
+                );
+            }
+        }
         let options = CreateOptions::new(level)
             .chunk(chunk)
             .name(&args.name)
             .force(args.force);
-        let progress = Progress::new("initial sync", 0);
-        let progress = std::sync::Mutex::new(Some(progress));
+        let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
         let array = Array::create_with_progress(disks, &options, &|done, total| {
             let mut slot = progress.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.as_ref().is_some_and(|p| p.total() != total) {
+            if slot.as_ref().is_none_or(|p| p.total() != total) {
                 *slot = Some(Progress::new("initial sync", total));
             }
             if let Some(p) = slot.as_ref() {
@@ -137,7 +152,7 @@ pub fn run(args: CreateArgs) -> Result<()> {
         }
         let status = array.status();
         eprintln!(
-            "raidctl: created {} array {} ({} members, k = {}, m = {}, chunk {} KiB, {} MiB)",
+            "raidctl: created {} array {} (members: {}, k = {}, m = {}, chunk {} KiB, {} MiB)",
             crate::report::level_name(status.level),
             status.uuid,
             args.members.len(),

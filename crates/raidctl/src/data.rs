@@ -15,7 +15,7 @@ const PIECE: usize = 8 << 20;
 
 #[derive(Args, Debug)]
 pub struct WriteArgs {
-    /// Array offset to write at (bytes; K, M, G suffixes).
+    /// Array offset to write at (bytes; K, M, G, T suffixes).
     #[arg(long, value_parser = parse_size, default_value = "0")]
     offset: usize,
     /// Read the data from this file instead of standard input.
@@ -27,7 +27,7 @@ pub struct WriteArgs {
 
 #[derive(Args, Debug)]
 pub struct ReadArgs {
-    /// Array offset to read from (bytes; K, M, G suffixes).
+    /// Array offset to read from (bytes; K, M, G, T suffixes).
     #[arg(long, value_parser = parse_size, default_value = "0")]
     offset: usize,
     /// Bytes to read (default: to the end of the array).
@@ -57,8 +57,14 @@ pub fn write(args: WriteArgs) -> Result<()> {
         ),
         None => Box::new(std::io::stdin().lock()),
     };
+    // A regular file's length is known up front; anything else (a pipe, a device) is read
+    // like standard input.
     let input_len = match &args.input {
-        Some(path) => Some(std::fs::metadata(path)?.len()),
+        Some(path) => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot open", path.display()))?;
+            meta.is_file().then_some(meta.len())
+        }
         None => None,
     };
     let array = assemble(&args.members.members)?;
@@ -142,10 +148,17 @@ pub fn read(args: ReadArgs) -> Result<()> {
     while done < length {
         let n = (length - done).min(PIECE as u64) as usize;
         array.read_at(&mut buf[..n], offset + done)?;
-        output.write_all(&buf[..n]).context("writing the output")?;
+        match output.write_all(&buf[..n]) {
+            // The reader went away (`raidctl read ... | head`): not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other.context("writing the output")?,
+        }
         done += n as u64;
     }
-    output.flush().context("writing the output")?;
+    match output.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other.context("writing the output")?,
+    }
     array.close()?;
     Ok(())
 }

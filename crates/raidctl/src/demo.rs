@@ -85,16 +85,18 @@ fn open(paths: &[PathBuf]) -> Result<Array> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let temp;
-    let dir: &Path = match &args.dir {
+    let mut temp = None;
+    let dir: PathBuf = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
-            dir
+            dir.clone()
         }
         None => {
-            temp = tempfile::Builder::new().prefix("raidctl-demo-").tempdir()?;
-            temp.path()
+            let made = tempfile::Builder::new().prefix("raidctl-demo-").tempdir()?;
+            let path = made.path().to_path_buf();
+            temp = Some(made);
+            path
         }
     };
     let paths: Vec<PathBuf> = (0..MEMBERS)
@@ -107,6 +109,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let result = demo(&args, &paths);
     if args.keep {
+        if let Some(dir) = temp.take() {
+            // Keep the temporary folder itself too.
+            let _ = dir.keep();
+        }
         eprintln!("raidctl: kept the member files in {}", dir.display());
     } else {
         for path in &paths {

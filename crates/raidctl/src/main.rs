@@ -49,6 +49,8 @@ enum Command {
     Add(manage::AddArgs),
     /// Remove a faulty member or a spare.
     Remove(manage::RemoveArgs),
+    /// Make parity and checksums agree with the data after an unclean stop.
+    Resync(manage::ResyncArgs),
     /// Measure the parity engines on this machine.
     Bench(bench::BenchArgs),
     /// Build a RAID-6 array over six loopback files, damage it, and watch it heal.
@@ -69,7 +71,31 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_target(false)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = err.print();
+                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // clap's message, on one line, without its own "error: " prefix.
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("").trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("raidctl: error: {first} (see raidctl --help)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Create(args) => create::run(args).map(|()| Outcome::Ok),
         Command::Status(args) => report::status(args),
@@ -79,6 +105,7 @@ fn main() -> ExitCode {
         Command::Fail(args) => manage::fail(args).map(|()| Outcome::Ok),
         Command::Add(args) => manage::add(args).map(|()| Outcome::Ok),
         Command::Remove(args) => manage::remove(args).map(|()| Outcome::Ok),
+        Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
         Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
         Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
     };
@@ -87,8 +114,17 @@ fn main() -> ExitCode {
         Ok(Outcome::Degraded) => ExitCode::from(3),
         Ok(Outcome::Failed) => ExitCode::from(4),
         Err(err) => {
-            // One line: the error and its causes, joined.
-            let text = format!("{err:#}").replace('\n', " ");
+            // One line: the error and those of its causes it does not already say.
+            let mut text = String::new();
+            for cause in err.chain() {
+                let cause = cause.to_string().replace('\n', " ");
+                if !text.contains(&cause) {
+                    if !text.is_empty() {
+                        text.push_str(": ");
+                    }
+                    text.push_str(&cause);
+                }
+            }
             eprintln!("raidctl: error: {text}");
             if err.downcast_ref::<create::Usage>().is_some() {
                 ExitCode::from(2)

@@ -67,6 +67,10 @@ pub fn fail(args: FailArgs) -> Result<()> {
 
 pub fn add(args: AddArgs) -> Result<()> {
     check_paths(std::slice::from_ref(&args.spare))?;
+    // The spare must not be one of the members under another name.
+    let mut all = args.members.members.clone();
+    all.push(args.spare.clone());
+    array::check_distinct(&all)?;
     let array = assemble(&args.members.members)?;
     let mut spare = array::open_members(std::slice::from_ref(&args.spare))?;
     array.add_spare(spare.remove(0), args.force)?;
@@ -79,6 +83,30 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
     let array = assemble(&args.members.members)?;
     array.remove_member(&member_name(&args.member, &args.members.members))?;
     eprintln!("raidctl: {} removed", args.member.display());
+    array.close()?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ResyncArgs {
+    #[command(flatten)]
+    members: Members,
+}
+
+pub fn resync(args: ResyncArgs) -> Result<()> {
+    let array = assemble(&args.members.members)?;
+    if !array.status().unclean_start {
+        eprintln!("raidctl: the array was closed cleanly; nothing to resync");
+        array.close()?;
+        return Ok(());
+    }
+    let progress = crate::progress::Progress::new("resync", array.regions().data_size);
+    let report = array.resync(&|done, _| progress.set(done))?;
+    progress.finish();
+    eprintln!(
+        "raidctl: resynced {} stripes: {} rows consistent, {} restored from redundancy, {} recomputed from the data",
+        report.stripes, report.consistent_rows, report.restored_rows, report.recomputed_rows
+    );
     array.close()?;
     Ok(())
 }

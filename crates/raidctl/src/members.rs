@@ -50,7 +50,7 @@ fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
     Array::assemble(disks, options).map_err(|e| {
         let hint = match &e {
             raidkit::ArrayError::TooManyMissing { .. } => {
-                " (hint: give every member path; `raidctl examine MEMBER` shows which array a file belongs to)"
+                " (hint: give every member path; `raidctl examine MEMBER` shows each member's array, role and state; stale members need a rebuild)"
             }
             raidkit::ArrayError::Superblock { .. } => " (hint: is this file a raidkit member?)",
             _ => "",

@@ -670,3 +670,47 @@ fn k_plus_m_arrays_and_spares_at_create() {
         "disagree",
     );
 }
+
+#[test]
+fn review_cases_pipes_links_usage_and_keep() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 3);
+    let before = snapshot(&members);
+    // A non-regular input (a device) longer than the array: refused before any write.
+    refused(
+        &run_with(&args(&["write", "--input", "/dev/zero"], &members)),
+        1,
+        "longer than",
+    );
+    assert!(before == snapshot(&members));
+    // A member given as a spare under another spelling.
+    let other_name = format!("{}/./m0.img", dir.dir.path().display());
+    refused(
+        &run_with(&args(&["add", "--force", "--spare", &other_name], &members)),
+        1,
+        &other_name,
+    );
+    assert!(before == snapshot(&members));
+    // Parser errors are one `raidctl: error:` line with exit code 2.
+    let out = run(&["status", "--jsn", &members[0]]);
+    let err = refused(&out, 2, "--jsn");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A reader that stops early is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["read"], &members))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // resync on a clean array: nothing to do.
+    let out = run_with(&args(&["resync"], &members));
+    assert!(String::from_utf8_lossy(&ok(&out).stderr).contains("nothing to resync"));
+    assert!(before == snapshot(&members));
+}

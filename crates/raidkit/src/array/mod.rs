@@ -500,7 +500,7 @@ impl Array {
                     source,
                 },
             })?;
-            if let Some(other) = &read.other {
+            if let Some(other) = read.other.as_ref().filter(|e| **e != FormatError::BadMagic) {
                 log::warn!(
                     "{}: one superblock copy is invalid ({other}); using the other",
                     disk.name()
@@ -564,7 +564,7 @@ impl Array {
                 Some((i, SlotState::Spare)) if i >= n => MemberState::Spare,
                 _ => MemberState::Stale,
             };
-            if state != MemberState::Active {
+            if state == MemberState::Stale {
                 log::warn!(
                     "{name}: {state} (member event {}, array event {})",
                     sb.event,
@@ -1051,7 +1051,9 @@ impl Array {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if !self.dirty.load(Ordering::Acquire) {
+        if !self.dirty.load(Ordering::Acquire) || !self.ready.load(Ordering::Acquire) {
+            // Nothing was written in this session: nothing to flush or record (an array
+            // that started dirty stays dirty until a resync).
             return Ok(());
         }
         self.flush()?;
@@ -1255,6 +1257,16 @@ impl Array {
 /// same file or device given twice, under the same or another name (a link), before any
 /// is opened.
 pub fn open_members(paths: &[std::path::PathBuf]) -> Result<Vec<Box<dyn Disk>>, ArrayError> {
+    check_distinct(paths)?;
+    paths
+        .iter()
+        .map(|p| Ok(Box::new(crate::disk::open(p)?) as Box<dyn Disk>))
+        .collect()
+}
+
+/// Refuses the same file or device named twice in `paths` (also through a link or another
+/// spelling), without opening anything.
+pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
     use std::os::unix::fs::MetadataExt;
     let mut seen: Vec<((u64, u64), &std::path::PathBuf)> = Vec::new();
     for path in paths {
@@ -1275,10 +1287,7 @@ pub fn open_members(paths: &[std::path::PathBuf]) -> Result<Vec<Box<dyn Disk>>, 
         }
         seen.push((id, path));
     }
-    paths
-        .iter()
-        .map(|p| Ok(Box::new(crate::disk::open(p)?) as Box<dyn Disk>))
-        .collect()
+    Ok(())
 }
 
 /// Refuses a disk that holds a raidkit superblock copy (valid or not: a newer version's, a
