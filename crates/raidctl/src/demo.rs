@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, ArrayOptions, CreateOptions};
+use raidkit::array::{self, Array, ArrayOptions, CreateOptions, ScrubOptions};
 use raidkit::disk::AlignedBuf;
 use raidkit::format::Regions;
 use raidkit::layout::{DEFAULT_CHUNK, Layout, Level, Role};
@@ -234,6 +234,63 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
     let healed_blocks = healed.repaired;
     print_status(&status);
 
+    // 2b. Parity blocks are not read by reads: a scrub finds and repairs them.
+    let parity_blocks = 16u64;
+    println!(
+        "\n== 2b. flipping bytes in {parity_blocks} parity blocks of {}, then scrubbing",
+        paths[victim].display()
+    );
+    {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&paths[victim])?;
+        let per_chunk = DEFAULT_CHUNK / 4096;
+        let stripes = len.div_ceil(layout.stripe_data());
+        let mut flipped = 0;
+        let mut stripe = 0;
+        while flipped < parity_blocks && stripe < stripes {
+            if matches!(layout.role(stripe, victim), Role::Parity(_)) {
+                // Up to eight blocks (rows) of this parity chunk.
+                for row in (0..per_chunk).step_by(7).take(8) {
+                    if flipped == parity_blocks {
+                        break;
+                    }
+                    let at = data_offset + (stripe * per_chunk + row) * 4096 + 200;
+                    let mut old = [0u8; 1];
+                    file.read_exact_at(&mut old, at)?;
+                    file.write_all_at(&[!old[0]], at)?;
+                    flipped += 1;
+                }
+            }
+            stripe += 1;
+        }
+        file.sync_all()?;
+    }
+    let array = open(paths)?;
+    let progress = Progress::new("scrub", array.regions().data_size);
+    let started = Instant::now();
+    let report = array.scrub(
+        ScrubOptions {
+            repair: true,
+            rate: None,
+        },
+        &std::sync::atomic::AtomicBool::new(false),
+        &|done, _| progress.set(done),
+    )?;
+    progress.finish();
+    let scrub_rate = mib_per_s(report.bytes, started);
+    let scrub_repaired = report.damaged.iter().filter(|d| d.repaired).count();
+    println!(
+        "scrubbed {} MiB of member data at {scrub_rate:.0} MiB/s: {} damaged blocks found, {scrub_repaired} repaired, {} unrecoverable",
+        report.bytes >> 20,
+        report.damaged.len(),
+        report.unrecoverable.len()
+    );
+    if report.unrepaired() > 0 || !report.unrecoverable.is_empty() {
+        bail!("the scrub could not repair everything");
+    }
+
     // 3. Lose two members.
     println!(
         "\n== 3. failing two members: {} and {}",
@@ -261,6 +318,9 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
     println!("  wrote {} MiB at {write_rate:.0} MiB/s", len >> 20);
     println!(
         "  found and healed {healed_blocks} of {blocks} corrupted blocks while reading at {read_rate:.0} MiB/s"
+    );
+    println!(
+        "  scrubbed at {scrub_rate:.0} MiB/s and repaired {scrub_repaired} damaged parity blocks"
     );
     println!("  read with two of six members failed at {degraded_rate:.0} MiB/s");
     println!("  every byte verified against SHA-256 {}", hex(&expected));

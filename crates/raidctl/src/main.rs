@@ -2,7 +2,8 @@
 //! prints, and chooses the exit code; no RAID logic lives here.
 //!
 //! Exit codes: 0 success; 1 the operation failed; 2 usage error (bad arguments);
-//! `status` only: 3 the array is degraded, 4 the array has failed.
+//! `status` only: 3 the array is degraded, 4 the array has failed; `scrub` only: 5 damage
+//! found (check mode), 6 damage that cannot be recovered.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ mod manage;
 mod members;
 mod progress;
 mod report;
+mod scrub;
 mod size;
 
 /// raidkit's command-line tool.
@@ -24,7 +26,7 @@ mod size;
     name = "raidctl",
     version,
     about = "Software RAID 1/5/6 and k+m arrays over files and block devices",
-    after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed."
+    after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed; scrub: 5 damage found, 6 unrecoverable."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +53,8 @@ enum Command {
     Remove(manage::RemoveArgs),
     /// Make parity and checksums agree with the data after an unclean stop.
     Resync(manage::ResyncArgs),
+    /// Verify every block and every stripe's parity; --repair rewrites what is wrong.
+    Scrub(scrub::ScrubArgs),
     /// Measure the parity engines on this machine.
     Bench(bench::BenchArgs),
     /// Build a RAID-6 array over six loopback files, damage it, and watch it heal.
@@ -65,6 +69,10 @@ pub enum Outcome {
     Degraded,
     /// `status`: the array has failed (exit 4).
     Failed,
+    /// `scrub`: damage found and not repaired (check mode) (exit 5).
+    DamageFound,
+    /// `scrub`: damage that cannot be recovered (exit 6).
+    Unrecoverable,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +114,7 @@ fn main() -> ExitCode {
         Command::Add(args) => manage::add(args).map(|()| Outcome::Ok),
         Command::Remove(args) => manage::remove(args).map(|()| Outcome::Ok),
         Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
+        Command::Scrub(args) => scrub::run(args),
         Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
         Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
     };
@@ -113,6 +122,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Degraded) => ExitCode::from(3),
         Ok(Outcome::Failed) => ExitCode::from(4),
+        Ok(Outcome::DamageFound) => ExitCode::from(5),
+        Ok(Outcome::Unrecoverable) => ExitCode::from(6),
         Err(err) => {
             // One line: the error and those of its causes it does not already say.
             let mut text = String::new();

@@ -616,6 +616,10 @@ fn demo_runs_and_verifies_every_byte() {
         "{stdout}"
     );
     assert!(stdout.contains("found and healed 64 of 64"), "{stdout}");
+    assert!(
+        stdout.contains("repaired 16 damaged parity blocks"),
+        "{stdout}"
+    );
     assert!(stdout.contains("degraded"), "{stdout}");
     assert_eq!(
         std::fs::read_dir(dir.path("demo")).unwrap().count(),
@@ -713,4 +717,61 @@ fn review_cases_pipes_links_usage_and_keep() {
     let out = run_with(&args(&["resync"], &members));
     assert!(String::from_utf8_lossy(&ok(&out).stderr).contains("nothing to resync"));
     assert!(before == snapshot(&members));
+}
+
+#[test]
+fn scrub_finds_repairs_and_says_so_in_its_exit_code() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 5);
+    let input = dir.path("in.bin");
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    ok(&run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        &members,
+    )));
+    // Damage 5 blocks of member 2's data region (data or parity), behind the array's back.
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&members[2])
+        .unwrap();
+    for block in [0u64, 7, 20, 33, 41] {
+        file.write_all_at(&[0x5A; 16], (3 << 20) + block * 4096 + 64)
+            .unwrap();
+    }
+    drop(file);
+    let before = snapshot(&members);
+    let out = run_with(&args(&["scrub", "--json"], &members));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "damage found in check mode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["damaged"].as_array().unwrap().len(), 5, "{json}");
+    assert_eq!(json["members"][2]["damaged"], 5);
+    assert!(
+        json["damaged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["repaired"] == false && d["path"] == members[2].as_str())
+    );
+    assert!(before == snapshot(&members), "check mode wrote nothing");
+    let out = run_with(&args(&["scrub", "--repair", "--json"], &members));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["members"][2]["repaired"], 5);
+    let out = run_with(&args(&["scrub"], &members));
+    assert_eq!(out.status.code(), Some(0));
+    let out = run_with(&args(&["read", "--length", "2000000"], &members));
+    assert!(ok(&out).stdout == data);
 }

@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use error::ArrayError;
 pub use member::MemberState;
 use member::{ChecksumTable, Member};
-pub use stripe::ResyncReport;
+pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
 use crate::disk::Disk;
 use crate::format::{

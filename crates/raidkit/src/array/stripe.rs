@@ -1009,3 +1009,276 @@ impl Array {
         }
     }
 }
+
+/// How [`Array::scrub`] runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrubOptions {
+    /// Rewrite what is wrong (else only report).
+    pub repair: bool,
+    /// Bytes of member data per second to read at most, over all members (None: as fast as
+    /// the members go).
+    pub rate: Option<u64>,
+}
+
+/// A damaged block found by a scrub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedBlock {
+    /// The member's role.
+    pub role: usize,
+    /// Byte offset on the member.
+    pub member_offset: u64,
+    /// The array offset of the block (for parity blocks, of the first data block of the
+    /// same row).
+    pub array_offset: u64,
+    /// Whether it holds parity.
+    pub parity: bool,
+    /// What was wrong: `"checksum"`, `"read error"`, or `"syndrome"` (named by the parity
+    /// equations although its checksum matched).
+    pub found_by: &'static str,
+    /// Whether it was rewritten with the right contents.
+    pub repaired: bool,
+}
+
+/// What a scrub found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Stripes walked.
+    pub stripes: u64,
+    /// Bytes of member data read.
+    pub bytes: u64,
+    /// Every damaged block found.
+    pub damaged: Vec<DamagedBlock>,
+    /// Array ranges that cannot be recovered (more damage than redundancy, or damage
+    /// that cannot be attributed): (offset, end, reason).
+    pub unrecoverable: Vec<(u64, u64, String)>,
+    /// Whether the scrub was cancelled before the end.
+    pub cancelled: bool,
+}
+
+impl ScrubReport {
+    /// Damaged blocks not repaired.
+    pub fn unrepaired(&self) -> usize {
+        self.damaged.iter().filter(|d| !d.repaired).count()
+    }
+}
+
+impl Array {
+    /// Walks every stripe, verifying every block of every active member against its
+    /// checksum and every row's parity against its data, and (with `repair`) rewrites what
+    /// is wrong. A wrong block is named by its checksum first; when every checksum matches
+    /// but the parity does not (a block whose checksum entry was damaged along with it),
+    /// the parity equations name the single block that, rebuilt, makes the row consistent —
+    /// possible with two or more parity blocks. A mismatch nobody can attribute is reported
+    /// as unrecoverable and never "repaired" by guessing.
+    ///
+    /// Online: each stripe is locked only while it is checked. `cancel` stops it between
+    /// stripes; `progress(done, total)` is called per stripe (bytes of member data region).
+    pub fn scrub(
+        &self,
+        options: ScrubOptions,
+        cancel: &std::sync::atomic::AtomicBool,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<ScrubReport, ArrayError> {
+        let chunk = self.layout.chunk();
+        let stripes = self.regions.data_size / chunk;
+        let rows = 0..self.rows_per_chunk();
+        let width = self.width();
+        let k = if self.codec.is_some() {
+            self.layout.k()
+        } else {
+            1
+        };
+        let m = width - k;
+        let started = std::time::Instant::now();
+        let mut report = ScrubReport::default();
+        if options.repair {
+            self.prepare_write();
+        }
+        for stripe in 0..stripes {
+            if cancel.load(Ordering::Relaxed) {
+                report.cancelled = true;
+                break;
+            }
+            {
+                let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+                self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut report)?;
+            }
+            report.stripes += 1;
+            report.bytes += chunk * width as u64;
+            progress((stripe + 1) * chunk, stripes * chunk);
+            if let Some(rate) = options.rate.filter(|&r| r > 0) {
+                let due = std::time::Duration::from_secs_f64(report.bytes as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        if options.repair {
+            self.flush()?;
+        }
+        Ok(report)
+    }
+
+    fn scrub_stripe(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        k: usize,
+        m: usize,
+        repair: bool,
+        report: &mut ScrubReport,
+    ) -> Result<(), ArrayError> {
+        let width = self.width();
+        let mut bufs = self.row_buffers(rows);
+        let mut status: Vec<Vec<Blk>> = (0..width)
+            .map(|pos| {
+                let active = self.members[self.member_at(stripe, pos)].is_active();
+                vec![if active { Blk::Unread } else { Blk::Absent }; rows.end as usize]
+            })
+            .collect();
+        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
+        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, true);
+        let mut implied: Vec<PoolBuf> = (k..width)
+            .map(|_| self.buffers.take(bufs[0].len()))
+            .collect();
+        {
+            let data: Vec<&[u8]> = bufs[..k].iter().map(|b| &b[..]).collect();
+            let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
+            self.encode(&data, &mut parity)?;
+        }
+        let mut rewrites: Vec<(usize, u64)> = Vec::new();
+        for row in rows.clone() {
+            let r = row as usize;
+            let span = r * BS..(r + 1) * BS;
+            let lost: Vec<usize> = (0..width).filter(|&p| status[p][r] != Blk::Good).collect();
+            let damaged: Vec<usize> = lost
+                .iter()
+                .copied()
+                .filter(|&p| status[p][r] != Blk::Absent)
+                .collect();
+            let mut found: Vec<(usize, &'static str)> = damaged
+                .iter()
+                .map(|&p| {
+                    (
+                        p,
+                        if status[p][r] == Blk::Eio {
+                            "read error"
+                        } else {
+                            "checksum"
+                        },
+                    )
+                })
+                .collect();
+            if lost.is_empty() {
+                // Every checksum matches: does the parity?
+                let consistent =
+                    (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]);
+                if consistent {
+                    continue;
+                }
+                match self.attribute(&bufs, &span, k) {
+                    Some(p) => found.push((p, "syndrome")),
+                    None => {
+                        report.unrecoverable.push((
+                            self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
+                            self.layout.array_offset(stripe, 0, row * CSUM_BLOCK) + CSUM_BLOCK,
+                            format!("stripe {stripe} row {row}: parity does not match the data and no single block explains it"),
+                        ));
+                        continue;
+                    }
+                }
+            } else if damaged.is_empty() {
+                continue; // only absent members: nothing to check against
+            }
+            let bad: Vec<usize> = {
+                let mut bad = lost.clone();
+                bad.extend(found.iter().map(|f| f.0).filter(|p| !lost.contains(p)));
+                bad
+            };
+            let mut fixable = bad.len() <= m;
+            let mut rebuilt: Vec<Vec<u8>> = Vec::new();
+            if fixable {
+                rebuilt = bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                let mut slices: Vec<&mut [u8]> = rebuilt.iter_mut().map(|b| &mut b[..]).collect();
+                self.reconstruct(&mut slices, &bad)?;
+                // Blocks named by their checksum must rebuild to what the checksum records.
+                fixable = found.iter().all(|&(p, how)| {
+                    how == "syndrome"
+                        || self
+                            .verify(self.member_at(stripe, p), stripe, row, &rebuilt[p])
+                            .is_empty()
+                });
+            }
+            for &(pos, how) in &found {
+                let role = self.member_at(stripe, pos);
+                report.damaged.push(DamagedBlock {
+                    role,
+                    member_offset: self.disk_offset(stripe, row),
+                    array_offset: self.layout.array_offset(
+                        stripe,
+                        if pos < k { pos } else { 0 },
+                        row * CSUM_BLOCK,
+                    ),
+                    parity: pos >= k,
+                    found_by: how,
+                    repaired: fixable && repair,
+                });
+            }
+            if !fixable {
+                report.unrecoverable.push((
+                    self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
+                    self.layout.array_offset(stripe, k - 1, (row + 1) * CSUM_BLOCK),
+                    format!("stripe {stripe} row {row}: {} of {width} blocks lost or damaged; the stripe survives {m}", bad.len()),
+                ));
+                continue;
+            }
+            if repair {
+                for &(pos, _) in &found {
+                    bufs[pos][span.clone()].copy_from_slice(&rebuilt[pos]);
+                    rewrites.push((pos, row));
+                }
+            }
+        }
+        for (pos, row) in rewrites {
+            let r = row as usize;
+            let block = &bufs[pos][r * BS..(r + 1) * BS];
+            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+            let role = self.member_at(stripe, pos);
+            self.members[role]
+                .counters
+                .repaired
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The single position whose rebuilt contents make the row consistent, when exactly one
+    /// does (needs at least two parity blocks; with one, every position would).
+    fn attribute(&self, bufs: &[PoolBuf<'_>], span: &Range<usize>, k: usize) -> Option<usize> {
+        let width = self.width();
+        if width - k < 2 {
+            return None;
+        }
+        let mut candidates = Vec::new();
+        for candidate in 0..width {
+            let mut row: Vec<Vec<u8>> = bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+            {
+                let mut slices: Vec<&mut [u8]> = row.iter_mut().map(|b| &mut b[..]).collect();
+                self.reconstruct(&mut slices, &[candidate]).ok()?;
+            }
+            let mut implied: Vec<Vec<u8>> = (k..width).map(|_| vec![0u8; BS]).collect();
+            {
+                let data: Vec<&[u8]> = row[..k].iter().map(|b| &b[..]).collect();
+                let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
+                self.encode(&data, &mut parity).ok()?;
+            }
+            if (k..width).all(|p| row[p] == implied[p - k]) {
+                candidates.push(candidate);
+            }
+        }
+        match candidates[..] {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+}
