@@ -17,9 +17,10 @@
 //! repetitions; workloads are interleaved across repetitions.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use raidkit::array::{Array, ArrayOptions, CreateOptions};
+use raidkit::array::{Array, ArrayOptions, CreateOptions, ScrubOptions};
 use raidkit::disk::{self, AlignedBuf, Disk, FileDisk, FileMode};
 use raidkit::layout::Level;
 use raidkit_workspace_tests::Rng;
@@ -213,6 +214,7 @@ fn main() {
         "rand read 4K IOPS, 1 thread",
         "rand write 4K IOPS, 4 threads",
         "rand read 4K IOPS, 4 threads",
+        "scrub MB/s of member data",
     ];
     let mut array_results: Vec<Vec<Vec<f64>>> =
         vec![vec![Vec::new(); array_names.len()]; levels.len()];
@@ -268,6 +270,13 @@ fn main() {
             measure(&mut r[6], &label(6), &mut || {
                 random(&array, false, 4, args.secs)
             });
+            measure(&mut r[7], &label(7), &mut || {
+                let started = Instant::now();
+                let report = array
+                    .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_, _| {})
+                    .unwrap();
+                report.bytes as f64 / started.elapsed().as_secs_f64() / 1e6
+            });
             array.close().unwrap();
             let unverified = ArrayOptions {
                 verify_reads: false,
@@ -318,6 +327,10 @@ fn main() {
         println!(
             "  checksum verification cost on seq reads: {:.1}% (target < 10%)",
             (1.0 - r[1] / r[2]) * 100.0
+        );
+        println!(
+            "  scrub vs raw seq read: {:.2} (target >= 0.90)",
+            r[7] / raw_m[1]
         );
     }
 }
