@@ -21,6 +21,8 @@ const BS: usize = CSUM_BLOCK as usize;
 /// Full-stripe rows up to this size per block are written without overlapping the data
 /// writes with the parity computation (not worth a hand-off).
 const SMALL_WRITE: usize = 64 << 10;
+/// Stripes a scrub checks concurrently.
+const SCRUB_GROUP: u64 = 4;
 
 /// One data piece of a read: stripe, data position, byte range within the chunk, and the
 /// caller's bytes it fills.
@@ -1094,18 +1096,30 @@ impl Array {
         if options.repair {
             self.prepare_write();
         }
-        for stripe in 0..stripes {
+        // A few stripes at a time, each under its own lock, so that one stripe's parity
+        // check overlaps another's reads.
+        let mut next = 0;
+        while next < stripes {
             if cancel.load(Ordering::Relaxed) {
                 report.cancelled = true;
                 break;
             }
-            {
+            let group: Vec<u64> = (next..stripes.min(next + SCRUB_GROUP)).collect();
+            next += group.len() as u64;
+            let parts = self.parallel(group, |stripe| {
+                let mut part = ScrubReport::default();
                 let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-                self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut report)?;
+                self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut part)
+                    .map(|()| part)
+            });
+            for part in parts {
+                let part = part?;
+                report.damaged.extend(part.damaged);
+                report.unrecoverable.extend(part.unrecoverable);
+                report.stripes += 1;
+                report.bytes += chunk * width as u64;
             }
-            report.stripes += 1;
-            report.bytes += chunk * width as u64;
-            progress((stripe + 1) * chunk, stripes * chunk);
+            progress(next * chunk, stripes * chunk);
             if let Some(rate) = options.rate.filter(|&r| r > 0) {
                 let due = std::time::Duration::from_secs_f64(report.bytes as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
