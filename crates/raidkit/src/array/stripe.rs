@@ -28,6 +28,10 @@ const SCRUB_GROUP: u64 = 4;
 /// caller's bytes it fills.
 type Piece<'a> = (u64, usize, Range<u64>, &'a mut [u8]);
 
+/// Whole rows as read by a resync or scrub: the blocks of every position, each block's
+/// status, and the parity the data implies (positions `k..`).
+type WholeRows<'a> = (Vec<PoolBuf<'a>>, Vec<Vec<Blk>>, Vec<PoolBuf<'a>>);
+
 /// What is known about one block during a recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Blk {
@@ -926,27 +930,9 @@ impl Array {
         let mut report = ResyncReport::default();
         for stripe in 0..stripes {
             let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-            let mut bufs = self.row_buffers(&rows);
-            let mut status: Vec<Vec<Blk>> = vec![vec![Blk::Unread; rows.end as usize]; width];
             // Mismatches are expected here (writes in flight at the stop): not counted.
-            self.read_positions(
-                stripe,
-                &rows,
-                &vec![true; width],
-                &mut bufs,
-                &mut status,
-                false,
-            );
+            let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k, false)?;
             self.check_alive()?;
-            // Parity as the data on the members implies.
-            let mut implied: Vec<AlignedBuf> = (k..width)
-                .map(|_| AlignedBuf::new(chunk as usize))
-                .collect();
-            {
-                let data: Vec<&[u8]> = bufs[..k].iter().map(|b| &b[..]).collect();
-                let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
-                self.encode(&data, &mut parity)?;
-            }
             let mut rewrites: Vec<(usize, u64)> = Vec::new();
             for row in rows.clone() {
                 let r = row as usize;
@@ -985,17 +971,61 @@ impl Array {
                 rewrites.extend((0..width).map(|p| (p, row)));
                 report.recomputed_rows += 1;
             }
-            for (pos, row) in rewrites {
-                let r = row as usize;
-                let block = &bufs[pos][r * BS..(r + 1) * BS];
-                self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
-            }
+            self.write_blocks(stripe, &bufs, &rewrites)?;
             report.stripes += 1;
             progress((stripe + 1) * chunk, stripes * chunk);
         }
         self.flush()?;
         self.unclean_start.store(false, Ordering::Release);
         Ok(report)
+    }
+
+    /// Reads every present position of `rows` of `stripe`, verifying each block, and
+    /// computes the parity the data read implies: (blocks, per-block status, implied
+    /// parity for positions `k..`). Absent members' blocks are marked absent.
+    fn read_whole_rows(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        k: usize,
+        count: bool,
+    ) -> Result<WholeRows<'_>, ArrayError> {
+        let width = self.width();
+        let mut bufs = self.row_buffers(rows);
+        let mut status: Vec<Vec<Blk>> = (0..width)
+            .map(|pos| {
+                let active = self.members[self.member_at(stripe, pos)].is_active();
+                let len = (rows.end - rows.start) as usize;
+                vec![if active { Blk::Unread } else { Blk::Absent }; len]
+            })
+            .collect();
+        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
+        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, count);
+        let mut implied: Vec<PoolBuf> = (k..width)
+            .map(|_| self.buffers.take(bufs[0].len()))
+            .collect();
+        {
+            let data: Vec<&[u8]> = bufs[..k].iter().map(|b| &b[..]).collect();
+            let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
+            self.encode(&data, &mut parity)?;
+        }
+        Ok((bufs, status, implied))
+    }
+
+    /// Writes single blocks (position, row) of `bufs` back to their members, with their
+    /// checksum entries.
+    fn write_blocks(
+        &self,
+        stripe: u64,
+        bufs: &[PoolBuf<'_>],
+        blocks: &[(usize, u64)],
+    ) -> Result<(), ArrayError> {
+        for &(pos, row) in blocks {
+            let r = row as usize;
+            let block = &bufs[pos][r * BS..(r + 1) * BS];
+            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+        }
+        Ok(())
     }
 
     /// Parity (or mirror copies) of `data`.
@@ -1143,23 +1173,7 @@ impl Array {
         report: &mut ScrubReport,
     ) -> Result<(), ArrayError> {
         let width = self.width();
-        let mut bufs = self.row_buffers(rows);
-        let mut status: Vec<Vec<Blk>> = (0..width)
-            .map(|pos| {
-                let active = self.members[self.member_at(stripe, pos)].is_active();
-                vec![if active { Blk::Unread } else { Blk::Absent }; rows.end as usize]
-            })
-            .collect();
-        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
-        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, true);
-        let mut implied: Vec<PoolBuf> = (k..width)
-            .map(|_| self.buffers.take(bufs[0].len()))
-            .collect();
-        {
-            let data: Vec<&[u8]> = bufs[..k].iter().map(|b| &b[..]).collect();
-            let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
-            self.encode(&data, &mut parity)?;
-        }
+        let (mut bufs, status, implied) = self.read_whole_rows(stripe, rows, k, true)?;
         let mut rewrites: Vec<(usize, u64)> = Vec::new();
         for row in rows.clone() {
             let r = row as usize;
@@ -1253,10 +1267,8 @@ impl Array {
                 }
             }
         }
-        for (pos, row) in rewrites {
-            let r = row as usize;
-            let block = &bufs[pos][r * BS..(r + 1) * BS];
-            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+        self.write_blocks(stripe, &bufs, &rewrites)?;
+        for &(pos, _) in &rewrites {
             let role = self.member_at(stripe, pos);
             self.members[role]
                 .counters

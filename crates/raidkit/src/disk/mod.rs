@@ -376,46 +376,32 @@ pub fn open(path: &Path) -> Result<FailStop<Box<dyn Disk>>, DiskError> {
     Ok(FailStop::new(disk))
 }
 
-impl<D: Disk + ?Sized> Disk for Box<D> {
-    fn info(&self) -> &DiskInfo {
-        (**self).info()
-    }
-    fn is_known_zeroed(&self) -> bool {
-        (**self).is_known_zeroed()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        (**self).read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        (**self).write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<(), DiskError> {
-        (**self).flush()
-    }
-    fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
-        (**self).submit(batch)
-    }
+/// A disk behind a pointer is a disk: boxes for the array's members, `Arc`s so that tests
+/// keep a handle to a simulated member while the array owns a clone.
+macro_rules! forward_disk {
+    ($($pointer:ident)::+) => {
+        impl<D: Disk + ?Sized> Disk for $($pointer)::+<D> {
+            fn info(&self) -> &DiskInfo {
+                (**self).info()
+            }
+            fn is_known_zeroed(&self) -> bool {
+                (**self).is_known_zeroed()
+            }
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
+                (**self).read_at(buf, offset)
+            }
+            fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
+                (**self).write_at(buf, offset)
+            }
+            fn flush(&self) -> Result<(), DiskError> {
+                (**self).flush()
+            }
+            fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
+                (**self).submit(batch)
+            }
+        }
+    };
 }
 
-/// A shared disk is a disk: tests keep a handle to a simulated member while the array owns
-/// a clone.
-impl<D: Disk + ?Sized> Disk for std::sync::Arc<D> {
-    fn info(&self) -> &DiskInfo {
-        (**self).info()
-    }
-    fn is_known_zeroed(&self) -> bool {
-        (**self).is_known_zeroed()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-        (**self).read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-        (**self).write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<(), DiskError> {
-        (**self).flush()
-    }
-    fn submit(&self, batch: &mut [IoRequest<'_>]) -> Vec<Result<(), DiskError>> {
-        (**self).submit(batch)
-    }
-}
+forward_disk!(Box);
+forward_disk!(std::sync::Arc);
