@@ -273,7 +273,7 @@ fn main() {
             measure(&mut r[7], &label(7), &mut || {
                 let started = Instant::now();
                 let report = array
-                    .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_, _| {})
+                    .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_| {})
                     .unwrap();
                 report.bytes as f64 / started.elapsed().as_secs_f64() / 1e6
             });

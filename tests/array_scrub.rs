@@ -27,9 +27,13 @@ fn options() -> ArrayOptions {
 fn scrub(array: &Array, repair: bool) -> raidkit::array::ScrubReport {
     array
         .scrub(
-            ScrubOptions { repair, rate: None },
+            ScrubOptions {
+                repair,
+                restart: true,
+                ..ScrubOptions::default()
+            },
             &AtomicBool::new(false),
-            &|_, _| {},
+            &|_| {},
         )
         .unwrap()
 }

@@ -273,10 +273,11 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
     let report = array.scrub(
         ScrubOptions {
             repair: true,
-            rate: None,
+            restart: true,
+            ..ScrubOptions::default()
         },
         &std::sync::atomic::AtomicBool::new(false),
-        &|done, _| progress.set(done),
+        &|p| progress.update(p),
     )?;
     progress.finish();
     let scrub_rate = mib_per_s(report.bytes, started);

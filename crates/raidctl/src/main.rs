@@ -2,10 +2,13 @@
 //! prints, and chooses the exit code; no RAID logic lives here.
 //!
 //! Exit codes: 0 success; 1 the operation failed; 2 usage error (bad arguments);
-//! `status` only: 3 the array is degraded, 4 the array has failed; `scrub` only: 5 damage
-//! found (check mode), 6 damage that cannot be recovered.
+//! `status` only: 3 the array is degraded, 4 the array has failed; `scrub`, `rebuild`,
+//! `replace`: 5 damage found (scrub check mode), 6 damage that cannot be recovered; 130
+//! interrupted by Ctrl-C (the position is recorded; running the command again continues).
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -26,7 +29,7 @@ mod size;
     name = "raidctl",
     version,
     about = "Software RAID 1/5/6 and k+m arrays over files and block devices",
-    after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed; scrub: 5 damage found, 6 unrecoverable."
+    after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed; scrub/rebuild/replace: 5 damage found, 6 unrecoverable, 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,6 +58,11 @@ enum Command {
     Resync(manage::ResyncArgs),
     /// Verify every block and every stripe's parity; --repair rewrites what is wrong.
     Scrub(scrub::ScrubArgs),
+    /// Rebuild roles without an active member onto hot spares (or continue an
+    /// interrupted rebuild).
+    Rebuild(manage::RebuildArgs),
+    /// Replace a member with a new disk: a hot replace when it still works, else a rebuild.
+    Replace(manage::ReplaceArgs),
     /// Measure the parity engines on this machine.
     Bench(bench::BenchArgs),
     /// Build a RAID-6 array over six loopback files, damage it, and watch it heal.
@@ -71,8 +79,29 @@ pub enum Outcome {
     Failed,
     /// `scrub`: damage found and not repaired (check mode) (exit 5).
     DamageFound,
-    /// `scrub`: damage that cannot be recovered (exit 6).
+    /// `scrub`, `rebuild`, `replace`: damage that cannot be recovered (exit 6).
     Unrecoverable,
+    /// Stopped by Ctrl-C with its position recorded (exit 130).
+    Interrupted,
+}
+
+/// Set by Ctrl-C (SIGINT or SIGTERM) once a long operation has installed the handler: the
+/// operation stops at its next step and records where it was.
+pub fn interrupted() -> &'static AtomicBool {
+    static FLAG: OnceLock<&'static AtomicBool> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        if let Err(e) = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::AcqRel) {
+                // A second Ctrl-C: stop now.
+                std::process::exit(130);
+            }
+            eprintln!("\nraidctl: stopping at the next step (Ctrl-C again to quit at once)");
+        }) {
+            log::warn!("cannot catch Ctrl-C ({e}); it will stop raidctl at once");
+        }
+        &STOP
+    })
 }
 
 fn main() -> ExitCode {
@@ -110,11 +139,13 @@ fn main() -> ExitCode {
         Command::Examine(args) => report::examine(args).map(|()| Outcome::Ok),
         Command::Write(args) => data::write(args).map(|()| Outcome::Ok),
         Command::Read(args) => data::read(args).map(|()| Outcome::Ok),
-        Command::Fail(args) => manage::fail(args).map(|()| Outcome::Ok),
+        Command::Fail(args) => manage::fail(args),
         Command::Add(args) => manage::add(args).map(|()| Outcome::Ok),
         Command::Remove(args) => manage::remove(args).map(|()| Outcome::Ok),
         Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
         Command::Scrub(args) => scrub::run(args),
+        Command::Rebuild(args) => manage::rebuild(args),
+        Command::Replace(args) => manage::replace(args),
         Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
         Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
     };
@@ -124,6 +155,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(4),
         Ok(Outcome::DamageFound) => ExitCode::from(5),
         Ok(Outcome::Unrecoverable) => ExitCode::from(6),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(err) => {
             // One line: the error and those of its causes it does not already say.
             let mut text = String::new();

@@ -1,18 +1,68 @@
-//! `raidctl fail`, `raidctl add`, `raidctl remove`.
+//! `raidctl fail`, `add`, `remove`, `resync`, `rebuild`, `replace`.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
-use raidkit::array;
+use raidkit::array::{self, Array, RebuildOptions, RebuildReport};
 
+use crate::Outcome;
 use crate::members::{Members, assemble, check_paths};
+use crate::progress::Progress;
+use crate::size::parse_size;
 
 #[derive(Args, Debug)]
 pub struct FailArgs {
     /// The member to mark faulty (as named among the members).
     #[arg(long)]
     member: PathBuf,
+    /// Do not start rebuilding onto a hot spare.
+    #[arg(long)]
+    no_rebuild: bool,
+    #[command(flatten)]
+    rate: RateArgs,
+    #[command(flatten)]
+    members: Members,
+}
+
+/// How fast a rebuild may go.
+#[derive(Args, Debug)]
+pub struct RateArgs {
+    /// Rebuild at most this many bytes of the member per second (K, M, G suffixes).
+    #[arg(long, value_parser = parse_size)]
+    rate: Option<usize>,
+}
+
+impl RateArgs {
+    fn options(&self) -> RebuildOptions {
+        RebuildOptions {
+            rate: self.rate.map(|r| r as u64),
+            ..RebuildOptions::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    rate: RateArgs,
+    #[command(flatten)]
+    members: Members,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplaceArgs {
+    /// The member to replace (active: hot replace; failed: rebuild onto the new disk).
+    #[arg(long)]
+    old: PathBuf,
+    /// The new disk: a blank (all-zero) file or device, at least the member size.
+    #[arg(long)]
+    new: PathBuf,
+    /// Overwrite a new disk that holds a raidkit superblock.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    rate: RateArgs,
     #[command(flatten)]
     members: Members,
 }
@@ -53,7 +103,7 @@ fn member_name(member: &Path, members: &[PathBuf]) -> String {
         .to_string()
 }
 
-pub fn fail(args: FailArgs) -> Result<()> {
+pub fn fail(args: FailArgs) -> Result<Outcome> {
     let array = assemble(&args.members.members)?;
     array.fail_member(&member_name(&args.member, &args.members.members))?;
     eprintln!(
@@ -61,8 +111,126 @@ pub fn fail(args: FailArgs) -> Result<()> {
         args.member.display(),
         array.status().state.name()
     );
+    let outcome = if !args.no_rebuild && array.needs_rebuild() {
+        eprintln!("raidctl: a hot spare is present: rebuilding onto it");
+        run_rebuild(&array, &args.rate.options())?
+    } else {
+        Outcome::Ok
+    };
     array.close()?;
-    Ok(())
+    Ok(outcome)
+}
+
+/// Runs every rebuild the array has work for, with a progress bar, and prints the reports.
+fn run_rebuild(array: &Array, options: &RebuildOptions) -> Result<Outcome> {
+    let progress = Progress::new("rebuild", array.regions().data_size);
+    let reports = array.rebuild(options, crate::interrupted(), &|p| progress.update(p))?;
+    progress.finish();
+    Ok(print_reports(&reports))
+}
+
+fn print_reports(reports: &[RebuildReport]) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for r in reports {
+        let what = match &r.replaced {
+            Some(old) => format!("replaced {old} with {}", r.member),
+            None => format!("rebuilt role {} onto {}", r.role, r.member),
+        };
+        let resumed = if r.resumed_from > 0 {
+            format!(" (continued from {} MiB)", r.resumed_from >> 20)
+        } else {
+            String::new()
+        };
+        if r.cancelled {
+            eprintln!(
+                "raidctl: interrupted: {what}: {} MiB done this run{resumed}; run raidctl rebuild to continue",
+                r.bytes >> 20
+            );
+            outcome = Outcome::Interrupted;
+            continue;
+        }
+        eprintln!(
+            "raidctl: {what}: {} MiB{resumed}; {} damaged blocks of other members repaired",
+            r.bytes >> 20,
+            r.repaired
+        );
+        for lost in &r.lost {
+            let array = lost
+                .array_offset
+                .map(|a| format!("array bytes {a}..{}", a + lost.len))
+                .unwrap_or_else(|| "parity".to_string());
+            eprintln!(
+                "raidctl: lost (no redundancy left to rebuild it): {} member bytes {}..{} ({array}); listed in its bad-block log, reads of it fail",
+                r.member,
+                lost.member_offset,
+                lost.member_offset + lost.len
+            );
+        }
+        if !r.lost.is_empty() && !matches!(outcome, Outcome::Interrupted) {
+            outcome = Outcome::Unrecoverable;
+        }
+    }
+    outcome
+}
+
+pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
+    let array = assemble(&args.members.members)?;
+    if !array.needs_rebuild() {
+        let status = array.status();
+        let open: Vec<String> = status
+            .members
+            .iter()
+            .filter(|m| m.role.is_some() && m.state != array::MemberState::Active)
+            .filter(|m| m.state != array::MemberState::Rebuilding)
+            .map(|m| format!("role {} ({})", m.role.unwrap_or(0), m.name))
+            .collect();
+        array.close()?;
+        if open.is_empty() {
+            eprintln!("raidctl: every role has an active member; nothing to rebuild");
+            return Ok(Outcome::Ok);
+        }
+        bail!(
+            "{} need(s) a rebuild but there is no hot spare (add one with raidctl add --spare PATH, or use raidctl replace --old PATH --new PATH)",
+            open.join(", ")
+        );
+    }
+    let outcome = run_rebuild(&array, &args.rate.options())?;
+    array.close()?;
+    Ok(outcome)
+}
+
+pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
+    check_paths(std::slice::from_ref(&args.new))?;
+    if !args.old.exists() {
+        bail!(
+            "{}: cannot open --old (to rebuild a member that is gone, add the new disk with raidctl add --spare and run raidctl rebuild)",
+            args.old.display()
+        );
+    }
+    // The old member is one of the array's; the new disk must not be.
+    let mut members = args.members.members.clone();
+    let old = member_name(&args.old, &members);
+    if !members.iter().any(|p| p.display().to_string() == old) {
+        members.push(args.old.clone());
+    }
+    let mut all = members.clone();
+    all.push(args.new.clone());
+    array::check_distinct(&all)?;
+    let array = assemble(&members)?;
+    let mut new = array::open_members(std::slice::from_ref(&args.new))?;
+    let progress = Progress::new("replace", array.regions().data_size);
+    let report = array.replace(
+        &old,
+        new.remove(0),
+        args.force,
+        &args.rate.options(),
+        crate::interrupted(),
+        &|p| progress.update(p),
+    )?;
+    progress.finish();
+    let outcome = print_reports(std::slice::from_ref(&report));
+    array.close()?;
+    Ok(outcome)
 }
 
 pub fn add(args: AddArgs) -> Result<()> {

@@ -61,6 +61,32 @@ impl Progress {
         }
     }
 
+    /// Reports a library progress (rate and ETA over this run: a resumed operation starts
+    /// part way).
+    pub fn update(&self, progress: &raidkit::array::Progress) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(progress.done);
+            return;
+        }
+        let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        let last = progress.done == progress.total && plain.1 != progress.done;
+        if plain.0.elapsed() >= Duration::from_secs(2) || last {
+            let eta = progress
+                .eta()
+                .map(|d| format!(", ETA {}s", d.as_secs()))
+                .unwrap_or_default();
+            eprintln!(
+                "{}: {} of {} MiB ({:.0}%), {:.0} MiB/s{eta}",
+                self.label,
+                progress.done >> 20,
+                progress.total >> 20,
+                progress.done as f64 * 100.0 / progress.total.max(1) as f64,
+                progress.rate() / (1 << 20) as f64
+            );
+            *plain = (Instant::now(), progress.done);
+        }
+    }
+
     /// The total this progress counts to.
     pub fn total(&self) -> u64 {
         self.total

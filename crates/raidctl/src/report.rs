@@ -76,7 +76,22 @@ fn status_json(status: &Status) -> Value {
             "write_errors": m.write_errors,
             "checksum_errors": m.checksum_errors,
             "repaired": m.repaired,
+            "bad_blocks": m.bad_blocks.iter().map(|(offset, len)| json!({
+                "member_offset": offset, "len": len,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "rebuilds": status.rebuilds.iter().map(|r| json!({
+            "role": r.role,
+            "path": r.member,
+            "done": r.done,
+            "total": r.total,
+            "replace": r.replacing,
+            "running": r.running,
+        })).collect::<Vec<_>>(),
+        "scrub": status.scrub.map(|s| json!({
+            "position": s.position,
+            "repair": s.repair,
+        })),
     })
 }
 
@@ -111,6 +126,30 @@ pub fn print_status(status: &Status) {
     }
     println!("       state : {state}");
     println!("       event : {}", status.event);
+    for r in &status.rebuilds {
+        println!(
+            "     rebuild : role {} onto {}: {} of {} MiB ({:.1}%){}{}",
+            r.role,
+            r.member,
+            r.done >> 20,
+            r.total >> 20,
+            r.done as f64 * 100.0 / r.total.max(1) as f64,
+            if r.replacing { ", hot replace" } else { "" },
+            if r.running {
+                ", running"
+            } else {
+                ", interrupted (raidctl rebuild continues it)"
+            }
+        );
+    }
+    if let Some(scrub) = status.scrub {
+        println!(
+            "       scrub : interrupted at {} MiB of {} MiB{} (raidctl scrub continues it)",
+            scrub.position >> 20,
+            status.data_size >> 20,
+            if scrub.repair { ", repairing" } else { "" }
+        );
+    }
     println!();
     println!("  role  state    read  write  csum  repaired  path");
     for m in &status.members {
@@ -124,6 +163,12 @@ pub fn print_status(status: &Status) {
             m.repaired,
             m.name
         );
+        for (offset, len) in &m.bad_blocks {
+            println!(
+                "        lost: member bytes {offset}..{} (bad-block log)",
+                offset + len
+            );
+        }
     }
 }
 

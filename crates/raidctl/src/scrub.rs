@@ -2,8 +2,6 @@
 //! wrong. Exit codes: 0 clean or everything repaired, 5 damage found (check mode), 6 damage
 //! that cannot be recovered.
 
-use std::sync::atomic::AtomicBool;
-
 use anyhow::Result;
 use clap::Args;
 use raidkit::array::ScrubOptions;
@@ -22,6 +20,9 @@ pub struct ScrubArgs {
     /// Read at most this many bytes per second over all members (K, M, G suffixes).
     #[arg(long, value_parser = parse_size)]
     rate: Option<usize>,
+    /// Start from the beginning, even when an interrupted scrub left a position.
+    #[arg(long)]
+    restart: bool,
     /// Print the report as JSON (schema in docs/cli.md).
     #[arg(long)]
     json: bool,
@@ -44,11 +45,17 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
     let options = ScrubOptions {
         repair: args.repair,
         rate: args.rate.map(|r| r as u64),
+        restart: args.restart,
+        ..ScrubOptions::default()
     };
-    let report = array.scrub(options, &AtomicBool::new(false), &|done, _| {
-        progress.set(done)
-    })?;
+    let report = array.scrub(options, crate::interrupted(), &|p| progress.update(p))?;
     progress.finish();
+    if report.resumed_from > 0 {
+        eprintln!(
+            "continued an interrupted scrub from {} MiB of each member's data",
+            report.resumed_from >> 20
+        );
+    }
     let per_member: Vec<_> = names
         .iter()
         .enumerate()
@@ -66,6 +73,8 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
         let value = json!({
             "repair": args.repair,
             "stripes": report.stripes,
+            "resumed_from": report.resumed_from,
+            "cancelled": report.cancelled,
             "bytes": report.bytes,
             "members": per_member.iter().map(|(role, path, found, repaired)| json!({
                 "role": role, "path": path, "damaged": found, "repaired": repaired,
@@ -109,6 +118,10 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
         }
     }
     array.close()?;
+    if report.cancelled {
+        eprintln!("raidctl: scrub interrupted; run it again to continue where it stopped");
+        return Ok(Outcome::Interrupted);
+    }
     Ok(if !report.unrecoverable.is_empty() {
         Outcome::Unrecoverable
     } else if report.unrepaired() > 0 {

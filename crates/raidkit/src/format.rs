@@ -33,7 +33,8 @@ pub const MAGIC: [u8; 8] = *b"RAIDKIT\x01";
 /// The format's major version: a reader refuses any other major.
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version: additions that older readers of the same major may ignore.
-pub const VERSION_MINOR: u16 = 0;
+/// Minor 1 added the scrub checkpoint (header bytes 248..260) and the bad-block log.
+pub const VERSION_MINOR: u16 = 1;
 /// Bytes in one superblock copy.
 pub const SB_SIZE: usize = 16 << 10;
 /// Member offsets of the two superblock copies.
@@ -44,6 +45,16 @@ pub const HEADER_SIZE: usize = 512;
 pub const SLOT_SIZE: usize = 32;
 /// The most member-table slots (members plus spares) a superblock holds.
 pub const MAX_SLOTS: usize = (SB_SIZE - HEADER_SIZE - 4) / SLOT_SIZE;
+/// Offset of a member's bad-block log (format minor 1): blocks of this member whose
+/// contents are known lost (see [`BadLog`]).
+pub const BADLOG_OFFSET: u64 = 32 << 10;
+/// Size of the bad-block log.
+pub const BADLOG_SIZE: usize = 16 << 10;
+/// The most ranges the bad-block log holds.
+pub const BADLOG_MAX: usize = (BADLOG_SIZE - BADLOG_HEADER - 4) / 16;
+/// Magic number at byte 0 of the bad-block log.
+pub const BADLOG_MAGIC: [u8; 8] = *b"RKBADLOG";
+const BADLOG_HEADER: usize = 32;
 /// Offset of the write-intent bitmap region.
 pub const BITMAP_OFFSET: u64 = 64 << 10;
 /// Size of the write-intent bitmap region.
@@ -97,6 +108,8 @@ const OFF_CSUM_OFFSET: usize = 224;
 const OFF_CSUM_SIZE: usize = 232;
 const OFF_CSUM_BLOCK: usize = 240;
 const OFF_CSUM_ALGO: usize = 244;
+const OFF_SCRUB_POS: usize = 248;
+const OFF_SCRUB_FLAGS: usize = 256;
 const OFF_CRC: usize = SB_SIZE - 4;
 
 // Slot field offsets (bytes from the start of a slot).
@@ -106,6 +119,19 @@ const SLOT_CHECKPOINT: usize = 24;
 
 /// Flag bit 0: the array was written since it was last closed cleanly.
 pub const FLAG_DIRTY: u32 = 1;
+/// Scrub flag bit 0: a scrub was running and `scrub_position` is where it got to.
+const SCRUB_RUNNING: u32 = 1;
+/// Scrub flag bit 1: that scrub repairs.
+const SCRUB_REPAIR: u32 = 2;
+
+/// Where an interrupted scrub got to (format minor 1): it continues from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrubMark {
+    /// Bytes of the data region (of every member) checked so far: a whole number of chunks.
+    pub position: u64,
+    /// Whether that scrub repairs.
+    pub repair: bool,
+}
 
 /// Errors decoding or planning the format. Decoding errors describe one superblock copy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -287,7 +313,7 @@ impl Regions {
             ("checksum table", self.csum_offset, self.csum_size),
             ("data", self.data_offset, self.data_size),
         ];
-        let mut previous_end = SB_OFFSETS[1] + SB_SIZE as u64;
+        let mut previous_end = BADLOG_OFFSET + BADLOG_SIZE as u64;
         for (name, offset, size) in spans {
             if !offset.is_multiple_of(CSUM_BLOCK) || !size.is_multiple_of(CSUM_BLOCK) {
                 return Err(invalid(
@@ -369,6 +395,8 @@ pub struct Superblock {
     pub regions: Regions,
     /// Member table: slots `0..members` by role, then spares.
     pub slots: Vec<Slot>,
+    /// An interrupted scrub's position (minor 1; `None` in minor 0 superblocks).
+    pub scrub: Option<ScrubMark>,
 }
 
 fn get<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
@@ -502,6 +530,11 @@ impl Superblock {
         put(&mut b, OFF_CSUM_SIZE, &self.regions.csum_size.to_le_bytes());
         put(&mut b, OFF_CSUM_BLOCK, &(CSUM_BLOCK as u32).to_le_bytes());
         put(&mut b, OFF_CSUM_ALGO, &CSUM_CRC32_ADDR.to_le_bytes());
+        if let Some(mark) = self.scrub {
+            let flags = SCRUB_RUNNING | if mark.repair { SCRUB_REPAIR } else { 0 };
+            put(&mut b, OFF_SCRUB_POS, &mark.position.to_le_bytes());
+            put(&mut b, OFF_SCRUB_FLAGS, &flags.to_le_bytes());
+        }
         for (i, slot) in self.slots.iter().enumerate() {
             let at = HEADER_SIZE + i * SLOT_SIZE;
             put(&mut b, at + SLOT_UUID, &slot.uuid);
@@ -603,6 +636,22 @@ impl Superblock {
                 ),
             ));
         }
+        // Minor 0 wrote zeros here; later minors of version 1 keep these bytes' meaning.
+        let scrub_flags = get_u32(b, OFF_SCRUB_FLAGS);
+        let scrub_position = get_u64(b, OFF_SCRUB_POS);
+        let scrub = if minor == 0 || scrub_flags & SCRUB_RUNNING == 0 {
+            None
+        } else if scrub_position > regions.data_size || !scrub_position.is_multiple_of(chunk) {
+            return Err(invalid(
+                "scrub_position",
+                format!("{scrub_position} is not a chunk boundary within the data region"),
+            ));
+        } else {
+            Some(ScrubMark {
+                position: scrub_position,
+                repair: scrub_flags & SCRUB_REPAIR != 0,
+            })
+        };
         let slot_count = usize::from(get_u16(b, OFF_SLOTS));
         if slot_count < usize::from(members) || slot_count > MAX_SLOTS {
             return Err(invalid(
@@ -657,6 +706,7 @@ impl Superblock {
             array_size,
             regions,
             slots,
+            scrub,
         })
     }
 }
@@ -846,6 +896,166 @@ pub fn zero_block_crc() -> u32 {
     *ZERO.get_or_init(|| crc32fast::hash(&[0u8; CSUM_BLOCK as usize]))
 }
 
+/// A member's bad-block log (format minor 1): ranges of its data-region blocks whose
+/// contents are known lost — written by a rebuild that found a row it could not recover.
+/// Reads of them fail; a write that replaces a whole listed block takes it off the list.
+///
+/// [`BADLOG_SIZE`] bytes at [`BADLOG_OFFSET`]: magic `RKBADLOG` (0..8), the owner's member
+/// UUID (8..24), the range count (24..28, LE u32), zeros (28..32), then per range the
+/// first block and the block count (two LE u64), and the CRC-32 of every other byte in the
+/// last four. A log whose magic or member UUID does not match is no log (an empty list): a
+/// disk keeps old bytes from an earlier life, and they must not count for a new member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BadLog {
+    /// Sorted, disjoint, non-adjacent ranges: (first block, block count), blocks of
+    /// [`CSUM_BLOCK`] bytes counted from the data region's start.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl BadLog {
+    /// Adds `count` blocks from `first`, merging with neighbours. False when the log has no
+    /// room for another range (it is unchanged then).
+    pub fn add(&mut self, first: u64, count: u64) -> bool {
+        if count == 0 {
+            return true;
+        }
+        let end = first.saturating_add(count);
+        let mut merged = (first, end);
+        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
+        for &(a, n) in &self.ranges {
+            let e = a + n;
+            if e < merged.0 || a > merged.1 {
+                kept.push((a, n));
+            } else {
+                merged = (merged.0.min(a), merged.1.max(e));
+            }
+        }
+        kept.push((merged.0, merged.1 - merged.0));
+        kept.sort_unstable();
+        if kept.len() > BADLOG_MAX {
+            return false;
+        }
+        self.ranges = kept;
+        true
+    }
+
+    /// Takes blocks `first..first + count` off the list; true when anything changed.
+    pub fn remove(&mut self, first: u64, count: u64) -> bool {
+        let end = first.saturating_add(count);
+        let mut changed = false;
+        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
+        for &(a, n) in &self.ranges {
+            let e = a + n;
+            if e <= first || a >= end {
+                kept.push((a, n));
+                continue;
+            }
+            changed = true;
+            if a < first {
+                kept.push((a, first - a));
+            }
+            if e > end {
+                kept.push((end, e - end));
+            }
+        }
+        self.ranges = kept;
+        changed
+    }
+
+    /// Whether any block of `first..first + count` is listed.
+    pub fn overlaps(&self, first: u64, count: u64) -> bool {
+        let end = first.saturating_add(count);
+        self.ranges.iter().any(|&(a, n)| a < end && first < a + n)
+    }
+
+    /// Blocks listed.
+    pub fn blocks(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1).sum()
+    }
+
+    /// Encodes the log of member `uuid`: [`BADLOG_SIZE`] bytes.
+    pub fn encode(&self, uuid: &[u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; BADLOG_SIZE];
+        put(&mut b, 0, &BADLOG_MAGIC);
+        put(&mut b, 8, uuid);
+        put(&mut b, 24, &(self.ranges.len() as u32).to_le_bytes());
+        for (i, &(first, count)) in self.ranges.iter().take(BADLOG_MAX).enumerate() {
+            let at = BADLOG_HEADER + i * 16;
+            put(&mut b, at, &first.to_le_bytes());
+            put(&mut b, at + 8, &count.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b[..BADLOG_SIZE - 4]);
+        put(&mut b, BADLOG_SIZE - 4, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes the log of member `uuid` whose data region has `blocks` blocks. No magic or
+    /// another member's UUID: an empty log. A log that is ours but damaged or out of range
+    /// is an error (untrusted input: every field is checked).
+    pub fn decode(b: &[u8], uuid: &[u8; 16], blocks: u64) -> Result<BadLog, FormatError> {
+        let invalid = |reason: String| FormatError::Invalid {
+            field: "bad-block log",
+            reason,
+        };
+        if b.len() < BADLOG_SIZE {
+            return Err(invalid(format!(
+                "{} bytes, expected {BADLOG_SIZE}",
+                b.len()
+            )));
+        }
+        let b = &b[..BADLOG_SIZE];
+        if get::<8>(b, 0) != BADLOG_MAGIC || get::<16>(b, 8) != *uuid {
+            return Ok(BadLog::default());
+        }
+        let stored = get_u32(b, BADLOG_SIZE - 4);
+        let computed = crc32fast::hash(&b[..BADLOG_SIZE - 4]);
+        if stored != computed {
+            return Err(FormatError::BadChecksum { stored, computed });
+        }
+        let count = get_u32(b, 24) as usize;
+        if count > BADLOG_MAX {
+            return Err(invalid(format!("{count} ranges (at most {BADLOG_MAX})")));
+        }
+        let mut ranges = Vec::with_capacity(count);
+        let mut previous_end = None;
+        for i in 0..count {
+            let at = BADLOG_HEADER + i * 16;
+            let (first, n) = (get_u64(b, at), get_u64(b, at + 8));
+            let end = first
+                .checked_add(n)
+                .filter(|&e| n > 0 && e <= blocks)
+                .ok_or_else(|| {
+                    invalid(format!("range {i}: {first}+{n} outside {blocks} blocks"))
+                })?;
+            if previous_end.is_some_and(|p| first <= p) {
+                return Err(invalid(format!("range {i} is out of order")));
+            }
+            previous_end = Some(end);
+            ranges.push((first, n));
+        }
+        Ok(BadLog { ranges })
+    }
+}
+
+/// Reads the bad-block log of member `uuid` (see [`BadLog::decode`]).
+pub fn read_bad_log(
+    disk: &dyn Disk,
+    uuid: &[u8; 16],
+    regions: &Regions,
+) -> Result<BadLog, ReadError> {
+    let mut buf = AlignedBuf::new(BADLOG_SIZE);
+    disk.read_at(&mut buf, BADLOG_OFFSET)?;
+    BadLog::decode(&buf, uuid, regions.data_size / CSUM_BLOCK)
+        .map_err(|e| ReadError::NoValidCopy(e.clone(), e))
+}
+
+/// Writes the bad-block log of member `uuid`. Does not flush.
+pub fn write_bad_log(disk: &dyn Disk, uuid: &[u8; 16], log: &BadLog) -> Result<(), DiskError> {
+    let mut buf = AlignedBuf::new(BADLOG_SIZE);
+    buf.copy_from_slice(&log.encode(uuid));
+    disk.write_at(&buf, BADLOG_OFFSET)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,6 +1091,10 @@ mod tests {
                     },
                 })
                 .collect(),
+            scrub: Some(ScrubMark {
+                position: 3 * (64 << 10),
+                repair: true,
+            }),
         }
     }
 
@@ -911,9 +1125,81 @@ mod tests {
         assert_eq!(bytes[512 + 5 * 32 + 16], 4); // slot 5 rebuilding
         assert_eq!(get_u64(&bytes, 512 + 5 * 32 + 24), 4096);
         assert_eq!(bytes[512 + 6 * 32 + 16], 3); // slot 6 spare
+        assert_eq!(get_u64(&bytes, 248), 3 * (64 << 10)); // scrub position
+        assert_eq!(get_u32(&bytes, 256), 3); // scrub running, repairing
         assert_eq!(
             u32::from_le_bytes(get(&bytes, SB_SIZE - 4)),
             crc32fast::hash(&bytes[..SB_SIZE - 4])
+        );
+    }
+
+    /// A minor 0 superblock has no scrub mark whatever those bytes hold; a minor 1 mark
+    /// off a chunk boundary or past the data region is refused.
+    #[test]
+    fn scrub_mark_rules() {
+        let mut sb = sample();
+        sb.minor = 0;
+        assert_eq!(Superblock::decode(&sb.encode()).unwrap().scrub, None);
+        let mut sb = sample();
+        sb.scrub = None;
+        assert_eq!(Superblock::decode(&sb.encode()).unwrap().scrub, None);
+        for bad in [4096, sb.regions.data_size + (64 << 10)] {
+            let mut sb = sample();
+            sb.scrub = Some(ScrubMark {
+                position: bad,
+                repair: false,
+            });
+            assert!(matches!(
+                Superblock::decode(&sb.encode()),
+                Err(FormatError::Invalid {
+                    field: "scrub_position",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn bad_log_merges_splits_and_round_trips() {
+        let mut log = BadLog::default();
+        assert!(log.add(10, 5));
+        assert!(log.add(20, 1));
+        assert!(log.add(15, 5)); // joins both neighbours
+        assert_eq!(log.ranges, vec![(10, 11)]);
+        assert!(log.remove(12, 2));
+        assert_eq!(log.ranges, vec![(10, 2), (14, 7)]);
+        assert!(!log.remove(12, 2));
+        assert!(log.overlaps(11, 1) && !log.overlaps(12, 2) && log.overlaps(0, 100));
+        assert_eq!(log.blocks(), 9);
+        let uuid = [5u8; 16];
+        let bytes = log.encode(&uuid);
+        assert_eq!(&bytes[..8], b"RKBADLOG");
+        assert_eq!(get_u32(&bytes, 24), 2);
+        assert_eq!((get_u64(&bytes, 32), get_u64(&bytes, 40)), (10, 2));
+        assert_eq!(BadLog::decode(&bytes, &uuid, 100).unwrap(), log);
+        // Another member's log, or none: empty.
+        assert_eq!(
+            BadLog::decode(&bytes, &[6u8; 16], 100).unwrap(),
+            BadLog::default()
+        );
+        assert_eq!(
+            BadLog::decode(&vec![0u8; BADLOG_SIZE], &uuid, 100).unwrap(),
+            BadLog::default()
+        );
+        // Ours but damaged, or out of range: refused.
+        let mut torn = bytes.clone();
+        torn[40] ^= 1;
+        assert!(BadLog::decode(&torn, &uuid, 100).is_err());
+        assert!(BadLog::decode(&bytes, &uuid, 20).is_err());
+        let mut full = BadLog::default();
+        for i in 0..BADLOG_MAX as u64 {
+            assert!(full.add(i * 2, 1));
+        }
+        assert!(!full.add(u64::MAX - 1, 1));
+        assert_eq!(full.ranges.len(), BADLOG_MAX);
+        assert_eq!(
+            BadLog::decode(&full.encode(&uuid), &uuid, u64::MAX).unwrap(),
+            full
         );
     }
 

@@ -184,4 +184,20 @@ pub enum ArrayError {
     /// The member table is full.
     #[error("the member table is full ({0} slots)")]
     TableFull(usize),
+    /// A rebuild or replace found more lost ranges than the bad-block log holds.
+    #[error(
+        "{member}: its bad-block log is full; the rebuild stops (too many unrecoverable ranges)"
+    )]
+    BadLogFull {
+        /// The disk being rebuilt.
+        member: String,
+    },
+    /// The disk being rebuilt or receiving a replace failed; the copy was abandoned.
+    #[error("{member}: the rebuild onto it was abandoned: {reason}")]
+    RebuildAbandoned {
+        /// The disk being rebuilt.
+        member: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::disk::{AlignedBuf, Disk, DiskError};
-use crate::format::{CSUM_BLOCK, CSUM_ENTRY, Regions};
+use crate::format::{self, BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
 
 /// A member's state in the running array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +23,9 @@ pub enum MemberState {
     Stale,
     /// A hot spare.
     Spare,
+    /// Receiving a role's contents (a rebuild onto it, or a hot replace): serves the
+    /// stripes copied so far.
+    Rebuilding,
 }
 
 impl MemberState {
@@ -33,6 +36,7 @@ impl MemberState {
             MemberState::Missing => 2,
             MemberState::Stale => 3,
             MemberState::Spare => 4,
+            MemberState::Rebuilding => 5,
         }
     }
 
@@ -42,6 +46,7 @@ impl MemberState {
             1 => MemberState::Faulty,
             2 => MemberState::Missing,
             3 => MemberState::Stale,
+            5 => MemberState::Rebuilding,
             _ => MemberState::Spare,
         }
     }
@@ -54,6 +59,7 @@ impl MemberState {
             MemberState::Missing => "missing",
             MemberState::Stale => "stale",
             MemberState::Spare => "spare",
+            MemberState::Rebuilding => "rebuilding",
         }
     }
 }
@@ -102,6 +108,11 @@ impl ChecksumTable {
                 .take(blocks as usize)
                 .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]])),
         ))
+    }
+
+    /// A table for a member being filled: every entry zero until its block is written.
+    pub fn empty(blocks: u64) -> ChecksumTable {
+        ChecksumTable::from_entries((0..blocks).map(|_| 0))
     }
 
     /// Writes the whole table (create).
@@ -160,6 +171,107 @@ impl ChecksumTable {
     }
 }
 
+/// A member's bad-block log in memory: blocks whose contents are known lost.
+#[derive(Debug, Default)]
+pub(crate) struct BadBlocks {
+    log: Mutex<BadLog>,
+    /// Changed since it was last written.
+    dirty: AtomicBool,
+    /// Holds any range (checked without the lock on every read).
+    any: AtomicBool,
+}
+
+impl BadBlocks {
+    pub fn from_log(log: BadLog) -> BadBlocks {
+        let any = !log.ranges.is_empty();
+        BadBlocks {
+            log: Mutex::new(log),
+            dirty: AtomicBool::new(false),
+            any: AtomicBool::new(any),
+        }
+    }
+
+    /// Lists blocks `first..first + count`; false when the log is full.
+    pub fn add(&self, first: u64, count: u64) -> bool {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let added = log.add(first, count);
+        if added {
+            self.dirty.store(true, Ordering::Release);
+            self.any.store(true, Ordering::Release);
+        }
+        added
+    }
+
+    /// Takes blocks off the list (they were just written whole).
+    pub fn clear(&self, first: u64, count: u64) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.remove(first, count) {
+            self.dirty.store(true, Ordering::Release);
+            self.any.store(!log.ranges.is_empty(), Ordering::Release);
+        }
+    }
+
+    /// Whether any of blocks `first..first + count` is listed.
+    pub fn overlaps(&self, first: u64, count: u64) -> bool {
+        self.any.load(Ordering::Acquire)
+            && self
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .overlaps(first, count)
+    }
+
+    pub fn snapshot(&self) -> BadLog {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes the log when it changed (member `uuid`); it stays changed if the write fails.
+    pub fn store(&self, disk: &dyn Disk, uuid: &[u8; 16]) -> Result<(), DiskError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let log = self.snapshot();
+        format::write_bad_log(disk, uuid, &log).inspect_err(|_| {
+            self.dirty.store(true, Ordering::Release);
+        })
+    }
+
+    /// Marks the log as needing a write (a new member's log replaces whatever is there).
+    pub fn touch(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+}
+
+/// A disk receiving a role's contents: a rebuild onto a spare or new disk (the role has no
+/// active member), or a hot replace (the role's member stays active until the end).
+/// Stripes below `done` are copied; writes to them reach it too.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub name: String,
+    pub disk: Arc<dyn Disk>,
+    pub uuid: [u8; 16],
+    pub table: Arc<ChecksumTable>,
+    pub bad: Arc<BadBlocks>,
+    /// Stripes copied (it serves and receives writes for these).
+    pub done: AtomicU64,
+    /// Bytes of data region recorded as rebuilt in the superblocks.
+    pub recorded: AtomicU64,
+    /// A write to it failed: the copy is abandoned.
+    pub failed: AtomicBool,
+}
+
+impl Incoming {
+    /// Writes its changed table pages and bad-block log, then flushes it.
+    pub fn flush(&self, regions: &Regions) -> Result<(), DiskError> {
+        self.table.write_dirty(self.disk.as_ref(), regions)?;
+        self.bad.store(self.disk.as_ref(), &self.uuid)?;
+        self.disk.flush()
+    }
+}
+
 /// One member of the running array.
 #[derive(Debug)]
 pub(crate) struct Member {
@@ -169,6 +281,9 @@ pub(crate) struct Member {
     pub uuid: RwLock<[u8; 16]>,
     pub table: RwLock<Option<Arc<ChecksumTable>>>,
     pub counters: Counters,
+    pub bad: RwLock<Arc<BadBlocks>>,
+    /// A disk taking this role over, while it is being filled.
+    pub incoming: RwLock<Option<Arc<Incoming>>>,
 }
 
 impl Member {
@@ -186,7 +301,20 @@ impl Member {
             uuid: RwLock::new(uuid),
             table: RwLock::new(table.map(Arc::new)),
             counters: Counters::default(),
+            bad: RwLock::new(Arc::new(BadBlocks::default())),
+            incoming: RwLock::new(None),
         }
+    }
+
+    pub fn bad(&self) -> Arc<BadBlocks> {
+        self.bad.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn incoming(&self) -> Option<Arc<Incoming>> {
+        self.incoming
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn state(&self) -> MemberState {

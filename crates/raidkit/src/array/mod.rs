@@ -33,6 +33,7 @@
 mod error;
 mod member;
 mod pool;
+mod rebuild;
 mod stripe;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -40,16 +41,20 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use error::ArrayError;
 pub use member::MemberState;
-use member::{ChecksumTable, Member};
+use member::{BadBlocks, ChecksumTable, Incoming, Member};
+pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildReport, RebuildStatus};
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
 use crate::disk::Disk;
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_DIRTY, FormatError, ReadError, Regions, Slot, SlotState, Superblock,
-    VERSION_MINOR,
+    self, CSUM_BLOCK, FLAG_DIRTY, FormatError, ReadError, Regions, ScrubMark, Slot, SlotState,
+    Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::parity::{Codec, Engine};
+
+/// A disk found being rebuilt at assemble: role, disk, member UUID, checkpoint.
+type Filling = (usize, Arc<dyn Disk>, [u8; 16], u64);
 
 /// Why a member failed when `fail_member` failed it.
 const REQUESTED: &str = "failed by request";
@@ -212,6 +217,9 @@ pub struct MemberStatus {
     pub checksum_errors: u64,
     /// Blocks rewritten from redundancy since assemble.
     pub repaired: u64,
+    /// Ranges of its bad-block log: (byte offset on the member, bytes) whose contents were
+    /// lost (a rebuild could not recover them).
+    pub bad_blocks: Vec<(u64, u64)>,
 }
 
 /// A snapshot of the array's state: like `mdadm --detail`.
@@ -247,8 +255,13 @@ pub struct Status {
     pub unclean_start: bool,
     /// The event counter.
     pub event: u64,
-    /// Members by role, then spares and stale members outside the array.
+    /// Members by role, disks being rebuilt (state rebuilding, with their role), then
+    /// spares and members outside the array.
     pub members: Vec<MemberStatus>,
+    /// Rebuilds and replaces in progress or interrupted.
+    pub rebuilds: Vec<RebuildStatus>,
+    /// Where an interrupted scrub stopped (the next scrub continues from there).
+    pub scrub: Option<ScrubMark>,
 }
 
 #[derive(Debug)]
@@ -287,6 +300,12 @@ pub struct Array {
     creating: AtomicBool,
     /// Reused stripe buffers.
     buffers: pool::BufPool,
+    /// Held while a rebuild or replace runs (one at a time).
+    rebuilding: Mutex<()>,
+    /// The role being filled now, plus one (0: none).
+    running: AtomicUsize,
+    /// Why the last incoming disk was abandoned.
+    abandoned: Mutex<Option<String>>,
 }
 
 fn now() -> u64 {
@@ -411,6 +430,7 @@ impl Array {
             array_size: size,
             regions,
             slots: slots.clone(),
+            scrub: None,
         };
         let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
@@ -552,6 +572,7 @@ impl Array {
         let n = layout.members();
         let mut by_role: Vec<Option<Member>> = (0..n).map(|_| None).collect();
         let mut others = Vec::new();
+        let mut filling: Vec<Filling> = Vec::new();
         for (disk, sb) in disks.iter().zip(&found) {
             let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
             let name = disk.name().to_string();
@@ -562,6 +583,12 @@ impl Array {
                     MemberState::Active
                 }
                 Some((i, SlotState::Spare)) if i >= n => MemberState::Spare,
+                Some((i, SlotState::Rebuilding { checkpoint }))
+                    if i < n && sb.event.saturating_add(1) >= newest.event =>
+                {
+                    filling.push((i, disk.clone(), sb.member_uuid, checkpoint));
+                    continue;
+                }
                 _ => MemberState::Stale,
             };
             if state == MemberState::Stale {
@@ -604,8 +631,8 @@ impl Array {
                 })
             })
             .collect();
-        // Checksum tables of the active members; a member whose table cannot be read is
-        // faulty.
+        // Checksum tables and bad-block logs of the active members; a member whose table
+        // cannot be read is faulty.
         for member in &members {
             if member.is_active() {
                 let disk = member.disk().expect("active members have disks");
@@ -621,6 +648,45 @@ impl Array {
                         );
                         member.set_state(MemberState::Faulty);
                     }
+                }
+                *member.bad.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(load_bad_log(disk.as_ref(), &member.uuid(), &regions));
+            }
+        }
+        // Interrupted rebuilds continue from their checkpoints.
+        for (role, disk, uuid, checkpoint) in filling {
+            let name = disk.name().to_string();
+            match ChecksumTable::load(disk.as_ref(), &regions) {
+                Ok(table) => {
+                    log::info!(
+                        "{name}: rebuilding role {role}: {checkpoint} of {} bytes done",
+                        regions.data_size
+                    );
+                    let done = checkpoint / layout.chunk();
+                    let incoming = Incoming {
+                        name,
+                        bad: Arc::new(load_bad_log(disk.as_ref(), &uuid, &regions)),
+                        disk,
+                        uuid,
+                        table: Arc::new(table),
+                        done: AtomicU64::new(done),
+                        recorded: AtomicU64::new(checkpoint),
+                        failed: AtomicBool::new(false),
+                    };
+                    *members[role]
+                        .incoming
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(incoming));
+                }
+                Err(e) => {
+                    log::warn!("{name}: cannot read its checksum table ({e}); stale");
+                    others.push(Member::new(
+                        name,
+                        Some(disk),
+                        MemberState::Stale,
+                        uuid,
+                        None,
+                    ));
                 }
             }
         }
@@ -696,6 +762,9 @@ impl Array {
             ready: AtomicBool::new(false),
             creating: AtomicBool::new(false),
             buffers: pool::BufPool::default(),
+            rebuilding: Mutex::new(()),
+            running: AtomicUsize::new(0),
+            abandoned: Mutex::new(None),
         })
     }
 
@@ -791,6 +860,16 @@ impl Array {
             .iter()
             .enumerate()
             .map(|(role, member)| {
+                if let Some(incoming) = member.incoming()
+                    && !member.is_active()
+                {
+                    return Slot {
+                        uuid: incoming.uuid,
+                        state: SlotState::Rebuilding {
+                            checkpoint: incoming.recorded.load(Ordering::Acquire),
+                        },
+                    };
+                }
                 let state = match member.state() {
                     MemberState::Active => SlotState::Active,
                     MemberState::Missing if member.uuid() == [0; 16] => SlotState::Empty,
@@ -806,6 +885,18 @@ impl Array {
                 }
             })
             .collect();
+        // A disk receiving a hot replace is recorded as a spare: after a crash it comes back
+        // as one, and the replace starts again.
+        slots.extend(
+            self.members
+                .iter()
+                .filter(|m| m.is_active())
+                .filter_map(|m| m.incoming())
+                .map(|i| Slot {
+                    uuid: i.uuid,
+                    state: SlotState::Spare,
+                }),
+        );
         let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
         // Spares, also those absent this time (they keep their slot).
         slots.extend(
@@ -844,34 +935,64 @@ impl Array {
         };
         meta.sb.slots = self.slot_table(&meta.sb.slots);
         let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-        let targets: Vec<(&Member, Superblock)> = self
+        let stamp = |uuid: [u8; 16]| {
+            let slot = meta.sb.slots.iter().position(|s| s.uuid == uuid)?;
+            let mut sb = meta.sb.clone();
+            sb.slot = slot as u32;
+            sb.member_uuid = uuid;
+            Some(sb)
+        };
+        enum Target<'a> {
+            Member(&'a Member),
+            Incoming(usize, Arc<Incoming>),
+        }
+        let mut targets: Vec<(Target, Superblock)> = self
             .members
             .iter()
             .chain(others.iter())
             .filter(|m| matches!(m.state(), MemberState::Active | MemberState::Spare))
-            .filter_map(|m| {
-                let slot = meta.sb.slots.iter().position(|s| s.uuid == m.uuid())?;
-                let mut sb = meta.sb.clone();
-                sb.slot = slot as u32;
-                sb.member_uuid = m.uuid();
-                Some((m, sb))
-            })
+            .filter_map(|m| Some((Target::Member(m), stamp(m.uuid())?)))
             .collect();
+        for (role, member) in self.members.iter().enumerate() {
+            if let Some(incoming) = member.incoming()
+                && let Some(sb) = stamp(incoming.uuid)
+            {
+                targets.push((Target::Incoming(role, incoming), sb));
+            }
+        }
         // Plain threads, not the pool: a commit may run inside a pool task (a member failing
         // mid-write) and must not wait on, or steal, other pool work while holding `meta`.
-        let results = run_threads(targets, |(member, sb)| {
-            let disk = member
-                .disk()
-                .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
-            format::write_superblock(disk.as_ref(), &sb)
-                .and_then(|()| disk.flush())
-                .map_err(|e| (member, e))
-                .map_err(|(member, e)| {
-                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    member.set_state(MemberState::Faulty);
-                    log::error!("{}: superblock update failed ({e}); faulty", member.name());
-                    ArrayError::Disk(e)
-                })
+        let results = run_threads(targets, |(target, sb)| match target {
+            Target::Member(member) => {
+                let disk = member
+                    .disk()
+                    .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
+                format::write_superblock(disk.as_ref(), &sb)
+                    .and_then(|()| disk.flush())
+                    .map_err(|e| {
+                        member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                        member.set_state(MemberState::Faulty);
+                        log::error!("{}: superblock update failed ({e}); faulty", member.name());
+                        ArrayError::Disk(e)
+                    })
+            }
+            Target::Incoming(role, incoming) => {
+                format::write_superblock(incoming.disk.as_ref(), &sb)
+                    .and_then(|()| incoming.disk.flush())
+                    .map_err(|e| {
+                        incoming.failed.store(true, Ordering::Release);
+                        let member = &self.members[role];
+                        let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
+                        if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
+                            *slot = None;
+                        }
+                        log::error!(
+                            "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
+                            incoming.name
+                        );
+                        ArrayError::Disk(e)
+                    })
+            }
         });
         drop(others);
         results.into_iter().collect()
@@ -1027,10 +1148,18 @@ impl Array {
                 };
                 let result = table
                     .write_dirty(disk.as_ref(), &regions)
+                    .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
                     .and_then(|()| disk.flush());
                 result.err().map(|e| (role, e))
             },
         );
+        for (role, member) in self.members.iter().enumerate() {
+            if let Some(incoming) = member.incoming()
+                && let Err(e) = incoming.flush(&regions)
+            {
+                self.abandon(role, &incoming, &format!("flush failed: {e}"));
+            }
+        }
         for (role, e) in results.into_iter().flatten() {
             self.members[role]
                 .counters
@@ -1081,6 +1210,7 @@ impl Array {
             write_errors: member.counters.write_errors.load(Ordering::Relaxed),
             checksum_errors: member.counters.checksum_errors.load(Ordering::Relaxed),
             repaired: member.counters.repaired.load(Ordering::Relaxed),
+            bad_blocks: self.bad_ranges(&member.bad()),
         };
         let mut members: Vec<MemberStatus> = self
             .members
@@ -1088,6 +1218,33 @@ impl Array {
             .enumerate()
             .map(|(role, m)| describe(Some(role), m))
             .collect();
+        let chunk = self.layout.chunk();
+        let running = self.running.load(Ordering::Acquire);
+        let mut rebuilds = Vec::new();
+        for (role, member) in self.members.iter().enumerate() {
+            let Some(incoming) = member.incoming() else {
+                continue;
+            };
+            members.push(MemberStatus {
+                role: Some(role),
+                name: incoming.name.clone(),
+                uuid: format::uuid_string(&incoming.uuid),
+                state: MemberState::Rebuilding,
+                read_errors: 0,
+                write_errors: 0,
+                checksum_errors: 0,
+                repaired: 0,
+                bad_blocks: self.bad_ranges(&incoming.bad),
+            });
+            rebuilds.push(RebuildStatus {
+                role,
+                member: incoming.name.clone(),
+                done: incoming.done.load(Ordering::Acquire) * chunk,
+                total: self.regions.data_size,
+                replacing: member.is_active(),
+                running: running == role + 1,
+            });
+        }
         members.extend(
             self.others
                 .lock()
@@ -1116,7 +1273,23 @@ impl Array {
             unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
             members,
+            rebuilds,
+            scrub: meta.sb.scrub,
         }
+    }
+
+    /// A bad-block log as (member byte offset, bytes) ranges.
+    fn bad_ranges(&self, bad: &BadBlocks) -> Vec<(u64, u64)> {
+        bad.snapshot()
+            .ranges
+            .iter()
+            .map(|&(first, count)| {
+                (
+                    self.regions.data_offset + first * CSUM_BLOCK,
+                    count * CSUM_BLOCK,
+                )
+            })
+            .collect()
     }
 
     fn role_of(&self, name: &str) -> Option<usize> {
@@ -1176,39 +1349,8 @@ impl Array {
     /// a raidkit superblock is refused unless `force`. Both superblock copies of the spare
     /// are overwritten (state spare) and the member table of every member records it.
     pub fn add_spare(&self, disk: Box<dyn Disk>, force: bool) -> Result<(), ArrayError> {
-        let disk: Arc<dyn Disk> = Arc::from(disk);
-        check_block_size(disk.as_ref())?;
-        if !force {
-            refuse_if_member(disk.as_ref())?;
-        }
-        // A spare records the array's planned member size; it must hold it.
-        let needed = self
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sb
-            .member_size;
-        if disk.len() < needed {
-            return Err(ArrayError::MemberTooSmall {
-                member: disk.name().to_string(),
-                size: disk.len(),
-                needed,
-            });
-        }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         {
             let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-            let taken = self
-                .members
-                .iter()
-                .chain(others.iter())
-                .any(|m| m.name() == disk.name());
-            if taken {
-                return Err(ArrayError::DuplicateMember {
-                    member: disk.name().to_string(),
-                    other: disk.name().to_string(),
-                });
-            }
             let spares = others
                 .iter()
                 .filter(|m| m.state() == MemberState::Spare)
@@ -1217,9 +1359,8 @@ impl Array {
                 return Err(ArrayError::TableFull(format::MAX_SLOTS));
             }
         }
-        // No old copy may outlive this: the update below writes only one of the two.
-        let blank = crate::disk::AlignedBuf::new(2 * format::SB_SIZE);
-        disk.write_at(&blank, format::SB_OFFSETS[0])?;
+        let disk = self.admit(disk, force)?;
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         self.others
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1288,6 +1429,18 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
         seen.push((id, path));
     }
     Ok(())
+}
+
+/// A member's bad-block log; a damaged one counts as empty, with a warning (its blocks
+/// still fail verification: a lost block's checksum entry never matches).
+fn load_bad_log(disk: &dyn Disk, uuid: &[u8; 16], regions: &Regions) -> BadBlocks {
+    match format::read_bad_log(disk, uuid, regions) {
+        Ok(log) => BadBlocks::from_log(log),
+        Err(e) => {
+            log::warn!("{}: cannot read its bad-block log ({e})", disk.name());
+            BadBlocks::default()
+        }
+    }
 }
 
 /// Refuses a disk that holds a raidkit superblock copy (valid or not: a newer version's, a

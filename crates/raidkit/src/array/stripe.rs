@@ -8,10 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::member::{BadBlocks, ChecksumTable, Incoming};
 use super::pool::PoolBuf;
-use super::{Array, ArrayError};
+use super::{Array, ArrayError, Progress};
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{self, CSUM_BLOCK};
 use crate::layout::Level;
@@ -34,7 +36,7 @@ type WholeRows<'a> = (Vec<PoolBuf<'a>>, Vec<Vec<Blk>>, Vec<PoolBuf<'a>>);
 
 /// What is known about one block during a recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Blk {
+pub(super) enum Blk {
     /// Not read yet.
     Unread,
     /// Read and verified.
@@ -45,6 +47,18 @@ enum Blk {
     Mismatch,
     /// The member is not in service.
     Absent,
+    /// In the member's bad-block log: its contents are known lost.
+    Listed,
+}
+
+/// A disk holding a role's blocks of one stripe: the role's member, or the disk taking the
+/// role over (for stripes it already holds).
+pub(super) struct Holder {
+    pub disk: Arc<dyn Disk>,
+    pub table: Arc<ChecksumTable>,
+    pub bad: Arc<BadBlocks>,
+    /// Set when this is the role's incoming disk.
+    pub incoming: Option<Arc<Incoming>>,
 }
 
 fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
@@ -53,16 +67,16 @@ fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
 }
 
 impl Array {
-    fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         self.layout.members()
     }
 
-    fn rows_per_chunk(&self) -> u64 {
+    pub(super) fn rows_per_chunk(&self) -> u64 {
         self.layout.chunk() / CSUM_BLOCK
     }
 
     /// The member (role) holding `pos` of `stripe`.
-    fn member_at(&self, stripe: u64, pos: usize) -> usize {
+    pub(super) fn member_at(&self, stripe: u64, pos: usize) -> usize {
         match self.layout.level() {
             Level::Mirror => pos,
             Level::Parity { .. } => {
@@ -77,25 +91,101 @@ impl Array {
     }
 
     /// Byte offset on a member (absolute) of `row` of `stripe`.
-    fn disk_offset(&self, stripe: u64, row: u64) -> u64 {
+    pub(super) fn disk_offset(&self, stripe: u64, row: u64) -> u64 {
         self.regions.data_offset + stripe * self.layout.chunk() + row * CSUM_BLOCK
     }
 
     /// Index in the checksum table of `row` of `stripe`.
-    fn block_index(&self, stripe: u64, row: u64) -> u64 {
+    pub(super) fn block_index(&self, stripe: u64, row: u64) -> u64 {
         stripe * self.rows_per_chunk() + row
+    }
+
+    /// Where reads of `role`'s blocks in `stripe` go: the disk taking the role over when it
+    /// already holds the stripe (freshly written and verified: during a hot replace the
+    /// old member is usually the one in doubt), else the role's member when active.
+    pub(super) fn reader(&self, role: usize, stripe: u64) -> Option<Holder> {
+        let member = &self.members[role];
+        if let Some(incoming) = member.incoming()
+            && stripe < incoming.done.load(Ordering::Acquire)
+            && !incoming.failed.load(Ordering::Acquire)
+        {
+            return Some(Holder {
+                disk: incoming.disk.clone(),
+                table: incoming.table.clone(),
+                bad: incoming.bad.clone(),
+                incoming: Some(incoming),
+            });
+        }
+        if !member.is_active() {
+            return None;
+        }
+        Some(Holder {
+            disk: member.disk()?,
+            table: member.table()?,
+            bad: member.bad(),
+            incoming: None,
+        })
+    }
+
+    /// Whether `role` holds current blocks of `stripe`.
+    pub(super) fn serves(&self, role: usize, stripe: u64) -> bool {
+        let member = &self.members[role];
+        member.is_active()
+            || member.incoming().is_some_and(|i| {
+                stripe < i.done.load(Ordering::Acquire) && !i.failed.load(Ordering::Acquire)
+            })
+    }
+
+    /// Where writes of `role`'s blocks in `stripe` go: its member when active, and the disk
+    /// taking the role over if it already holds the stripe.
+    fn writers(&self, role: usize, stripe: u64) -> Vec<Holder> {
+        let member = &self.members[role];
+        let mut out = Vec::with_capacity(1);
+        if member.is_active()
+            && let (Some(disk), Some(table)) = (member.disk(), member.table())
+        {
+            out.push(Holder {
+                disk,
+                table,
+                bad: member.bad(),
+                incoming: None,
+            });
+        }
+        if let Some(incoming) = member.incoming()
+            && stripe < incoming.done.load(Ordering::Acquire)
+            && !incoming.failed.load(Ordering::Acquire)
+        {
+            out.push(Holder {
+                disk: incoming.disk.clone(),
+                table: incoming.table.clone(),
+                bad: incoming.bad.clone(),
+                incoming: Some(incoming),
+            });
+        }
+        out
+    }
+
+    /// The position `role` holds in `stripe`.
+    pub(super) fn position_of(&self, stripe: u64, role: usize) -> usize {
+        (0..self.width())
+            .find(|&p| self.member_at(stripe, p) == role)
+            .expect("every role holds a position")
     }
 
     fn lock(&self, stripe: u64) -> &std::sync::RwLock<()> {
         &self.locks[(stripe % self.locks.len() as u64) as usize]
     }
 
-    /// Checks the blocks of `buf` (rows from `first_row`) against `role`'s table: the
+    /// Checks the blocks of `buf` (rows from `first_row`) against `table` (of `role`): the
     /// indices of the blocks that do not match.
-    fn verify(&self, role: usize, stripe: u64, first_row: u64, buf: &[u8]) -> Vec<usize> {
-        let Some(table) = self.members[role].table() else {
-            return (0..buf.len() / BS).collect();
-        };
+    pub(super) fn verify(
+        &self,
+        table: &ChecksumTable,
+        role: usize,
+        stripe: u64,
+        first_row: u64,
+        buf: &[u8],
+    ) -> Vec<usize> {
         let base = self.block_index(stripe, first_row);
         buf.chunks(BS)
             .enumerate()
@@ -106,7 +196,7 @@ impl Array {
             .collect()
     }
 
-    fn note_errors(&self, role: usize, eio: u64, mismatch: u64) {
+    pub(super) fn note_errors(&self, role: usize, eio: u64, mismatch: u64) {
         if eio + mismatch == 0 {
             return;
         }
@@ -148,7 +238,7 @@ impl Array {
     /// Lock-table indices of `stripes`, sorted and without repeats: the order in which a
     /// request that holds several stripe locks takes them (so two such requests never
     /// wait for each other in a cycle).
-    fn lock_order(&self, stripes: impl Iterator<Item = u64>) -> Vec<usize> {
+    pub(super) fn lock_order(&self, stripes: impl Iterator<Item = u64>) -> Vec<usize> {
         let mut order: Vec<usize> = stripes
             .map(|s| (s % self.locks.len() as u64) as usize)
             .collect();
@@ -242,7 +332,7 @@ impl Array {
                 let first = (stripe as usize).wrapping_add(spin) % n;
                 (0..n)
                     .map(|i| (first + i) % n)
-                    .find(|&p| self.members[p].is_active())
+                    .find(|&p| self.serves(p, stripe))
                     .unwrap_or(first)
             }
         }
@@ -255,22 +345,28 @@ impl Array {
         let results = self.parallel_sized(jobs, largest, |(stripe, d, range, mine)| {
             let pos = self.read_position(stripe, d);
             let role = self.member_at(stripe, pos);
-            let member = &self.members[role];
-            if !member.is_active() {
-                return false;
-            }
-            let Some(disk) = member.disk() else {
+            let Some(Holder {
+                disk, table, bad, ..
+            }) = self.reader(role, stripe)
+            else {
                 return false;
             };
             let first_row = range.start / CSUM_BLOCK;
             let rows_end = range.end.div_ceil(CSUM_BLOCK);
+            let base = self.block_index(stripe, first_row);
+            if bad.overlaps(base, rows_end - first_row) {
+                return false;
+            }
             let whole =
                 range.start.is_multiple_of(CSUM_BLOCK) && range.end.is_multiple_of(CSUM_BLOCK);
             let verify = self.options.verify_reads;
             if whole && aligned_for(disk.as_ref(), mine) {
                 disk.read_at(mine, self.disk_offset(stripe, first_row))
                     .is_ok()
-                    && (!verify || self.verify(role, stripe, first_row, mine).is_empty())
+                    && (!verify
+                        || self
+                            .verify(&table, role, stripe, first_row, mine)
+                            .is_empty())
             } else {
                 let mut buf = self
                     .buffers
@@ -278,7 +374,10 @@ impl Array {
                 if disk
                     .read_at(&mut buf, self.disk_offset(stripe, first_row))
                     .is_err()
-                    || (verify && !self.verify(role, stripe, first_row, &buf).is_empty())
+                    || (verify
+                        && !self
+                            .verify(&table, role, stripe, first_row, &buf)
+                            .is_empty())
                 {
                     return false;
                 }
@@ -332,11 +431,22 @@ impl Array {
         let failed: Vec<Option<(usize, String)>> =
             self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
                 let role = self.member_at(stripe, pos);
-                let Some(disk) = self.members[role].disk() else {
+                let Some(Holder {
+                    disk, table, bad, ..
+                }) = self.reader(role, stripe)
+                else {
                     status.fill(Blk::Absent);
                     return None;
                 };
                 let offset = self.disk_offset(stripe, rows.start);
+                let base = self.block_index(stripe, rows.start);
+                if bad.overlaps(base, rows.end - rows.start) {
+                    for (i, s) in status.iter_mut().enumerate() {
+                        if bad.overlaps(base + i as u64, 1) {
+                            *s = Blk::Listed;
+                        }
+                    }
+                }
                 match disk.read_at(buf, offset) {
                     Ok(()) => {}
                     Err(e) if e.is_io() => {
@@ -352,10 +462,10 @@ impl Array {
                         return Some((role, e.to_string()));
                     }
                 }
-                let bad = self.verify(role, stripe, rows.start, buf);
+                let wrong = self.verify(&table, role, stripe, rows.start, buf);
                 for (i, s) in status.iter_mut().enumerate() {
                     if *s == Blk::Unread {
-                        *s = if bad.contains(&i) {
+                        *s = if wrong.contains(&i) {
                             Blk::Mismatch
                         } else {
                             Blk::Good
@@ -389,7 +499,7 @@ impl Array {
         let nrows = (rows.end - rows.start) as usize;
         let mut status: Vec<Vec<Blk>> = (0..width)
             .map(|pos| {
-                let active = self.members[self.member_at(stripe, pos)].is_active();
+                let active = self.serves(self.member_at(stripe, pos), stripe);
                 vec![if active { Blk::Unread } else { Blk::Absent }; nrows]
             })
             .collect();
@@ -409,6 +519,7 @@ impl Array {
         let m = self.layout.m();
         let mut unrecoverable: Option<(u64, u64, String)> = None;
         let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
+        let mut relisted: Vec<(usize, u64)> = Vec::new();
         let lost_at = |row: usize| -> Vec<usize> {
             (0..width)
                 .filter(|&p| status[p][row] != Blk::Good)
@@ -431,11 +542,24 @@ impl Array {
                 if let Some(&p) = lost_wanted.first()
                     && unrecoverable.is_none()
                 {
+                    let listed: Vec<String> = lost
+                        .iter()
+                        .filter(|&&q| group.clone().any(|r| status[q][r] == Blk::Listed))
+                        .map(|&q| self.holder_name(self.member_at(stripe, q), stripe))
+                        .collect();
+                    let why = if listed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; lost blocks of {} are in its bad-block log (not recoverable when it was rebuilt)",
+                            listed.join(", ")
+                        )
+                    };
                     unrecoverable = Some((
                         rows.start + group.start as u64,
                         rows.start + group.end as u64,
                         format!(
-                            "{} of {width} blocks per row are unreadable or damaged (position {p}); the stripe survives {m}",
+                            "{} of {width} blocks per row are unreadable or damaged (position {p}); the stripe survives {m}{why}",
                             lost.len()
                         ),
                     ));
@@ -451,13 +575,22 @@ impl Array {
             // Blocks on present members must match their own checksum after the rebuild.
             for &pos in &lost {
                 let role = self.member_at(stripe, pos);
-                if !matches!(status[pos][group.start], Blk::Eio | Blk::Mismatch) {
+                let Some(holder) = self.reader(role, stripe) else {
                     continue;
-                }
+                };
                 for r in group.clone() {
+                    match status[pos][r] {
+                        Blk::Eio | Blk::Mismatch => {}
+                        // Rebuilt from blocks that all verified: its contents are back.
+                        Blk::Listed => {
+                            relisted.push((pos, rows.start + r as u64));
+                            continue;
+                        }
+                        _ => continue,
+                    }
                     let block = &bufs[pos][r * BS..(r + 1) * BS];
                     if self
-                        .verify(role, stripe, rows.start + r as u64, block)
+                        .verify(&holder.table, role, stripe, rows.start + r as u64, block)
                         .is_empty()
                     {
                         repairs[pos].push(r);
@@ -475,6 +608,11 @@ impl Array {
             }
         }
         self.write_repairs(stripe, &rows, bufs, &repairs);
+        for (pos, row) in relisted {
+            let r = (row - rows.start) as usize;
+            let block = &bufs[pos][r * BS..(r + 1) * BS];
+            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+        }
         match unrecoverable {
             None => Ok(()),
             Some((r0, r1, reason)) => {
@@ -490,7 +628,7 @@ impl Array {
     }
 
     /// Rewrites repaired blocks on their members.
-    fn write_repairs(
+    pub(super) fn write_repairs(
         &self,
         stripe: u64,
         rows: &Range<u64>,
@@ -504,7 +642,7 @@ impl Array {
             .collect();
         let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
             let role = self.member_at(stripe, pos);
-            let disk = self.members[role].disk()?;
+            let disk = self.reader(role, stripe)?.disk;
             for &r in list {
                 let offset = self.disk_offset(stripe, rows.start + r as u64);
                 if let Err(e) = disk.write_at(&bufs[pos][r * BS..(r + 1) * BS], offset) {
@@ -532,7 +670,11 @@ impl Array {
     }
 
     /// Rebuilds the `lost` positions of one group of rows.
-    fn reconstruct(&self, blocks: &mut [&mut [u8]], lost: &[usize]) -> Result<(), ArrayError> {
+    pub(super) fn reconstruct(
+        &self,
+        blocks: &mut [&mut [u8]],
+        lost: &[usize],
+    ) -> Result<(), ArrayError> {
         match &self.codec {
             Some(codec) => Ok(codec.reconstruct(blocks, lost)?),
             None => {
@@ -653,7 +795,7 @@ impl Array {
                 }
             })
             .collect();
-        let all_active = (0..width).all(|p| self.members[self.member_at(stripe, p)].is_active());
+        let all_active = (0..width).all(|p| self.serves(self.member_at(stripe, p), stripe));
         let all_full = changes.iter().all(|c| c.full);
 
         if self.codec.is_none() {
@@ -663,9 +805,7 @@ impl Array {
             let bytes: &[u8] = if change.full {
                 change.bytes
             } else {
-                let source = (0..width)
-                    .find(|&p| self.members[p].is_active())
-                    .unwrap_or(0);
+                let source = (0..width).find(|&p| self.serves(p, stripe)).unwrap_or(0);
                 let mut want = vec![false; width];
                 want[source] = true;
                 let mut bufs = self.row_buffers(&rows);
@@ -794,38 +934,50 @@ impl Array {
         let offset = self.disk_offset(stripe, rows.start);
         let base = self.block_index(stripe, rows.start);
         let size = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        let failed = self.parallel_sized(writes, size, |(pos, bytes)| {
-            let role = self.member_at(stripe, pos);
-            let member = &self.members[role];
-            if !member.is_active() {
-                return None;
-            }
-            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
-                return None;
-            };
+        let jobs: Vec<(usize, usize, &[u8], Holder)> = writes
+            .into_iter()
+            .flat_map(|(pos, bytes)| {
+                let role = self.member_at(stripe, pos);
+                self.writers(role, stripe)
+                    .into_iter()
+                    .map(move |holder| (pos, role, bytes, holder))
+            })
+            .collect();
+        let failed = self.parallel_sized(jobs, size, |(_, role, bytes, holder)| {
             let entries: Vec<u32> = bytes
                 .chunks(BS)
                 .enumerate()
                 .map(|(i, block)| format::checksum_entry(role, base + i as u64, block))
                 .collect();
-            let result = if aligned_for(disk.as_ref(), bytes) {
+            let disk = holder.disk.as_ref();
+            let result = if aligned_for(disk, bytes) {
                 disk.write_at(bytes, offset)
             } else {
                 let mut copy = AlignedBuf::new(bytes.len());
                 copy.copy_from_slice(bytes);
                 disk.write_at(&copy, offset)
             };
+            let blocks = (bytes.len() / BS) as u64;
             match result {
                 Ok(()) => {
                     for (i, entry) in entries.into_iter().enumerate() {
-                        table.set(base + i as u64, entry);
+                        holder.table.set(base + i as u64, entry);
                     }
-                    table.mark_dirty(base, (bytes.len() / BS) as u64);
+                    holder.table.mark_dirty(base, blocks);
+                    holder.bad.clear(base, blocks);
                     None
                 }
                 Err(e) => {
-                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    Some((role, format!("write failed: {e}")))
+                    self.members[role]
+                        .counters
+                        .write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Some(incoming) = &holder.incoming {
+                        self.abandon(role, incoming, &format!("write failed: {e}"));
+                        None
+                    } else {
+                        Some((role, format!("write failed: {e}")))
+                    }
                 }
             }
         });
@@ -952,8 +1104,11 @@ impl Array {
                         row_bufs.iter_mut().map(|b| &mut b[..]).collect();
                     self.reconstruct(&mut slices, &bad)?;
                     let matches = bad.iter().all(|&p| {
-                        self.verify(self.member_at(stripe, p), stripe, row, &row_bufs[p])
-                            .is_empty()
+                        let role = self.member_at(stripe, p);
+                        self.reader(role, stripe).is_some_and(|h| {
+                            self.verify(&h.table, role, stripe, row, &row_bufs[p])
+                                .is_empty()
+                        })
                     });
                     if matches {
                         for &p in &bad {
@@ -991,16 +1146,7 @@ impl Array {
         count: bool,
     ) -> Result<WholeRows<'_>, ArrayError> {
         let width = self.width();
-        let mut bufs = self.row_buffers(rows);
-        let mut status: Vec<Vec<Blk>> = (0..width)
-            .map(|pos| {
-                let active = self.members[self.member_at(stripe, pos)].is_active();
-                let len = (rows.end - rows.start) as usize;
-                vec![if active { Blk::Unread } else { Blk::Absent }; len]
-            })
-            .collect();
-        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
-        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, count);
+        let (bufs, status) = self.read_rows_all(stripe, rows, count);
         let mut implied: Vec<PoolBuf> = (k..width)
             .map(|_| self.buffers.take(bufs[0].len()))
             .collect();
@@ -1010,6 +1156,28 @@ impl Array {
             self.encode(&data, &mut parity)?;
         }
         Ok((bufs, status, implied))
+    }
+
+    /// Reads every position of `rows` of `stripe` that is in service, verifying each
+    /// block: (blocks, per-block status). Positions out of service are marked absent.
+    pub(super) fn read_rows_all(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        count: bool,
+    ) -> (Vec<PoolBuf<'_>>, Vec<Vec<Blk>>) {
+        let width = self.width();
+        let mut bufs = self.row_buffers(rows);
+        let mut status: Vec<Vec<Blk>> = (0..width)
+            .map(|pos| {
+                let active = self.serves(self.member_at(stripe, pos), stripe);
+                let len = (rows.end - rows.start) as usize;
+                vec![if active { Blk::Unread } else { Blk::Absent }; len]
+            })
+            .collect();
+        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
+        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, count);
+        (bufs, status)
     }
 
     /// Writes single blocks (position, row) of `bufs` back to their members, with their
@@ -1043,13 +1211,29 @@ impl Array {
 }
 
 /// How [`Array::scrub`] runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ScrubOptions {
     /// Rewrite what is wrong (else only report).
     pub repair: bool,
     /// Bytes of member data per second to read at most, over all members (None: as fast as
     /// the members go).
     pub rate: Option<u64>,
+    /// Start from the beginning even when an interrupted scrub left a position.
+    pub restart: bool,
+    /// Record the position in the superblocks after this many bytes of each member's data
+    /// region (and when cancelled).
+    pub checkpoint_every: u64,
+}
+
+impl Default for ScrubOptions {
+    fn default() -> ScrubOptions {
+        ScrubOptions {
+            repair: false,
+            rate: None,
+            restart: false,
+            checkpoint_every: 256 << 20,
+        }
+    }
 }
 
 /// A damaged block found by a scrub.
@@ -1064,8 +1248,9 @@ pub struct DamagedBlock {
     pub array_offset: u64,
     /// Whether it holds parity.
     pub parity: bool,
-    /// What was wrong: `"checksum"`, `"read error"`, or `"syndrome"` (named by the parity
-    /// equations although its checksum matched).
+    /// What was wrong: `"checksum"`, `"read error"`, `"syndrome"` (named by the parity
+    /// equations although its checksum matched), or `"bad-block log"` (listed as lost by a
+    /// rebuild).
     pub found_by: &'static str,
     /// Whether it was rewritten with the right contents.
     pub repaired: bool,
@@ -1083,8 +1268,12 @@ pub struct ScrubReport {
     /// Array ranges that cannot be recovered (more damage than redundancy, or damage
     /// that cannot be attributed): (offset, end, reason).
     pub unrecoverable: Vec<(u64, u64, String)>,
-    /// Whether the scrub was cancelled before the end.
+    /// Whether the scrub was cancelled before the end (the next one continues from where
+    /// it stopped).
     pub cancelled: bool,
+    /// Bytes of each member's data region an interrupted scrub had already checked: this
+    /// one started there.
+    pub resumed_from: u64,
 }
 
 impl ScrubReport {
@@ -1103,13 +1292,16 @@ impl Array {
     /// possible with two or more parity blocks. A mismatch nobody can attribute is reported
     /// as unrecoverable and never "repaired" by guessing.
     ///
-    /// Online: each stripe is locked only while it is checked. `cancel` stops it between
-    /// stripes; `progress(done, total)` is called per stripe (bytes of member data region).
+    /// Online: each stripe is locked only while it is checked. Resumable: the position is
+    /// recorded in the superblocks every [`ScrubOptions::checkpoint_every`] bytes and when
+    /// `cancel` stops it, and a scrub continues from a recorded position unless
+    /// [`ScrubOptions::restart`]. `progress` is called per group of stripes (bytes of each
+    /// member's data region).
     pub fn scrub(
         &self,
         options: ScrubOptions,
         cancel: &std::sync::atomic::AtomicBool,
-        progress: &(dyn Fn(u64, u64) + Sync),
+        progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<ScrubReport, ArrayError> {
         let chunk = self.layout.chunk();
         let stripes = self.regions.data_size / chunk;
@@ -1126,9 +1318,18 @@ impl Array {
         if options.repair {
             self.prepare_write();
         }
+        let mut next = 0;
+        if !options.restart
+            && let Some(mark) = self.meta.lock().unwrap_or_else(|e| e.into_inner()).sb.scrub
+        {
+            next = (mark.position / chunk).min(stripes);
+            report.resumed_from = next * chunk;
+            log::info!("continuing an interrupted scrub at {} bytes", next * chunk);
+        }
+        let every = (options.checkpoint_every / chunk).max(1);
+        let mut recorded = next;
         // A few stripes at a time, each under its own lock, so that one stripe's parity
         // check overlaps another's reads.
-        let mut next = 0;
         while next < stripes {
             if cancel.load(Ordering::Relaxed) {
                 report.cancelled = true;
@@ -1149,7 +1350,16 @@ impl Array {
                 report.stripes += 1;
                 report.bytes += chunk * width as u64;
             }
-            progress(next * chunk, stripes * chunk);
+            progress(&Progress {
+                done: next * chunk,
+                total: stripes * chunk,
+                this_run: next * chunk - report.resumed_from,
+                elapsed: started.elapsed(),
+            });
+            if next - recorded >= every && next < stripes {
+                self.record_scrub(Some(next * chunk), options.repair)?;
+                recorded = next;
+            }
             if let Some(rate) = options.rate.filter(|&r| r > 0) {
                 let due = std::time::Duration::from_secs_f64(report.bytes as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -1157,10 +1367,24 @@ impl Array {
                 }
             }
         }
-        if options.repair {
+        let position = report.cancelled.then_some(next * chunk);
+        self.record_scrub(position, options.repair)?;
+        Ok(report)
+    }
+
+    /// Records where a scrub is (`None`: finished) in the superblocks; repairs made so far
+    /// are flushed first, so a recorded position never covers a lost repair.
+    fn record_scrub(&self, position: Option<u64>, repair: bool) -> Result<(), ArrayError> {
+        if repair {
             self.flush()?;
         }
-        Ok(report)
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mark = position.map(|position| format::ScrubMark { position, repair });
+        if meta.sb.scrub != mark {
+            meta.sb.scrub = mark;
+            self.commit(&mut meta);
+        }
+        Ok(())
     }
 
     fn scrub_stripe(
@@ -1189,10 +1413,10 @@ impl Array {
                 .map(|&p| {
                     (
                         p,
-                        if status[p][r] == Blk::Eio {
-                            "read error"
-                        } else {
-                            "checksum"
+                        match status[p][r] {
+                            Blk::Eio => "read error",
+                            Blk::Listed => "bad-block log",
+                            _ => "checksum",
                         },
                     )
                 })
@@ -1231,10 +1455,13 @@ impl Array {
                 self.reconstruct(&mut slices, &bad)?;
                 // Blocks named by their checksum must rebuild to what the checksum records.
                 fixable = found.iter().all(|&(p, how)| {
+                    let role = self.member_at(stripe, p);
                     how == "syndrome"
-                        || self
-                            .verify(self.member_at(stripe, p), stripe, row, &rebuilt[p])
-                            .is_empty()
+                        || how == "bad-block log"
+                        || self.reader(role, stripe).is_some_and(|h| {
+                            self.verify(&h.table, role, stripe, row, &rebuilt[p])
+                                .is_empty()
+                        })
                 });
             }
             for &(pos, how) in &found {

@@ -1,0 +1,783 @@
+//! Rebuild, hot spares and hot replace: filling a disk with a role's contents, online.
+//!
+//! A disk taking a role over is the role's *incoming* disk ([`super::member::Incoming`]).
+//! It is filled stripe by stripe from the front: a stripe is locked, the role's blocks are
+//! computed (rebuilt from the other members, or for a hot replace copied from the member
+//! being replaced and rebuilt only where that member cannot be read), written to the
+//! incoming disk, and the count of stripes done moves past it before the lock is released.
+//! Reads of the stripes done use the incoming disk when the role has no active member;
+//! writes to them reach it in any case. The count is recorded in the superblocks (slot
+//! state rebuilding, with a checkpoint) every [`RebuildOptions::checkpoint_every`] bytes,
+//! after the incoming disk is flushed, so an interrupted rebuild continues from there
+//! after assemble. At the end, under every stripe lock, the incoming disk becomes the
+//! role's member.
+//!
+//! A row that cannot be recovered (a read error on a survivor with no redundancy left) is
+//! written as zeros with a checksum entry that never verifies and listed in the incoming
+//! disk's bad-block log ([`crate::format::BadLog`]); reads of it fail with a clear error and
+//! the rebuild goes on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::member::{BadBlocks, ChecksumTable, Incoming, Member, MemberState};
+use super::stripe::Blk;
+use super::{Array, ArrayError, check_block_size, refuse_if_member};
+use crate::disk::Disk;
+use crate::format::{self, CSUM_BLOCK};
+
+const BS: usize = CSUM_BLOCK as usize;
+/// Stripes filled concurrently.
+const FILL_GROUP: u64 = 4;
+/// XORed into the checksum entry of a block written as lost, so it never verifies.
+const POISON: u32 = 0x5a5a_5a5a;
+
+/// Where a long-running operation (rebuild, replace, scrub) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes done (of each member's data region).
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+    /// Bytes done by this run (a resumed run started at `done - this_run`).
+    pub this_run: u64,
+    /// Time since this run started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Bytes per second over this run.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.this_run as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Estimated time to the end at this run's rate.
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.rate();
+        (rate > 0.0).then(|| Duration::from_secs_f64((self.total - self.done) as f64 / rate))
+    }
+}
+
+/// How a rebuild or replace runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Bytes of the role's data to rebuild per second at most (None: as fast as the
+    /// members go).
+    pub rate: Option<u64>,
+    /// Record the position in the superblocks after this many bytes (and when stopped).
+    pub checkpoint_every: u64,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> RebuildOptions {
+        RebuildOptions {
+            rate: None,
+            checkpoint_every: 128 << 20,
+        }
+    }
+}
+
+/// A range a rebuild could not recover, recorded in the new member's bad-block log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRange {
+    /// Byte offset on the member.
+    pub member_offset: u64,
+    /// Bytes.
+    pub len: u64,
+    /// The array offset of the range when it holds data (None for parity).
+    pub array_offset: Option<u64>,
+}
+
+/// What a rebuild or replace did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// The role rebuilt.
+    pub role: usize,
+    /// The disk that now holds it (or is still being filled, when cancelled).
+    pub member: String,
+    /// For a hot replace, the member it replaced.
+    pub replaced: Option<String>,
+    /// Bytes of the data region already done when this run started (a resumed rebuild).
+    pub resumed_from: u64,
+    /// Bytes of the data region filled by this run.
+    pub bytes: u64,
+    /// Blocks of other members found damaged on the way and repaired.
+    pub repaired: u64,
+    /// Ranges that could not be recovered.
+    pub lost: Vec<LostRange>,
+    /// Stopped before the end (it continues from its checkpoint next time).
+    pub cancelled: bool,
+}
+
+/// A rebuild or replace in progress, in [`super::Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildStatus {
+    /// The role.
+    pub role: usize,
+    /// The disk being filled.
+    pub member: String,
+    /// Bytes of the data region done.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+    /// A hot replace (the role's member is still active).
+    pub replacing: bool,
+    /// Running in this process now (else interrupted: it continues on the next rebuild).
+    pub running: bool,
+}
+
+/// One stripe's fill: blocks of other members repaired, rows of the role lost.
+#[derive(Default)]
+struct Filled {
+    repaired: u64,
+    lost_rows: Vec<u64>,
+}
+
+impl Array {
+    /// Rebuilds every role that needs it and can be rebuilt: first any interrupted rebuild
+    /// (it continues from its checkpoint), then each role without an active member onto a
+    /// hot spare. Online: reads and writes go on. Returns one report per role worked on;
+    /// empty when there was nothing to do. `cancel` stops it at the next stripe group with
+    /// the position recorded.
+    pub fn rebuild(
+        &self,
+        options: &RebuildOptions,
+        cancel: &AtomicBool,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<Vec<RebuildReport>, ArrayError> {
+        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reports = Vec::new();
+        while !cancel.load(Ordering::Relaxed) {
+            let Some(role) = self.next_rebuild()? else {
+                break;
+            };
+            let report = self.fill(role, options, cancel, progress)?;
+            let stop = report.cancelled;
+            reports.push(report);
+            if stop {
+                break;
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Whether [`rebuild`](Array::rebuild) has work: an interrupted rebuild, or a role
+    /// without an active member while a spare is present.
+    pub fn needs_rebuild(&self) -> bool {
+        let interrupted = self
+            .members
+            .iter()
+            .any(|m| !m.is_active() && m.incoming().is_some());
+        let open = self
+            .members
+            .iter()
+            .any(|m| !m.is_active() && m.incoming().is_none());
+        interrupted || (open && self.spare_present())
+    }
+
+    fn spare_present(&self) -> bool {
+        self.others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|m| m.state() == MemberState::Spare && m.disk().is_some())
+    }
+
+    /// The next role to rebuild, taking a spare for it when needed.
+    fn next_rebuild(&self) -> Result<Option<usize>, ArrayError> {
+        let n = self.members.len();
+        if let Some(role) =
+            (0..n).find(|&r| !self.members[r].is_active() && self.members[r].incoming().is_some())
+        {
+            return Ok(Some(role));
+        }
+        let Some(role) =
+            (0..n).find(|&r| !self.members[r].is_active() && self.members[r].incoming().is_none())
+        else {
+            return Ok(None);
+        };
+        let spare = {
+            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            match others
+                .iter()
+                .position(|m| m.state() == MemberState::Spare && m.disk().is_some())
+            {
+                Some(i) => others.remove(i),
+                None => return Ok(None),
+            }
+        };
+        let disk = spare.disk().expect("a present spare");
+        log::info!(
+            "{}: rebuilding role {role} onto the spare {}",
+            self.members[role].name(),
+            spare.name()
+        );
+        self.start_incoming(role, spare.name(), disk, spare.uuid())?;
+        Ok(Some(role))
+    }
+
+    /// Replaces the member named `old` with `new`, online. When `old` is active, this is a
+    /// hot replace (like `mdadm --replace`): `old` stays in service, so the array keeps
+    /// its full redundancy, while its blocks are copied to `new` (only blocks it cannot
+    /// read are rebuilt from the others); at the end `new` takes the role and `old` is
+    /// released. When `old` has failed (or is stale or missing), this rebuilds its role
+    /// onto `new`. `new` must be at least the array's member size; a disk holding a raidkit
+    /// superblock is refused unless `force`.
+    pub fn replace(
+        &self,
+        old: &str,
+        new: Box<dyn Disk>,
+        force: bool,
+        options: &RebuildOptions,
+        cancel: &AtomicBool,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<RebuildReport, ArrayError> {
+        let role = self
+            .role_of(old)
+            .ok_or_else(|| ArrayError::NoSuchMember(old.to_string()))?;
+        if let Some(incoming) = self.members[role].incoming() {
+            return Err(ArrayError::MemberState {
+                member: old.to_string(),
+                action: "replace",
+                state: format!("already being rebuilt onto {}", incoming.name),
+            });
+        }
+        let disk = self.admit(new, force)?;
+        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        self.start_incoming(role, disk.name().to_string(), disk, format::new_uuid())?;
+        self.fill(role, options, cancel, progress)
+    }
+
+    /// Checks a disk that is to join the array (block size, not already a member unless
+    /// `force`, large enough, not already in the array) and blanks both superblock copies
+    /// (no old copy may outlive the first update, which writes only one of them).
+    pub(super) fn admit(
+        &self,
+        disk: Box<dyn Disk>,
+        force: bool,
+    ) -> Result<Arc<dyn Disk>, ArrayError> {
+        let disk: Arc<dyn Disk> = Arc::from(disk);
+        check_block_size(disk.as_ref())?;
+        if !force {
+            refuse_if_member(disk.as_ref())?;
+        }
+        let needed = self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sb
+            .member_size;
+        if disk.len() < needed {
+            return Err(ArrayError::MemberTooSmall {
+                member: disk.name().to_string(),
+                size: disk.len(),
+                needed,
+            });
+        }
+        let taken = {
+            let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            self.members.iter().chain(others.iter()).any(|m| {
+                m.name() == disk.name() || m.incoming().is_some_and(|i| i.name == disk.name())
+            })
+        };
+        if taken {
+            return Err(ArrayError::DuplicateMember {
+                member: disk.name().to_string(),
+                other: disk.name().to_string(),
+            });
+        }
+        let blank = crate::disk::AlignedBuf::new(2 * format::SB_SIZE);
+        disk.write_at(&blank, format::SB_OFFSETS[0])?;
+        Ok(disk)
+    }
+
+    /// Makes `disk` the incoming disk of `role` (nothing copied yet) and records it.
+    fn start_incoming(
+        &self,
+        role: usize,
+        name: String,
+        disk: Arc<dyn Disk>,
+        uuid: [u8; 16],
+    ) -> Result<(), ArrayError> {
+        let blocks = self.regions.data_size / CSUM_BLOCK;
+        let bad = Arc::new(BadBlocks::default());
+        // Its log must say "nothing lost" before any superblock names it: the disk may hold
+        // an older log of its own.
+        bad.touch();
+        bad.store(disk.as_ref(), &uuid)?;
+        disk.flush()?;
+        let incoming = Arc::new(Incoming {
+            name,
+            disk,
+            uuid,
+            table: Arc::new(ChecksumTable::empty(blocks)),
+            bad,
+            done: Default::default(),
+            recorded: Default::default(),
+            failed: AtomicBool::new(false),
+        });
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        *self.members[role]
+            .incoming
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(incoming.clone());
+        if let Err(e) = self.commit_strict(&mut meta) {
+            self.commit(&mut meta);
+            if incoming.failed.load(Ordering::Acquire)
+                || !self.commit_targets_include(&incoming.uuid)
+            {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_targets_include(&self, uuid: &[u8; 16]) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.incoming().is_some_and(|i| &i.uuid == uuid))
+    }
+
+    /// Gives up on `role`'s incoming disk after a failure on it.
+    pub(super) fn abandon(&self, role: usize, incoming: &Arc<Incoming>, why: &str) {
+        if incoming.failed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        log::error!(
+            "{}: abandoning the rebuild of role {role} onto it: {why}",
+            incoming.name
+        );
+        *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+        let member = &self.members[role];
+        {
+            let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, incoming)) {
+                *slot = None;
+            }
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit(&mut meta);
+    }
+
+    /// The name of the disk serving `role` in `stripe`.
+    pub(super) fn holder_name(&self, role: usize, stripe: u64) -> String {
+        match self.reader(role, stripe).and_then(|h| h.incoming) {
+            Some(incoming) => incoming.name.clone(),
+            None => self.members[role].name(),
+        }
+    }
+
+    /// Fills `role`'s incoming disk from where it stands to the end, then makes it the
+    /// role's member. Caller holds `self.rebuilding`.
+    fn fill(
+        &self,
+        role: usize,
+        options: &RebuildOptions,
+        cancel: &AtomicBool,
+        progress: &(dyn Fn(&Progress) + Sync),
+    ) -> Result<RebuildReport, ArrayError> {
+        let incoming = self.members[role]
+            .incoming()
+            .ok_or_else(|| ArrayError::MemberState {
+                member: self.members[role].name(),
+                action: "rebuild",
+                state: "not being rebuilt".to_string(),
+            })?;
+        let chunk = self.layout.chunk();
+        let stripes = self.regions.data_size / chunk;
+        let start = incoming.done.load(Ordering::Acquire);
+        let replacing = self.members[role].is_active();
+        let mut report = RebuildReport {
+            role,
+            member: incoming.name.clone(),
+            replaced: replacing.then(|| self.members[role].name()),
+            resumed_from: start * chunk,
+            ..RebuildReport::default()
+        };
+        self.running.store(role + 1, Ordering::Release);
+        let _running = Running(self);
+        let started = Instant::now();
+        let every = (options.checkpoint_every / chunk).max(1);
+        let mut recorded = start;
+        let mut next = start;
+        let abandoned = |incoming: &Incoming| ArrayError::RebuildAbandoned {
+            member: incoming.name.clone(),
+            reason: self
+                .abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| "a write to it failed".to_string()),
+        };
+        while next < stripes {
+            if cancel.load(Ordering::Relaxed) {
+                report.cancelled = true;
+                break;
+            }
+            if incoming.failed.load(Ordering::Acquire) {
+                return Err(abandoned(&incoming));
+            }
+            self.check_alive()?;
+            let group: Vec<u64> = (next..stripes.min(next + FILL_GROUP)).collect();
+            let end = next + group.len() as u64;
+            let filled = {
+                let order = self.lock_order(next..end);
+                let _exclusive: Vec<_> = order
+                    .iter()
+                    .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
+                    .collect();
+                let filled = self.parallel(group, |stripe| {
+                    self.fill_stripe(stripe, role, &incoming)
+                        .map(|f| (stripe, f))
+                });
+                let filled: Result<Vec<_>, ArrayError> = filled.into_iter().collect();
+                let filled = match filled {
+                    Ok(filled) => filled,
+                    Err(e) if incoming.failed.load(Ordering::Acquire) => {
+                        log::error!("{}: {e}", incoming.name);
+                        return Err(abandoned(&incoming));
+                    }
+                    Err(e) => return Err(e),
+                };
+                incoming.done.store(end, Ordering::Release);
+                filled
+            };
+            for (stripe, f) in filled {
+                report.repaired += f.repaired;
+                self.note_lost(stripe, role, &f.lost_rows, &mut report);
+            }
+            report.bytes += (end - next) * chunk;
+            next = end;
+            progress(&Progress {
+                done: next * chunk,
+                total: stripes * chunk,
+                this_run: report.bytes,
+                elapsed: started.elapsed(),
+            });
+            if next - recorded >= every && next < stripes {
+                self.record_fill(&incoming)?;
+                recorded = next;
+            }
+            if let Some(rate) = options.rate.filter(|&r| r > 0) {
+                let due = Duration::from_secs_f64(report.bytes as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        if report.cancelled {
+            self.record_fill(&incoming)?;
+            return Ok(report);
+        }
+        self.finish(role, &incoming)?;
+        Ok(report)
+    }
+
+    fn note_lost(&self, stripe: u64, role: usize, rows: &[u64], report: &mut RebuildReport) {
+        let pos = self.position_of(stripe, role);
+        let k = self.layout.k();
+        let data = self.codec.is_some() && pos < k;
+        for &row in rows {
+            let member_offset = self.disk_offset(stripe, row);
+            let array_offset =
+                data.then(|| self.layout.array_offset(stripe, pos, row * CSUM_BLOCK));
+            match report.lost.last_mut() {
+                Some(last)
+                    if last.member_offset + last.len == member_offset
+                        && last.array_offset.map(|a| a + last.len) == array_offset =>
+                {
+                    last.len += CSUM_BLOCK;
+                }
+                _ => report.lost.push(LostRange {
+                    member_offset,
+                    len: CSUM_BLOCK,
+                    array_offset,
+                }),
+            }
+        }
+    }
+
+    /// Makes the incoming disk's stripes done durable and records them in the superblocks.
+    fn record_fill(&self, incoming: &Arc<Incoming>) -> Result<(), ArrayError> {
+        let role = self
+            .members
+            .iter()
+            .position(|m| m.incoming().is_some_and(|i| Arc::ptr_eq(&i, incoming)));
+        if let Err(e) = incoming.flush(&self.regions) {
+            if let Some(role) = role {
+                self.abandon(role, incoming, &format!("flush failed: {e}"));
+            }
+            return Err(ArrayError::RebuildAbandoned {
+                member: incoming.name.clone(),
+                reason: format!("flush failed: {e}"),
+            });
+        }
+        let done = incoming.done.load(Ordering::Acquire) * self.layout.chunk();
+        incoming.recorded.store(done, Ordering::Release);
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit(&mut meta);
+        Ok(())
+    }
+
+    /// Computes `role`'s blocks of `stripe` and writes them to `incoming`. Caller holds the
+    /// stripe's exclusive lock.
+    fn fill_stripe(
+        &self,
+        stripe: u64,
+        role: usize,
+        incoming: &Arc<Incoming>,
+    ) -> Result<Filled, ArrayError> {
+        let pos = self.position_of(stripe, role);
+        let rows = 0..self.rows_per_chunk();
+        let nrows = rows.end as usize;
+        let width = self.width();
+        let m = self.layout.m();
+        let (mut bufs, status) = self.read_rows_all(stripe, &rows, true);
+        let mut filled = Filled::default();
+        let mut lost_row = vec![false; nrows];
+        let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
+        let mut relisted: Vec<(usize, u64)> = Vec::new();
+        let lost_at = |r: usize| -> Vec<usize> {
+            (0..width).filter(|&p| status[p][r] != Blk::Good).collect()
+        };
+        let mut r = 0;
+        while r < nrows {
+            let lost = lost_at(r);
+            let mut end = r + 1;
+            while end < nrows && lost_at(end) == lost {
+                end += 1;
+            }
+            let group = r..end;
+            r = end;
+            if !lost.contains(&pos) {
+                continue; // a hot replace copying a good block
+            }
+            if lost.len() > m {
+                for row in group {
+                    lost_row[row] = true;
+                }
+                continue;
+            }
+            {
+                let bytes = group.start * BS..group.end * BS;
+                let mut slices: Vec<&mut [u8]> =
+                    bufs.iter_mut().map(|b| &mut b[bytes.clone()]).collect();
+                self.reconstruct(&mut slices, &lost)?;
+            }
+            // Damaged blocks of present members must rebuild to what their checksums record;
+            // otherwise the row's redundancy cannot be trusted and the row is lost.
+            for row in group {
+                let mut trusted = true;
+                let mut fixes = Vec::new();
+                for &q in &lost {
+                    let status = status[q][row];
+                    match status {
+                        Blk::Eio | Blk::Mismatch => {
+                            let holder_role = self.member_at(stripe, q);
+                            let Some(holder) = self.reader(holder_role, stripe) else {
+                                continue;
+                            };
+                            let block = &bufs[q][row * BS..(row + 1) * BS];
+                            if self
+                                .verify(&holder.table, holder_role, stripe, row as u64, block)
+                                .is_empty()
+                            {
+                                if q != pos {
+                                    fixes.push(q);
+                                }
+                            } else {
+                                trusted = false;
+                            }
+                        }
+                        Blk::Listed if q != pos => relisted.push((q, row as u64)),
+                        _ => {}
+                    }
+                }
+                if trusted {
+                    for q in fixes {
+                        repairs[q].push(row);
+                    }
+                } else {
+                    lost_row[row] = true;
+                }
+            }
+        }
+        self.write_repairs(stripe, &rows, &bufs, &repairs);
+        filled.repaired = repairs.iter().map(|r| r.len() as u64).sum();
+        for (q, row) in relisted {
+            let r = row as usize;
+            let block = &bufs[q][r * BS..(r + 1) * BS];
+            self.write_positions(stripe, &(row..row + 1), vec![(q, block)])?;
+        }
+        // The role's blocks: lost rows as zeros with an entry that never verifies.
+        let base = self.block_index(stripe, 0);
+        let target = &mut bufs[pos];
+        let mut entries = Vec::with_capacity(nrows);
+        for (row, block) in target.chunks_mut(BS).enumerate() {
+            let index = base + row as u64;
+            if lost_row[row] {
+                block.fill(0);
+                entries.push(format::checksum_entry(role, index, block) ^ POISON);
+                if !incoming.bad.add(index, 1) {
+                    return Err(ArrayError::BadLogFull {
+                        member: incoming.name.clone(),
+                    });
+                }
+                filled.lost_rows.push(row as u64);
+            } else {
+                entries.push(format::checksum_entry(role, index, block));
+            }
+        }
+        if let Err(e) = incoming.disk.write_at(target, self.disk_offset(stripe, 0)) {
+            self.abandon(role, incoming, &format!("write failed: {e}"));
+            return Err(ArrayError::RebuildAbandoned {
+                member: incoming.name.clone(),
+                reason: format!("write failed: {e}"),
+            });
+        }
+        for (i, entry) in entries.into_iter().enumerate() {
+            incoming.table.set(base + i as u64, entry);
+        }
+        incoming.table.mark_dirty(base, nrows as u64);
+        Ok(filled)
+    }
+
+    /// Makes the filled incoming disk `role`'s member, under every stripe lock.
+    fn finish(&self, role: usize, incoming: &Arc<Incoming>) -> Result<(), ArrayError> {
+        if let Err(e) = incoming.flush(&self.regions) {
+            self.abandon(role, incoming, &format!("flush failed: {e}"));
+            return Err(ArrayError::RebuildAbandoned {
+                member: incoming.name.clone(),
+                reason: format!("flush failed: {e}"),
+            });
+        }
+        let _all: Vec<_> = self
+            .locks
+            .iter()
+            .map(|l| l.write().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let member = &self.members[role];
+        let old_name = member.name();
+        let old_disk = member.disk();
+        let old_state = member.state();
+        let old_uuid = member.uuid();
+        member.set_disk(Some(incoming.disk.clone()));
+        *member.name.write().unwrap_or_else(|e| e.into_inner()) = incoming.name.clone();
+        *member.uuid.write().unwrap_or_else(|e| e.into_inner()) = incoming.uuid;
+        *member.table.write().unwrap_or_else(|e| e.into_inner()) = Some(incoming.table.clone());
+        *member.bad.write().unwrap_or_else(|e| e.into_inner()) = incoming.bad.clone();
+        for counter in [
+            &member.counters.read_errors,
+            &member.counters.write_errors,
+            &member.counters.checksum_errors,
+            &member.counters.repaired,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        *member.incoming.write().unwrap_or_else(|e| e.into_inner()) = None;
+        member.set_state(MemberState::Active);
+        if old_state == MemberState::Active {
+            log::info!("{}: replaced by {}; released", old_name, incoming.name);
+        } else if let Some(disk) = old_disk {
+            // The failed member stays listed (faulty) until it is removed.
+            self.others
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Member::new(
+                    old_name,
+                    Some(disk),
+                    MemberState::Faulty,
+                    old_uuid,
+                    None,
+                ));
+        }
+        log::info!("{}: rebuilt; now role {role}", incoming.name);
+        self.commit(&mut meta);
+        Ok(())
+    }
+}
+
+/// Clears the "rebuild running" mark when a fill ends, however it ends.
+struct Running<'a>(&'a Array);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(0, Ordering::Release);
+    }
+}
+
+/// A thread that rebuilds onto hot spares as soon as a member fails (see
+/// [`Array::start_auto_rebuild`]). Stopping it (or dropping it) cancels a rebuild in
+/// progress at its next stripe group, with the position recorded.
+#[derive(Debug)]
+pub struct AutoRebuild {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<RebuildReport>>>,
+}
+
+impl AutoRebuild {
+    /// Stops the thread and returns the reports of the rebuilds it ran.
+    pub fn stop(mut self) -> Vec<RebuildReport> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Vec<RebuildReport> {
+        self.stop.store(true, Ordering::Release);
+        self.handle
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for AutoRebuild {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+impl Array {
+    /// Starts a thread that watches the array and, whenever a role has no active member
+    /// and a hot spare is present (or a rebuild was interrupted), rebuilds it
+    /// ([`rebuild`](Array::rebuild)) with `options`, calling `progress`.
+    pub fn start_auto_rebuild(
+        self: &Arc<Array>,
+        options: RebuildOptions,
+        progress: Arc<dyn Fn(&Progress) + Send + Sync>,
+    ) -> AutoRebuild {
+        let stop = Arc::new(AtomicBool::new(false));
+        let array = Arc::clone(self);
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("raidkit-rebuild".to_string())
+            .spawn(move || {
+                let mut reports = Vec::new();
+                while !flag.load(Ordering::Acquire) {
+                    if array.needs_rebuild() {
+                        match array.rebuild(&options, &flag, &*progress) {
+                            Ok(done) => reports.extend(done),
+                            Err(e) => {
+                                log::error!("automatic rebuild: {e}");
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                reports
+            })
+            .expect("spawning the rebuild thread");
+        AutoRebuild {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
