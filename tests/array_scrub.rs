@@ -1,11 +1,13 @@
 //! Scrub: corruption campaigns within the fault budget are found completely and repaired
 //! completely; a block whose checksum entry was forged along with it is named by the parity
 //! equations when there are two or more parity blocks, and reported (not guessed) with one;
-//! damage beyond the budget is reported as unrecoverable.
+//! damage beyond the budget is reported as unrecoverable. The same campaign on loopback
+//! files. A cancelled scrub, and one cut by a crash, continue from their recorded position.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::array::{Array, ArrayOptions, CreateOptions, ScrubOptions};
 use raidkit::disk::sim::SimDisk;
@@ -65,13 +67,20 @@ fn campaigns_within_the_budget_are_found_and_repaired_completely() {
                     .array_options(options()),
             )
             .unwrap();
+            // Two generations: a lost write leaves a block with its first-generation bytes.
+            let old = Rng::new(seed + 1000).block(array.len() as usize);
+            array.write_at(&old, 0).unwrap();
+            array.flush().unwrap();
+            let old_images: Vec<Vec<u8>> = sims.iter().map(|s| s.live_image()).collect();
             let data = Rng::new(seed).block(array.len() as usize);
             array.write_at(&data, 0).unwrap();
             array.flush().unwrap();
             let m = array.layout().m();
             let regions = *array.regions();
             let blocks = regions.data_size / 4096;
-            // Damage: bit flips, zeroed blocks and unreadable sectors, at most m members per row.
+            // Damage: bit flips, zeroed blocks, unreadable sectors, misdirected writes (another
+            // block's bytes land here) and lost writes (the previous generation's bytes stay),
+            // at most m members per row.
             let mut rng = Rng::new(seed + 7);
             let mut per_row: HashMap<u64, HashSet<usize>> = HashMap::new();
             let mut injected = HashSet::new();
@@ -85,9 +94,22 @@ fn campaigns_within_the_budget_are_found_and_repaired_completely() {
                 row.insert(member);
                 injected.insert((member, block));
                 let at = regions.data_offset + block * 4096;
-                match rng.below(3) {
+                match rng.below(5) {
                     0 => sims[member].flip_bit(at + rng.below(4096) as u64, rng.below(8) as u8),
                     1 => sims[member].add_bad_range(at + 512 * rng.below(8) as u64, 512),
+                    2 => {
+                        let other = (block + 1 + rng.below(blocks as usize - 1) as u64) % blocks;
+                        let from = regions.data_offset + other * 4096;
+                        let live = sims[member].live_image();
+                        let bytes = live[from as usize..from as usize + 4096].to_vec();
+                        sims[member].write_at(&bytes, at).unwrap();
+                        sims[member].flush().unwrap();
+                    }
+                    3 => {
+                        let bytes = old_images[member][at as usize..at as usize + 4096].to_vec();
+                        sims[member].write_at(&bytes, at).unwrap();
+                        sims[member].flush().unwrap();
+                    }
                     _ => {
                         // Zero the block: flip every set bit.
                         let live = sims[member].live_image();
@@ -241,4 +263,286 @@ fn damage_beyond_the_budget_is_reported_unrecoverable() {
         .read_at(&mut block, layout.array_offset(stripe, d, row * 4096))
         .unwrap_err();
     assert!(err.to_string().contains("cannot be recovered"), "{err}");
+}
+
+/// The campaign on loopback files, damaged through the file system while the array is
+/// stopped: flips, zeroed blocks, misdirected and lost writes.
+#[test]
+fn campaign_on_loopback_files_is_found_and_repaired_completely() {
+    use std::os::unix::fs::FileExt;
+    for (level, n) in [(Level::Parity { m: 1 }, 4), (Level::Parity { m: 2 }, 5)] {
+        let mut lb = raidkit::testkit::LoopbackArray::new(level, n, 6 << 20, CHUNK).unwrap();
+        let size = lb.array().len() as usize;
+        let old = Rng::new(1).block(size);
+        lb.array().write_at(&old, 0).unwrap();
+        lb.array().flush().unwrap();
+        let old_files: Vec<Vec<u8>> = lb
+            .paths()
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let data = Rng::new(2).block(size);
+        lb.array().write_at(&data, 0).unwrap();
+        let regions = *lb.array().regions();
+        let m = lb.array().layout().m();
+        lb.reassemble().unwrap(); // closed cleanly, then damaged below the array
+        let blocks = regions.data_size / 4096;
+        let mut rng = Rng::new(3);
+        let mut per_row: HashMap<u64, HashSet<usize>> = HashMap::new();
+        let mut injected = HashSet::new();
+        let files: Vec<std::fs::File> = lb
+            .paths()
+            .iter()
+            .map(|p| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(p)
+                    .unwrap()
+            })
+            .collect();
+        while injected.len() < 60 {
+            let member = rng.below(n);
+            let block = rng.below(blocks as usize) as u64;
+            let row = per_row.entry(block).or_default();
+            if row.contains(&member) || row.len() >= m {
+                continue;
+            }
+            row.insert(member);
+            injected.insert((member, block));
+            let at = regions.data_offset + block * 4096;
+            let mut bytes = vec![0u8; 4096];
+            match injected.len() % 4 {
+                0 => {
+                    files[member].read_exact_at(&mut bytes, at).unwrap();
+                    bytes[rng.below(4096)] ^= 1 << rng.below(8);
+                }
+                1 => {} // zeroed
+                2 => {
+                    let other = (block + 1 + rng.below(blocks as usize - 1) as u64) % blocks;
+                    files[member]
+                        .read_exact_at(&mut bytes, regions.data_offset + other * 4096)
+                        .unwrap();
+                }
+                _ => bytes.copy_from_slice(&old_files[member][at as usize..at as usize + 4096]),
+            }
+            files[member].write_all_at(&bytes, at).unwrap();
+        }
+        for file in &files {
+            file.sync_all().unwrap();
+        }
+        lb.reassemble().unwrap();
+        let label = format!("{level:?}");
+        let check = scrub(lb.array(), false);
+        let found: HashSet<(usize, u64)> = check
+            .damaged
+            .iter()
+            .map(|d| (d.role, (d.member_offset - regions.data_offset) / 4096))
+            .collect();
+        assert_eq!(
+            found, injected,
+            "{label}: scrub names exactly the damaged blocks"
+        );
+        assert!(check.unrecoverable.is_empty(), "{label}");
+        let fixed = scrub(lb.array(), true);
+        assert_eq!(fixed.damaged.len(), injected.len(), "{label}");
+        assert_eq!(fixed.unrepaired(), 0, "{label}");
+        lb.reassemble().unwrap();
+        let again = scrub(lb.array(), false);
+        assert!(
+            again.damaged.is_empty() && again.unrecoverable.is_empty(),
+            "{label}"
+        );
+        let mut back = vec![0u8; size];
+        lb.array().read_at(&mut back, 0).unwrap();
+        assert!(back == data, "{label}");
+    }
+}
+
+fn damage(sim: &SimDisk, at: u64) {
+    sim.flip_bit(at + 100, 3);
+}
+
+/// A scrub stopped by its cancel flag records where it was; the next one (also after a
+/// reassemble) continues there and checks only the rest; `restart` starts over; a finished
+/// scrub clears the position.
+#[test]
+fn a_cancelled_scrub_continues_where_it_stopped() {
+    let sims: Vec<Arc<SimDisk>> = (0..4)
+        .map(|i| {
+            Arc::new(SimDisk::with_block_size(
+                &format!("s{i}"),
+                MEMBER,
+                4096,
+                i as u64,
+            ))
+        })
+        .collect();
+    let boxed = || -> Vec<Box<dyn Disk>> {
+        sims.iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let array = Array::create(
+        boxed(),
+        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+    )
+    .unwrap();
+    let data = Rng::new(4).block(array.len() as usize);
+    array.write_at(&data, 0).unwrap();
+    array.close().unwrap();
+    let array = Array::assemble(boxed(), &options()).unwrap();
+    let regions = *array.regions();
+    let total = regions.data_size;
+    // One damaged block in the first quarter, one in the last.
+    damage(&sims[1], regions.data_offset + 4096);
+    damage(&sims[2], regions.data_offset + total - 4096);
+    let cancel = AtomicBool::new(false);
+    let first = array
+        .scrub(
+            ScrubOptions {
+                checkpoint_every: 64 << 10,
+                ..ScrubOptions::default()
+            },
+            &cancel,
+            &|p| {
+                if p.done >= total / 2 {
+                    cancel.store(true, Ordering::Release);
+                }
+            },
+        )
+        .unwrap();
+    assert!(first.cancelled);
+    assert_eq!(first.damaged.len(), 1, "only the first quarter was checked");
+    let stopped = first.stripes * CHUNK;
+    assert_eq!(array.status().scrub.map(|s| s.position), Some(stopped));
+    array.close().unwrap();
+    let array = Array::assemble(boxed(), &options()).unwrap();
+    assert_eq!(array.status().scrub.map(|s| s.position), Some(stopped));
+    let rest = scrub_from_mark(&array);
+    assert_eq!(rest.resumed_from, stopped);
+    assert_eq!(rest.stripes, (total - stopped) / CHUNK);
+    assert_eq!(rest.damaged.len(), 1);
+    assert_eq!(rest.damaged[0].role, 2);
+    assert_eq!(array.status().scrub, None, "finished: no position left");
+    let all = scrub(&array, false);
+    assert_eq!(all.resumed_from, 0);
+    assert_eq!(all.damaged.len(), 2);
+}
+
+fn scrub_from_mark(array: &Array) -> raidkit::array::ScrubReport {
+    array
+        .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_| {})
+        .unwrap()
+}
+
+/// A crash in the middle of a repairing scrub: assembled from the durable images, the scrub
+/// continues from the recorded position, and afterwards nothing is left damaged (repairs
+/// before the position were durable before it was recorded).
+#[test]
+fn a_crash_mid_scrub_resumes_and_leaves_nothing_damaged() {
+    for seed in 0..3u64 {
+        let sims: Vec<Arc<SimDisk>> = (0..5)
+            .map(|i| {
+                Arc::new(SimDisk::with_block_size(
+                    &format!("s{i}"),
+                    MEMBER,
+                    4096,
+                    seed * 10 + i as u64,
+                ))
+            })
+            .collect();
+        let array = Array::create(
+            sims.iter()
+                .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+                .collect(),
+            &CreateOptions::new(Level::Parity { m: 2 }).chunk(CHUNK),
+        )
+        .unwrap();
+        let data = Rng::new(seed).block(array.len() as usize);
+        array.write_at(&data, 0).unwrap();
+        array.close().unwrap();
+        let array = Array::assemble(
+            sims.iter()
+                .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+                .collect(),
+            &options(),
+        )
+        .unwrap();
+        let regions = *array.regions();
+        let total = regions.data_size;
+        let mut rng = Rng::new(seed + 50);
+        for _ in 0..40 {
+            let block = rng.below((total / 4096) as usize) as u64;
+            damage(&sims[rng.below(5)], regions.data_offset + block * 4096);
+        }
+        let images: Mutex<Option<Vec<Vec<u8>>>> = Mutex::new(None);
+        let cancel = AtomicBool::new(false);
+        let cut = total / 4 + rng.below((total / 2) as usize) as u64;
+        array
+            .scrub(
+                ScrubOptions {
+                    repair: true,
+                    checkpoint_every: 48 << 10,
+                    ..ScrubOptions::default()
+                },
+                &cancel,
+                &|p| {
+                    if p.done >= cut && images.lock().unwrap().is_none() {
+                        let snap = sims.iter().map(|s| {
+                            s.crash();
+                            s.live_image()
+                        });
+                        *images.lock().unwrap() = Some(snap.collect());
+                        cancel.store(true, Ordering::Release);
+                    }
+                },
+            )
+            .unwrap();
+        std::mem::forget(array);
+        let disks: Vec<Box<dyn Disk>> = images
+            .into_inner()
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .enumerate()
+            .map(|(i, image)| {
+                Box::new(MemDisk::from_image(&format!("s{i}"), image, 4096)) as Box<dyn Disk>
+            })
+            .collect();
+        let array = Array::assemble(
+            disks,
+            &ArrayOptions {
+                allow_dirty_degraded: true,
+                ..options()
+            },
+        )
+        .unwrap();
+        let mark = array.status().scrub.expect("a position was recorded");
+        assert!(
+            mark.repair && mark.position > 0 && mark.position <= cut,
+            "{mark:?}"
+        );
+        let rest = array
+            .scrub(
+                ScrubOptions {
+                    repair: true,
+                    ..ScrubOptions::default()
+                },
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(rest.resumed_from, mark.position);
+        assert_eq!(rest.unrepaired(), 0);
+        let check = scrub(&array, false);
+        assert!(
+            check.damaged.is_empty() && check.unrecoverable.is_empty(),
+            "seed {seed}: {:?}",
+            check.damaged
+        );
+        let mut back = vec![0u8; data.len()];
+        array.read_at(&mut back, 0).unwrap();
+        assert!(back == data);
+    }
 }
