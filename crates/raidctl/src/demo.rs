@@ -1,6 +1,8 @@
 //! `raidctl demo`: the main job with no setup. A RAID-6 array over six loopback files:
 //! write random data, damage one member behind the array's back and watch the reads heal
-//! it, lose two members and read everything back, checking every byte against a SHA-256.
+//! it, scrub and repair damaged parity, lose two members and read everything back, replace
+//! one lost member with a new file and rebuild the other onto a hot spare, then lose two
+//! original members and read everything back again, checking every byte against a SHA-256.
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -9,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, ArrayOptions, CreateOptions, ScrubOptions};
+use raidkit::array::{self, Array, ArrayOptions, CreateOptions, RebuildOptions, ScrubOptions};
 use raidkit::disk::AlignedBuf;
 use raidkit::format::Regions;
 use raidkit::layout::{DEFAULT_CHUNK, Layout, Level, Role};
@@ -99,7 +101,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
             path
         }
     };
-    let paths: Vec<PathBuf> = (0..MEMBERS)
+    // The members, then the replacement and the hot spare.
+    let paths: Vec<PathBuf> = (0..MEMBERS + 2)
         .map(|i| dir.join(format!("member{i}.img")))
         .collect();
     for path in &paths {
@@ -122,7 +125,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     result
 }
 
-fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
+fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
+    let (paths, extra) = all.split_at(MEMBERS);
     let data_len = args.size.max(1 << 20) as u64;
     // The smallest members (whole MiB) whose array holds the data.
     let layout = Layout::new(Level::Parity { m: 2 }, MEMBERS, DEFAULT_CHUNK)?;
@@ -137,7 +141,7 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
         member >> 20,
         paths[0].parent().unwrap_or(Path::new(".")).display()
     );
-    for path in paths {
+    for path in all {
         std::fs::File::create_new(path)?.set_len(member)?;
     }
     let array = Array::create(
@@ -309,10 +313,79 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
             "DIFFERS"
         }
     );
-    print_status(&array.status());
-    array.close()?;
     if digest != expected {
         bail!("the data read back degraded differs from what was written");
+    }
+
+    // 4. Replace one lost member with a new file; rebuild the other onto a hot spare.
+    println!(
+        "\n== 4. replacing {} with the blank file {}, and rebuilding {} onto the hot spare {}",
+        paths[0].display(),
+        extra[0].display(),
+        paths[4].display(),
+        extra[1].display()
+    );
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let total = array.regions().data_size;
+    let started = Instant::now();
+    let progress = Progress::new("replace", total);
+    let replaced = array.replace(
+        &paths[0].display().to_string(),
+        Box::new(raidkit::disk::open(&extra[0])?),
+        false,
+        &RebuildOptions::default(),
+        &never,
+        &|p| progress.update(p),
+    )?;
+    progress.finish();
+    array.add_spare(Box::new(raidkit::disk::open(&extra[1])?), false)?;
+    let progress = Progress::new("rebuild", total);
+    let rebuilt = array.rebuild(&RebuildOptions::default(), &never, &|p| progress.update(p))?;
+    progress.finish();
+    let rebuild_rate = mib_per_s(
+        replaced.bytes + rebuilt.iter().map(|r| r.bytes).sum::<u64>(),
+        started,
+    );
+    let lost: usize = rebuilt
+        .iter()
+        .chain([&replaced])
+        .map(|r| r.lost.len())
+        .sum();
+    println!(
+        "rebuilt two members' {} MiB each at {rebuild_rate:.0} MiB/s per member; {lost} ranges lost",
+        total >> 20
+    );
+    print_status(&array.status());
+    array.remove_member(&paths[0].display().to_string())?;
+    array.remove_member(&paths[4].display().to_string())?;
+    array.close()?;
+    if lost > 0 {
+        bail!("the rebuild lost data");
+    }
+
+    // 5. Without two of the original members: everything rests on the rebuilt ones.
+    println!(
+        "\n== 5. reading back with {} and {} left out: the rebuilt members carry their roles",
+        paths[1].display(),
+        paths[2].display()
+    );
+    let present: Vec<PathBuf> = [&extra[0], &paths[3], &extra[1], &paths[5]]
+        .into_iter()
+        .cloned()
+        .collect();
+    let array = Array::assemble(array::open_members(&present)?, &ArrayOptions::default())?;
+    let (digest, rebuilt_rate) = read_all(&array, len, "verify")?;
+    println!(
+        "read everything back at {rebuilt_rate:.0} MiB/s; SHA-256 {}",
+        if digest == expected {
+            "matches"
+        } else {
+            "DIFFERS"
+        }
+    );
+    array.close()?;
+    if digest != expected {
+        bail!("the data read back after the rebuild differs from what was written");
     }
 
     println!("\n== summary");
@@ -324,6 +397,9 @@ fn demo(args: &DemoArgs, paths: &[PathBuf]) -> Result<()> {
         "  scrubbed at {scrub_rate:.0} MiB/s and repaired {scrub_repaired} damaged parity blocks"
     );
     println!("  read with two of six members failed at {degraded_rate:.0} MiB/s");
+    println!(
+        "  replaced one failed member and rebuilt the other onto a hot spare at {rebuild_rate:.0} MiB/s, then read back without two original members"
+    );
     println!("  every byte verified against SHA-256 {}", hex(&expected));
     std::io::stdout().flush()?;
     Ok(())

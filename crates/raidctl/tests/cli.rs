@@ -775,3 +775,187 @@ fn scrub_finds_repairs_and_says_so_in_its_exit_code() {
     let out = run_with(&args(&["read", "--length", "2000000"], &members));
     assert!(ok(&out).stdout == data);
 }
+
+fn blank(dir: &Dir, name: &str, size: u64) -> String {
+    let path = dir.path(name);
+    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+    path.display().to_string()
+}
+
+fn status_json(members: &[String]) -> (Option<i32>, serde_json::Value) {
+    let out = run_with(&args(&["status", "--json"], members));
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).expect("status prints JSON"),
+    )
+}
+
+#[test]
+fn rebuild_replace_and_a_spare_taking_over() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 5);
+    let input = dir.path("in.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&input, &data).unwrap();
+    ok(&run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        &members,
+    )));
+    // Nothing to rebuild: says so, exits 0.
+    let out = ok(&run_with(&args(&["rebuild"], &members))).clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to rebuild"));
+    // A failed member and no spare: a clear refusal.
+    ok(&run_with(&args(
+        &["fail", "--no-rebuild", "--member", &members[1]],
+        &members,
+    )));
+    refused(&run_with(&args(&["rebuild"], &members)), 1, "no hot spare");
+    // A spare present when a member fails: the rebuild starts onto it.
+    let spare = blank(&dir, "spare.img", 8 << 20);
+    ok(&run_with(&args(&["add", "--spare", &spare], &members)));
+    let mut with_spare = members.clone();
+    with_spare.push(spare.clone());
+    let out = ok(&run_with(&args(
+        &["fail", "--member", &members[2]],
+        &with_spare,
+    )))
+    .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("onto {spare}")), "{stderr}");
+    let (code, json) = status_json(&with_spare);
+    assert_eq!(code, Some(3), "one role still has no member: {json}");
+    assert_eq!(json["members"][1]["path"], spare.as_str());
+    assert_eq!(json["members"][1]["state"], "active");
+    // Replacing the failed member with a new blank disk rebuilds onto it.
+    let new1 = blank(&dir, "new1.img", 8 << 20);
+    ok(&run_with(&args(
+        &["replace", "--old", &members[2], "--new", &new1],
+        &with_spare,
+    )));
+    let now = vec![
+        members[0].clone(),
+        spare.clone(),
+        new1.clone(),
+        members[3].clone(),
+        members[4].clone(),
+    ];
+    let (code, json) = status_json(&now);
+    assert_eq!(code, Some(0), "{json}");
+    // Hot replace of a working member.
+    let new2 = blank(&dir, "new2.img", 8 << 20);
+    let out = ok(&run_with(&args(
+        &["replace", "--old", &members[3], "--new", &new2],
+        &now,
+    )))
+    .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("replaced {}", members[3])));
+    let now = vec![
+        members[0].clone(),
+        spare.clone(),
+        new1.clone(),
+        new2.clone(),
+        members[4].clone(),
+    ];
+    let (code, json) = status_json(&now);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["members"][3]["path"], new2.as_str());
+    let out = ok(&run_with(&args(&["read", "--length", "3000000"], &now))).clone();
+    assert!(out.stdout == data);
+    // Bad replacements change nothing.
+    let before = snapshot(&now);
+    let small = blank(&dir, "small.img", 4 << 20);
+    refused(
+        &run_with(&args(&["replace", "--old", &now[0], "--new", &small], &now)),
+        1,
+        "small.img",
+    );
+    refused(
+        &run_with(&args(
+            &["replace", "--old", &now[0], "--new", &now[4]],
+            &now,
+        )),
+        1,
+        &now[4],
+    );
+    let gone = dir.path("gone.img").display().to_string();
+    let err = refused(
+        &run_with(&args(&["replace", "--old", &gone, "--new", &small], &now)),
+        1,
+        "gone.img",
+    );
+    assert!(err.contains("raidctl add --spare"), "a hint: {err}");
+    assert!(before == snapshot(&now), "refusals changed nothing");
+}
+
+/// Sends SIGINT to a running command after `after`; returns its output.
+fn interrupt(args: &[String], after: std::time::Duration) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    // SAFETY: kill has no memory-safety preconditions; the pid is our live child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 4);
+    let spare = blank(&dir, "spare.img", 8 << 20);
+    ok(&run_with(&args(&["add", "--spare", &spare], &members)));
+    let mut all = members.clone();
+    all.push(spare.clone());
+    ok(&run_with(&args(
+        &["fail", "--no-rebuild", "--member", &members[0]],
+        &all,
+    )));
+    let out = interrupt(
+        &args(&["rebuild", "--rate", "1M"], &all),
+        std::time::Duration::from_millis(1500),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let (code, json) = status_json(&all);
+    assert_eq!(code, Some(3), "{json}");
+    let rebuild = &json["rebuilds"][0];
+    assert_eq!(rebuild["path"], spare.as_str());
+    assert_eq!(rebuild["running"], false);
+    let done = rebuild["done"].as_u64().unwrap();
+    assert!(
+        done > 0 && done < rebuild["total"].as_u64().unwrap(),
+        "{json}"
+    );
+    let text = String::from_utf8(run_with(&args(&["status"], &all)).stdout).unwrap();
+    assert!(
+        text.contains("interrupted (raidctl rebuild continues it)"),
+        "{text}"
+    );
+    let out = ok(&run_with(&args(&["rebuild"], &all))).clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("continued from"), "{stderr}");
+    assert_eq!(status_json(&all).0, Some(0));
+
+    let now: Vec<String> = all[1..].to_vec();
+    let out = interrupt(
+        &args(&["scrub", "--rate", "2M"], &now),
+        std::time::Duration::from_millis(1500),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, json) = status_json(&now);
+    let position = json["scrub"]["position"].as_u64().unwrap();
+    assert!(position > 0, "{json}");
+    let out = ok(&run_with(&args(&["scrub", "--json"], &now))).clone();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["resumed_from"].as_u64(), Some(position));
+    assert_eq!(status_json(&now).1["scrub"], serde_json::Value::Null);
+}
