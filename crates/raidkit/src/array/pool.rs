@@ -34,13 +34,27 @@ impl BufPool {
         }
     }
 
+    /// Takes a buffer back. When the pool is full, buffers of other sizes make room (the
+    /// sizes in use change: stripe-sized for requests, larger for scrub and rebuild spans).
     fn give(&self, buf: AlignedBuf) {
         let len = buf.len();
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.1 + len <= KEEP {
-            free.1 += len;
-            free.0.entry(len).or_default().push(buf);
+        if len > KEEP {
+            return;
         }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while free.1 + len > KEEP {
+            let other = free
+                .0
+                .iter_mut()
+                .find(|(size, list)| **size != len && !list.is_empty())
+                .map(|(size, list)| (*size, list.pop()));
+            match other {
+                Some((size, Some(_dropped))) => free.1 -= size,
+                _ => return,
+            }
+        }
+        free.1 += len;
+        free.0.entry(len).or_default().push(buf);
     }
 }
 
