@@ -17,17 +17,23 @@
 //! first eight become a `Regions` (in field order) and the ninth a member size, and
 //! `Regions::validate` must return without panicking (it sums untrusted offsets and
 //! sizes).
+//!
+//! The same bytes are also a bad-block log (format minor 1): `BadLog::decode` must not
+//! panic, both as they are (almost always "no log") and with the log's magic, a member
+//! UUID and a correct CRC written in, so that its count and ranges are checked; whatever it
+//! accepts must encode and decode to the same list.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raidkit::format::{MAGIC, Regions, SB_SIZE, Superblock};
+use raidkit::format::{BADLOG_MAGIC, BADLOG_SIZE, BadLog, MAGIC, Regions, SB_SIZE, Superblock};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, rest)) = input.split_first() else {
         return;
     };
     validate_regions(rest);
+    bad_log(rest, mode);
     if mode % 2 == 0 {
         round_trip(rest);
     } else {
@@ -81,4 +87,25 @@ fn validate_regions(bytes: &[u8]) {
     };
     let member_size = next();
     let _ = regions.validate(member_size);
+}
+
+/// `BadLog::decode` on the bytes as they are, and (odd modes) with a valid header and CRC;
+/// an accepted log must round-trip. The mode byte picks the data region's size in blocks.
+fn bad_log(bytes: &[u8], mode: u8) {
+    let uuid = [7u8; 16];
+    let blocks = 1u64 << (mode % 64);
+    let _ = BadLog::decode(bytes, &uuid, blocks);
+    if mode % 2 == 0 {
+        return;
+    }
+    let mut log = bytes[..bytes.len().min(BADLOG_SIZE)].to_vec();
+    log.resize(BADLOG_SIZE, 0);
+    log[..8].copy_from_slice(&BADLOG_MAGIC);
+    log[8..24].copy_from_slice(&uuid);
+    let crc = crc32fast::hash(&log[..BADLOG_SIZE - 4]);
+    log[BADLOG_SIZE - 4..].copy_from_slice(&crc.to_le_bytes());
+    if let Ok(first) = BadLog::decode(&log, &uuid, blocks) {
+        let again = BadLog::decode(&first.encode(&uuid), &uuid, blocks);
+        assert_eq!(again.as_ref(), Ok(&first), "a decoded log must round-trip");
+    }
 }
