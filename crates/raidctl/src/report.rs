@@ -138,7 +138,7 @@ pub fn print_status(status: &Status) {
             if r.running {
                 ", running"
             } else {
-                ", interrupted (raidctl rebuild continues it)"
+                ", last checkpoint (not running in this process; raidctl rebuild continues it)"
             }
         );
     }

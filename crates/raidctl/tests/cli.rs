@@ -932,7 +932,7 @@ fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
     );
     let text = String::from_utf8(run_with(&args(&["status"], &all)).stdout).unwrap();
     assert!(
-        text.contains("interrupted (raidctl rebuild continues it)"),
+        text.contains("not running in this process; raidctl rebuild continues it"),
         "{text}"
     );
     let out = ok(&run_with(&args(&["rebuild"], &all))).clone();
