@@ -14,7 +14,7 @@
 //! thread issuing full-stripe sequential requests (`--request-stripes`, default 1; the array spreads member I/O over its
 //! pool), and 4 KiB random requests from 1 and from 4 caller threads. Sequential reads run
 //! with and without checksum verification. A scrub, and a rebuild of one failed member onto
-//! a seventh (spare) file, are compared with the raw sequential read rate: the scrub's
+//! a seventh (spare, written through with zeros first) file, are compared with the raw sequential read rate: the scrub's
 //! member bytes read per second against the raw aggregate, the rebuild's bytes of the
 //! rebuilt member per second against the raw rate of one file (aggregate / 6). Every
 //! figure is the median of `--reps` repetitions; workloads are interleaved across
@@ -295,10 +295,16 @@ fn main() {
             let array = Array::assemble(open(&paths), &ArrayOptions::default()).unwrap();
             let spare = args.dir.join(format!("raidkit-bench-{name}-spare.img"));
             let _ = std::fs::remove_file(&spare);
-            std::fs::File::create(&spare)
-                .unwrap()
-                .set_len(args.member)
-                .unwrap();
+            // Written through once (zeros), like the raw files: a fresh sparse tmpfs file
+            // would time page allocation, which a disk does not have.
+            {
+                let file = std::fs::File::create(&spare).unwrap();
+                let zeros = vec![0u8; 1 << 20];
+                for i in 0..args.member >> 20 {
+                    std::os::unix::fs::FileExt::write_all_at(&file, &zeros, i << 20).unwrap();
+                }
+                file.sync_all().unwrap();
+            }
             measure(&mut r[8], &label(8), &mut || {
                 array.fail_member(&paths[1].display().to_string()).unwrap();
                 array
