@@ -725,3 +725,64 @@ fn nothing_to_rebuild_and_bad_replacements_change_nothing() {
     let after: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
     assert!(before == after, "refusals wrote nothing");
 }
+
+/// A disk that fails while it is being filled is abandoned: the error says so, the role
+/// goes back to what it was (hot replace: the old member, still active; rebuild: faulty),
+/// nothing is lost, and a later replace with a good disk succeeds.
+#[test]
+fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
+    for hot in [true, false] {
+        let disks = mems("m", 4, MEMBER);
+        let array = create(boxed(disks.clone()), Level::Parity { m: 1 });
+        let data = Rng::new(12).block(array.len() as usize);
+        array.write_at(&data, 0).unwrap();
+        if !hot {
+            array.fail_member("m2").unwrap();
+        }
+        let bad = Arc::new(SimDisk::with_block_size("bad", MEMBER, 4096, 1));
+        let data_offset = array.regions().data_offset;
+        bad.fail_writes_in(data_offset + array.regions().data_size / 2, 4096);
+        let err = array
+            .replace(
+                "m2",
+                Box::new(bad.clone()),
+                false,
+                &options(64 << 10),
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, ArrayError::RebuildAbandoned { ref member, .. } if member == "bad"),
+            "{err}"
+        );
+        let status = array.status();
+        assert!(status.rebuilds.is_empty());
+        assert!(status.members.iter().all(|m| m.name != "bad"));
+        assert_eq!(status.members[2].name, "m2");
+        let expect = if hot {
+            MemberState::Active
+        } else {
+            MemberState::Faulty
+        };
+        assert_eq!(status.members[2].state, expect);
+        assert_eq!(read_all(&array).unwrap(), data);
+        // The superblocks agree: reassembled, nobody is rebuilding.
+        array.close().unwrap();
+        let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+        assert!(array.status().rebuilds.is_empty());
+        let good = Arc::new(MemDisk::new("good", MEMBER, 4096));
+        array
+            .replace(
+                "m2",
+                Box::new(good.clone()),
+                false,
+                &RebuildOptions::default(),
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(array.status().state, ArrayState::Clean);
+        assert_eq!(read_all(&array).unwrap(), data);
+    }
+}
