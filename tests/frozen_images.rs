@@ -170,3 +170,149 @@ fn frozen_v1_images_assemble_and_read() {
         }
     }
 }
+
+/// A format 1.1 image: RAID-5 over four members, written, scrubbed half way (scrub position
+/// recorded), then member 0 failed and rebuilt onto a spare, stopped part way (rebuilding
+/// slot with a checkpoint) after a latent sector error on member 2 made one row of the
+/// spare lost (bad-block log). Holds members 1, 2, 3 and the spare. Generated with
+/// `RAIDKIT_WRITE_FROZEN_V1_1=1`; never regenerated to make the test pass.
+const V1_1: &str = "v1.1-raid5-rebuilding.rkimg";
+/// Block of member 2 (index in the data region) that could not be read during the rebuild.
+const V1_1_LOST_BLOCK: u64 = 9;
+
+fn generate_v1_1(seed: u64) {
+    use raidkit::array::{RebuildOptions, ScrubOptions};
+    use raidkit::disk::sim::SimDisk;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sims: Vec<Arc<SimDisk>> = (0..5)
+        .map(|i| Arc::new(SimDisk::with_block_size(&format!("d{i}"), MEMBER, 4096, i)))
+        .collect();
+    let boxed = |range: std::ops::Range<usize>| -> Vec<Box<dyn Disk>> {
+        sims[range]
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let array = Array::create(
+        boxed(0..4),
+        &CreateOptions::new(Level::Parity { m: 1 })
+            .chunk(16 << 10)
+            .name(V1_1),
+    )
+    .unwrap();
+    for (at, bytes) in writes(array.len(), seed) {
+        array.write_at(&bytes, at).unwrap();
+    }
+    array.close().unwrap();
+    let array = Array::assemble(boxed(0..4), &ArrayOptions::default()).unwrap();
+    let total = array.regions().data_size;
+    let cancel = AtomicBool::new(false);
+    let scrub = ScrubOptions {
+        checkpoint_every: 64 << 10,
+        ..ScrubOptions::default()
+    };
+    array
+        .scrub(scrub, &cancel, &|p| {
+            if p.done >= total / 2 {
+                cancel.store(true, Ordering::Release)
+            }
+        })
+        .unwrap();
+    let data_offset = array.regions().data_offset;
+    sims[2].add_bad_range(data_offset + V1_1_LOST_BLOCK * 4096, 4096);
+    array.fail_member("d0").unwrap();
+    array.add_spare(Box::new(sims[4].clone()), false).unwrap();
+    let cancel = AtomicBool::new(false);
+    let rebuild = RebuildOptions {
+        checkpoint_every: 64 << 10,
+        ..RebuildOptions::default()
+    };
+    array
+        .rebuild(&rebuild, &cancel, &|p| {
+            if p.done >= total * 3 / 5 {
+                cancel.store(true, Ordering::Release)
+            }
+        })
+        .unwrap();
+    array.close().unwrap();
+    let images: Vec<Vec<u8>> = sims[1..].iter().map(|d| d.live_image()).collect();
+    let size = Array::assemble(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096))
+                    as Box<dyn Disk>
+            })
+            .collect(),
+        &ArrayOptions::default(),
+    )
+    .unwrap()
+    .len();
+    let crc = crc32fast::hash(&expected(size, seed));
+    std::fs::write(path(V1_1), encode(&images, crc)).unwrap();
+}
+
+#[test]
+fn frozen_v1_1_image_continues_its_rebuild_and_scrub() {
+    use raidkit::array::{MemberState, RebuildOptions, ScrubOptions};
+    use std::sync::atomic::AtomicBool;
+    let seed = 11;
+    if std::env::var_os("RAIDKIT_WRITE_FROZEN_V1_1").is_some() {
+        generate_v1_1(seed);
+    }
+    let bytes = std::fs::read(path(V1_1)).unwrap_or_else(|e| panic!("{V1_1}: {e}"));
+    let (images, crc) = decode(&bytes);
+    assert_eq!(images.len(), 4);
+    let array = assemble(&images, None);
+    let status = array.status();
+    assert_eq!(status.name, V1_1);
+    assert_eq!(status.state, ArrayState::Degraded);
+    let data_size = status.data_size;
+    // The rebuild stopped part way, at a recorded checkpoint.
+    assert_eq!(status.rebuilds.len(), 1);
+    let rebuild = &status.rebuilds[0];
+    assert_eq!((rebuild.role, rebuild.member.as_str()), (0, "m3"));
+    assert!(
+        rebuild.done >= data_size / 2 && rebuild.done < data_size,
+        "{rebuild:?}"
+    );
+    assert!(!rebuild.running && !rebuild.replacing);
+    let spare = status.members.iter().find(|m| m.name == "m3").unwrap();
+    assert_eq!(spare.state, MemberState::Rebuilding);
+    assert_eq!(
+        spare.bad_blocks,
+        vec![(status.data_offset + V1_1_LOST_BLOCK * 4096, 4096)],
+        "the lost row is in the spare's bad-block log"
+    );
+    // The scrub stopped half way.
+    let mark = status.scrub.expect("a scrub position");
+    assert!(mark.position >= data_size / 2 && mark.position < data_size && !mark.repair);
+    // Every byte reads back: the sector error was in the simulator only, so the lost row
+    // rebuilds from the other members now (and leaves the log).
+    let model = expected(array.len(), seed);
+    assert_eq!(crc32fast::hash(&model), crc, "the generator changed");
+    let mut back = vec![0u8; array.len() as usize];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == model, "contents differ");
+    let spare = array
+        .status()
+        .members
+        .into_iter()
+        .find(|m| m.name == "m3")
+        .unwrap();
+    assert!(spare.bad_blocks.is_empty(), "rebuilt on read: off the list");
+    // Both continue from where they stopped.
+    let reports = array
+        .rebuild(&RebuildOptions::default(), &AtomicBool::new(false), &|_| {})
+        .unwrap();
+    assert_eq!(reports[0].resumed_from, rebuild.done);
+    let scrub = array
+        .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_| {})
+        .unwrap();
+    assert_eq!(scrub.resumed_from, mark.position);
+    assert!(scrub.damaged.is_empty() && scrub.unrecoverable.is_empty());
+    assert_eq!(array.status().state, ArrayState::Clean);
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == model);
+}
