@@ -427,11 +427,7 @@ impl Array {
             let group: Vec<u64> = (next..stripes.min(next + FILL_GROUP)).collect();
             let end = next + group.len() as u64;
             let filled = {
-                let order = self.lock_order(next..end);
-                let _exclusive: Vec<_> = order
-                    .iter()
-                    .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
-                    .collect();
+                let _exclusive = self.lock_all(next..end);
                 let filled = self.parallel(group, |stripe| {
                     self.fill_stripe(stripe, role, &incoming)
                         .map(|f| (stripe, f))

@@ -100,22 +100,22 @@ impl Array {
         stripe * self.rows_per_chunk() + row
     }
 
-    /// Where reads of `role`'s blocks in `stripe` go: the disk taking the role over when it
-    /// already holds the stripe (freshly written and verified: during a hot replace the
-    /// old member is usually the one in doubt), else the role's member when active.
-    pub(super) fn reader(&self, role: usize, stripe: u64) -> Option<Holder> {
+    /// The disk taking `role` over, when it already holds `stripe`.
+    fn incoming_holder(&self, role: usize, stripe: u64) -> Option<Holder> {
+        let incoming = self.members[role].incoming()?;
+        let holds = stripe < incoming.done.load(Ordering::Acquire)
+            && !incoming.failed.load(Ordering::Acquire);
+        holds.then(|| Holder {
+            disk: incoming.disk.clone(),
+            table: incoming.table.clone(),
+            bad: incoming.bad.clone(),
+            incoming: Some(incoming),
+        })
+    }
+
+    /// The role's member, when active.
+    fn member_holder(&self, role: usize) -> Option<Holder> {
         let member = &self.members[role];
-        if let Some(incoming) = member.incoming()
-            && stripe < incoming.done.load(Ordering::Acquire)
-            && !incoming.failed.load(Ordering::Acquire)
-        {
-            return Some(Holder {
-                disk: incoming.disk.clone(),
-                table: incoming.table.clone(),
-                bad: incoming.bad.clone(),
-                incoming: Some(incoming),
-            });
-        }
         if !member.is_active() {
             return None;
         }
@@ -127,42 +127,26 @@ impl Array {
         })
     }
 
+    /// Where reads of `role`'s blocks in `stripe` go: the disk taking the role over when it
+    /// already holds the stripe (freshly written and verified: during a hot replace the
+    /// old member is usually the one in doubt), else the role's member when active.
+    pub(super) fn reader(&self, role: usize, stripe: u64) -> Option<Holder> {
+        self.incoming_holder(role, stripe)
+            .or_else(|| self.member_holder(role))
+    }
+
     /// Whether `role` holds current blocks of `stripe`.
     pub(super) fn serves(&self, role: usize, stripe: u64) -> bool {
-        let member = &self.members[role];
-        member.is_active()
-            || member.incoming().is_some_and(|i| {
-                stripe < i.done.load(Ordering::Acquire) && !i.failed.load(Ordering::Acquire)
-            })
+        self.members[role].is_active() || self.incoming_holder(role, stripe).is_some()
     }
 
     /// Where writes of `role`'s blocks in `stripe` go: its member when active, and the disk
     /// taking the role over if it already holds the stripe.
     fn writers(&self, role: usize, stripe: u64) -> Vec<Holder> {
-        let member = &self.members[role];
-        let mut out = Vec::with_capacity(1);
-        if member.is_active()
-            && let (Some(disk), Some(table)) = (member.disk(), member.table())
-        {
-            out.push(Holder {
-                disk,
-                table,
-                bad: member.bad(),
-                incoming: None,
-            });
-        }
-        if let Some(incoming) = member.incoming()
-            && stripe < incoming.done.load(Ordering::Acquire)
-            && !incoming.failed.load(Ordering::Acquire)
-        {
-            out.push(Holder {
-                disk: incoming.disk.clone(),
-                table: incoming.table.clone(),
-                bad: incoming.bad.clone(),
-                incoming: Some(incoming),
-            });
-        }
-        out
+        self.member_holder(role)
+            .into_iter()
+            .chain(self.incoming_holder(role, stripe))
+            .collect()
     }
 
     /// The position `role` holds in `stripe`.
@@ -233,6 +217,17 @@ impl Array {
         }
         let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
         self.read_slow(stripe, start, out)
+    }
+
+    /// Takes the exclusive locks of `stripes`, in lock-table order.
+    pub(super) fn lock_all(
+        &self,
+        stripes: impl Iterator<Item = u64>,
+    ) -> Vec<std::sync::RwLockWriteGuard<'_, ()>> {
+        self.lock_order(stripes)
+            .iter()
+            .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
+            .collect()
     }
 
     /// Lock-table indices of `stripes`, sorted and without repeats: the order in which a
@@ -713,11 +708,7 @@ impl Array {
     ) -> Result<(), ArrayError> {
         let stripe_data = self.layout.stripe_data();
         let last = first + (start + data.len() as u64 - 1) / stripe_data;
-        let order = self.lock_order(first..=last);
-        let _exclusive: Vec<_> = order
-            .iter()
-            .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
-            .collect();
+        let _exclusive = self.lock_all(first..=last);
         let mut jobs = Vec::new();
         let mut done = 0usize;
         let mut offset = start;
