@@ -786,3 +786,172 @@ fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
         assert_eq!(read_all(&array).unwrap(), data);
     }
 }
+
+/// After a rebuild lost a row (RAID-5 with a latent sector error), an unclean stop and a
+/// resync must not turn the row into data: it stays listed and reads of it keep failing.
+#[test]
+fn resync_leaves_a_lost_row_lost() {
+    let rows = CHUNK / 4096;
+    let s = lse_setup(Level::Parity { m: 1 }, 4, &[(2, 5 * rows + 1)]);
+    let reports = rebuild(&s.array);
+    assert_eq!(reports[0].lost.len(), 1);
+    let lost = reports[0].lost[0].clone();
+    let at = lost.array_offset.expect("a data block");
+    // Written and not closed: dirty.
+    s.array.write_at(&[7u8; 4096], 0).unwrap();
+    s.array.flush().unwrap();
+    let Lse { array, sims, .. } = s;
+    std::mem::forget(array);
+    let array = Array::assemble(boxed(sims[1..].to_vec()), &quiet()).unwrap();
+    assert!(array.status().unclean_start);
+    let report = array.resync(&|_, _| {}).unwrap();
+    assert!(report.lost_rows >= 1, "{report:?}");
+    let mut back = vec![0u8; 4096];
+    assert!(matches!(
+        array.read_at(&mut back, at),
+        Err(ArrayError::Unrecoverable { .. })
+    ));
+    let spare = array
+        .status()
+        .members
+        .into_iter()
+        .find(|m| m.name == "d4")
+        .unwrap();
+    assert_eq!(spare.bad_blocks, vec![(lost.member_offset, 4096)]);
+}
+
+/// A disk being filled that returns errors is not held against the member it replaces.
+#[test]
+fn the_new_disks_errors_do_not_fail_the_old_member() {
+    let disks = mems("m", 4, MEMBER);
+    create(boxed(disks.clone()), Level::Parity { m: 1 })
+        .close()
+        .unwrap();
+    let strict = ArrayOptions {
+        error_threshold: 2,
+        ..ArrayOptions::default()
+    };
+    let array = Array::assemble(boxed(disks.clone()), &strict).unwrap();
+    let data = Rng::new(13).block(array.len() as usize);
+    array.write_at(&data, 0).unwrap();
+    let new = Arc::new(SimDisk::with_block_size("new", MEMBER, 4096, 3));
+    let data_offset = array.regions().data_offset;
+    let total = array.regions().data_size;
+    let checked = AtomicBool::new(false);
+    array
+        .replace(
+            "m1",
+            Box::new(new.clone()),
+            false,
+            &options(64 << 10),
+            &AtomicBool::new(false),
+            &|p| {
+                if p.done >= total / 2 && !checked.swap(true, Ordering::AcqRel) {
+                    // Sectors of the new disk go bad where it is already filled: reads
+                    // there fail and are rebuilt from the others.
+                    new.add_bad_range(data_offset, 16 * 4096);
+                    assert_eq!(read_all(&array).unwrap(), data);
+                    let old = &array.status().members[1];
+                    assert_eq!((old.state, old.read_errors), (MemberState::Active, 0));
+                }
+            },
+        )
+        .unwrap();
+    assert_eq!(array.status().state, ArrayState::Clean);
+    assert_eq!(read_all(&array).unwrap(), data);
+}
+
+/// A hot replace stopped part way leaves the old member in its role and the new disk as a
+/// spare, which the same replace (without force) takes again, starting over.
+#[test]
+fn a_cancelled_hot_replace_can_be_run_again() {
+    let disks = mems("m", 4, MEMBER);
+    let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+    let data = Rng::new(14).block(array.len() as usize);
+    array.write_at(&data, 0).unwrap();
+    let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
+    let cancel = AtomicBool::new(false);
+    let total = array.regions().data_size;
+    let report = array
+        .replace(
+            "m0",
+            Box::new(new.clone()),
+            false,
+            &options(64 << 10),
+            &cancel,
+            &|p| {
+                if p.done >= total / 3 {
+                    cancel.store(true, Ordering::Release)
+                }
+            },
+        )
+        .unwrap();
+    assert!(report.cancelled);
+    let status = array.status();
+    assert!(status.rebuilds.is_empty());
+    assert_eq!(status.members[0].name, "m0");
+    assert!(
+        status
+            .members
+            .iter()
+            .any(|m| m.name == "new" && m.state == MemberState::Spare)
+    );
+    // Writes go on without it; then the same replace runs to the end.
+    let fresh = Rng::new(15).block(100_000);
+    array.write_at(&fresh, 4096).unwrap();
+    let mut expect = data.clone();
+    expect[4096..4096 + fresh.len()].copy_from_slice(&fresh);
+    array.close().unwrap();
+    let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+    let report = array
+        .replace(
+            "m0",
+            Box::new(new.clone()),
+            false,
+            &RebuildOptions::default(),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap();
+    assert_eq!(report.resumed_from, 0);
+    let status = array.status();
+    assert_eq!(status.members[0].name, "new");
+    assert!(
+        status
+            .members
+            .iter()
+            .all(|m| m.name != "new" || m.role == Some(0))
+    );
+    assert_eq!(read_all(&array).unwrap(), expect);
+}
+
+/// A check-only scrub of an array assembled without one member does not record its
+/// position (that update would mark the absent member faulty for good).
+#[test]
+fn a_check_scrub_does_not_demote_an_absent_member() {
+    let disks = mems("m", 5, MEMBER);
+    let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+    array.write_at(&[9u8; 50_000], 0).unwrap();
+    array.close().unwrap();
+    let array = Array::assemble(boxed(disks[..4].to_vec()), &quiet()).unwrap();
+    let cancel = AtomicBool::new(false);
+    let report = array
+        .scrub(
+            raidkit::array::ScrubOptions {
+                checkpoint_every: 16 << 10,
+                ..Default::default()
+            },
+            &cancel,
+            &|_| cancel.store(true, Ordering::Release),
+        )
+        .unwrap();
+    assert!(report.cancelled);
+    assert_eq!(array.status().scrub, None);
+    array.close().unwrap();
+    let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+    assert_eq!(
+        array.status().state,
+        ArrayState::Clean,
+        "m4 is still current"
+    );
+}

@@ -272,8 +272,12 @@ pub fn resync(args: ResyncArgs) -> Result<()> {
     let report = array.resync(&|done, _| progress.set(done))?;
     progress.finish();
     eprintln!(
-        "raidctl: resynced {} stripes: {} rows consistent, {} restored from redundancy, {} recomputed from the data",
-        report.stripes, report.consistent_rows, report.restored_rows, report.recomputed_rows
+        "raidctl: resynced {} stripes: {} rows consistent, {} restored from redundancy, {} recomputed from the data, {} left lost (unreadable or in a bad-block log)",
+        report.stripes,
+        report.consistent_rows,
+        report.restored_rows,
+        report.recomputed_rows,
+        report.lost_rows
     );
     array.close()?;
     Ok(())

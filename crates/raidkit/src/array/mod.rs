@@ -306,6 +306,10 @@ pub struct Array {
     running: AtomicUsize,
     /// Why the last incoming disk was abandoned.
     abandoned: Mutex<Option<String>>,
+    /// Held by every flush of table pages, bad-block logs and members, and while a rebuild
+    /// swaps its disk into the role: a flush sees one consistent member, and a checkpoint
+    /// never counts pages another flush is still writing.
+    flush_lock: Mutex<()>,
 }
 
 fn now() -> u64 {
@@ -765,6 +769,7 @@ impl Array {
             rebuilding: Mutex::new(()),
             running: AtomicUsize::new(0),
             abandoned: Mutex::new(None),
+            flush_lock: Mutex::new(()),
         })
     }
 
@@ -854,14 +859,14 @@ impl Array {
     }
 
     /// The member table as it should be recorded now.
-    fn slot_table(&self, previous: &[Slot]) -> Vec<Slot> {
+    fn slot_table(&self) -> Vec<Slot> {
         let mut slots: Vec<Slot> = self
             .members
             .iter()
-            .enumerate()
-            .map(|(role, member)| {
+            .map(|member| {
                 if let Some(incoming) = member.incoming()
                     && !member.is_active()
+                    && !incoming.failed.load(Ordering::Acquire)
                 {
                     return Slot {
                         uuid: incoming.uuid,
@@ -873,11 +878,9 @@ impl Array {
                 let state = match member.state() {
                     MemberState::Active => SlotState::Active,
                     MemberState::Missing if member.uuid() == [0; 16] => SlotState::Empty,
-                    // Keep a rebuild checkpoint recorded by a newer version.
-                    _ => match previous.get(role).map(|s| s.state) {
-                        Some(state @ SlotState::Rebuilding { .. }) => state,
-                        _ => SlotState::Faulty,
-                    },
+                    // Faulty, stale, missing; also a role whose rebuild was abandoned (its
+                    // checkpoint must not outlive it).
+                    _ => SlotState::Faulty,
                 };
                 Slot {
                     uuid: member.uuid(),
@@ -892,6 +895,7 @@ impl Array {
                 .iter()
                 .filter(|m| m.is_active())
                 .filter_map(|m| m.incoming())
+                .filter(|i| !i.failed.load(Ordering::Acquire))
                 .map(|i| Slot {
                     uuid: i.uuid,
                     state: SlotState::Spare,
@@ -933,7 +937,7 @@ impl Array {
         } else {
             meta.sb.flags & !FLAG_DIRTY
         };
-        meta.sb.slots = self.slot_table(&meta.sb.slots);
+        meta.sb.slots = self.slot_table();
         let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = |uuid: [u8; 16]| {
             let slot = meta.sb.slots.iter().position(|s| s.uuid == uuid)?;
@@ -1030,7 +1034,7 @@ impl Array {
             return;
         }
         self.dirty.store(true, Ordering::Release);
-        let recorded = meta.sb.is_dirty() && self.slot_table(&meta.sb.slots) == meta.sb.slots;
+        let recorded = meta.sb.is_dirty() && self.slot_table() == meta.sb.slots;
         if !recorded {
             self.commit(&mut meta);
         }
@@ -1135,6 +1139,7 @@ impl Array {
     /// whose flush fails is marked faulty (a failed flush is never retried); the call fails
     /// only if the array no longer holds the data.
     pub fn flush(&self) -> Result<(), ArrayError> {
+        let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
         let regions = self.regions;
         let results = self.parallel(
             self.members

@@ -218,7 +218,15 @@ impl Array {
             self.members[role].name(),
             spare.name()
         );
-        self.start_incoming(role, spare.name(), disk, spare.uuid())?;
+        if let Err(e) = self.start_incoming(role, spare.name(), disk, spare.uuid()) {
+            // It could not even start: the spare is faulty, and stays listed as such.
+            spare.set_state(MemberState::Faulty);
+            self.others
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(spare);
+            return Err(e);
+        }
         Ok(Some(role))
     }
 
@@ -241,6 +249,7 @@ impl Array {
         let role = self
             .role_of(old)
             .ok_or_else(|| ArrayError::NoSuchMember(old.to_string()))?;
+        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(incoming) = self.members[role].incoming() {
             return Err(ArrayError::MemberState {
                 member: old.to_string(),
@@ -248,8 +257,19 @@ impl Array {
                 state: format!("already being rebuilt onto {}", incoming.name),
             });
         }
+        if self.members[role].is_active() {
+            let spares = self
+                .others
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|m| m.state() == MemberState::Spare)
+                .count();
+            if self.members.len() + spares + 1 > format::MAX_SLOTS {
+                return Err(ArrayError::TableFull(format::MAX_SLOTS));
+            }
+        }
         let disk = self.admit(new, force)?;
-        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
         self.start_incoming(role, disk.name().to_string(), disk, format::new_uuid())?;
         self.fill(role, options, cancel, progress)
     }
@@ -264,7 +284,24 @@ impl Array {
     ) -> Result<Arc<dyn Disk>, ArrayError> {
         let disk: Arc<dyn Disk> = Arc::from(disk);
         check_block_size(disk.as_ref())?;
-        if !force {
+        // A spare of this very array (an interrupted hot replace leaves its disk as one),
+        // given or recorded, may be taken again without force; it leaves the spare list.
+        let own_spare = format::read_superblock(disk.as_ref())
+            .ok()
+            .map(|r| r.superblock)
+            .filter(|sb| sb.array_uuid == self.uuid)
+            .map(|sb| sb.member_uuid)
+            .filter(|uuid| {
+                self.others
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|m| {
+                        &m.uuid() == uuid
+                            && matches!(m.state(), MemberState::Spare | MemberState::Missing)
+                    })
+            });
+        if !force && own_spare.is_none() {
             refuse_if_member(disk.as_ref())?;
         }
         let needed = self
@@ -280,17 +317,22 @@ impl Array {
                 needed,
             });
         }
-        let taken = {
-            let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-            self.members.iter().chain(others.iter()).any(|m| {
-                m.name() == disk.name() || m.incoming().is_some_and(|i| i.name == disk.name())
-            })
-        };
-        if taken {
-            return Err(ArrayError::DuplicateMember {
-                member: disk.name().to_string(),
-                other: disk.name().to_string(),
-            });
+        {
+            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = self
+                .members
+                .iter()
+                .chain(others.iter().filter(|m| Some(m.uuid()) != own_spare))
+                .any(|m| {
+                    m.name() == disk.name() || m.incoming().is_some_and(|i| i.name == disk.name())
+                });
+            if taken {
+                return Err(ArrayError::DuplicateMember {
+                    member: disk.name().to_string(),
+                    other: disk.name().to_string(),
+                });
+            }
+            others.retain(|m| Some(m.uuid()) != own_spare);
         }
         let blank = crate::disk::AlignedBuf::new(2 * format::SB_SIZE);
         disk.write_at(&blank, format::SB_OFFSETS[0])?;
@@ -362,6 +404,28 @@ impl Array {
             }
         }
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit(&mut meta);
+    }
+
+    /// Takes `role`'s incoming disk out of service (under every stripe lock) and lists it as
+    /// a spare.
+    fn detach_as_spare(&self, role: usize, incoming: &Arc<Incoming>) {
+        let _all = self.lock_all(0..self.locks.len() as u64);
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        *self.members[role]
+            .incoming
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Member::new(
+                incoming.name.clone(),
+                Some(incoming.disk.clone()),
+                MemberState::Spare,
+                incoming.uuid,
+                None,
+            ));
         self.commit(&mut meta);
     }
 
@@ -468,7 +532,14 @@ impl Array {
             }
         }
         if report.cancelled {
-            self.record_fill(&incoming)?;
+            if self.members[role].is_active() {
+                // A hot replace stopped: the old member still holds the role. The disk
+                // stops taking writes and stays as a spare; replacing onto it again starts
+                // over.
+                self.detach_as_spare(role, &incoming);
+            } else {
+                self.record_fill(&incoming)?;
+            }
             return Ok(report);
         }
         self.finish(role, &incoming)?;
@@ -478,11 +549,15 @@ impl Array {
     fn note_lost(&self, stripe: u64, role: usize, rows: &[u64], report: &mut RebuildReport) {
         let pos = self.position_of(stripe, role);
         let k = self.layout.k();
-        let data = self.codec.is_some() && pos < k;
+        // A mirror's every position holds the data (its position 0).
+        let data = if self.codec.is_none() {
+            Some(0)
+        } else {
+            (pos < k).then_some(pos)
+        };
         for &row in rows {
             let member_offset = self.disk_offset(stripe, row);
-            let array_offset =
-                data.then(|| self.layout.array_offset(stripe, pos, row * CSUM_BLOCK));
+            let array_offset = data.map(|d| self.layout.array_offset(stripe, d, row * CSUM_BLOCK));
             match report.lost.last_mut() {
                 Some(last)
                     if last.member_offset + last.len == member_offset
@@ -505,6 +580,7 @@ impl Array {
             .members
             .iter()
             .position(|m| m.incoming().is_some_and(|i| Arc::ptr_eq(&i, incoming)));
+        let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = incoming.flush(&self.regions) {
             if let Some(role) = role {
                 self.abandon(role, incoming, &format!("flush failed: {e}"));
@@ -571,6 +647,7 @@ impl Array {
             for row in group {
                 let mut trusted = true;
                 let mut fixes = Vec::new();
+                let mut listed = Vec::new();
                 for &q in &lost {
                     let status = status[q][row];
                     match status {
@@ -591,7 +668,7 @@ impl Array {
                                 trusted = false;
                             }
                         }
-                        Blk::Listed if q != pos => relisted.push((q, row as u64)),
+                        Blk::Listed if q != pos => listed.push((q, row as u64)),
                         _ => {}
                     }
                 }
@@ -599,6 +676,7 @@ impl Array {
                     for q in fixes {
                         repairs[q].push(row);
                     }
+                    relisted.extend(listed);
                 } else {
                     lost_row[row] = true;
                 }
@@ -611,8 +689,10 @@ impl Array {
             let block = &bufs[q][r * BS..(r + 1) * BS];
             self.write_positions(stripe, &(row..row + 1), vec![(q, block)])?;
         }
-        // The role's blocks: lost rows as zeros with an entry that never verifies.
+        // The role's blocks: lost rows as zeros with an entry that never verifies. Entries
+        // left from an earlier fill of this stripe (before a resume) no longer count.
         let base = self.block_index(stripe, 0);
+        incoming.bad.clear(base, nrows as u64);
         let target = &mut bufs[pos];
         let mut entries = Vec::with_capacity(nrows);
         for (row, block) in target.chunks_mut(BS).enumerate() {
@@ -653,11 +733,8 @@ impl Array {
                 reason: format!("flush failed: {e}"),
             });
         }
-        let _all: Vec<_> = self
-            .locks
-            .iter()
-            .map(|l| l.write().unwrap_or_else(|e| e.into_inner()))
-            .collect();
+        let _all = self.lock_all(0..self.locks.len() as u64);
+        let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let member = &self.members[role];
         let old_name = member.name();

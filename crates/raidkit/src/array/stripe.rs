@@ -423,16 +423,23 @@ impl Array {
             .filter(|(pos, _)| positions[*pos])
             .collect();
         let bytes = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        let failed: Vec<Option<(usize, String)>> =
+        type Failure = (usize, String, Option<Arc<Incoming>>);
+        let failed: Vec<Option<Failure>> =
             self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
                 let role = self.member_at(stripe, pos);
                 let Some(Holder {
-                    disk, table, bad, ..
+                    disk,
+                    table,
+                    bad,
+                    incoming,
                 }) = self.reader(role, stripe)
                 else {
                     status.fill(Blk::Absent);
                     return None;
                 };
+                // Errors of a disk being filled are its own: they may abandon it, never
+                // count against (or fail) the role's member.
+                let count = count && incoming.is_none();
                 let offset = self.disk_offset(stripe, rows.start);
                 let base = self.block_index(stripe, rows.start);
                 if bad.overlaps(base, rows.end - rows.start) {
@@ -454,7 +461,7 @@ impl Array {
                     }
                     Err(e) => {
                         status.fill(Blk::Absent);
-                        return Some((role, e.to_string()));
+                        return Some((role, e.to_string(), incoming));
                     }
                 }
                 let wrong = self.verify(&table, role, stripe, rows.start, buf);
@@ -474,8 +481,11 @@ impl Array {
                 }
                 None
             });
-        for (role, why) in failed.into_iter().flatten() {
-            self.fail_role(role, &why);
+        for (role, why, incoming) in failed.into_iter().flatten() {
+            match incoming {
+                Some(incoming) => self.abandon(role, &incoming, &why),
+                None => self.fail_role(role, &why),
+            }
         }
     }
 
@@ -568,6 +578,8 @@ impl Array {
                 self.reconstruct(&mut slices, &lost)?;
             }
             // Blocks on present members must match their own checksum after the rebuild.
+            let mut listed = Vec::new();
+            let mut suspect = BTreeSet::new();
             for &pos in &lost {
                 let role = self.member_at(stripe, pos);
                 let Some(holder) = self.reader(role, stripe) else {
@@ -576,9 +588,8 @@ impl Array {
                 for r in group.clone() {
                     match status[pos][r] {
                         Blk::Eio | Blk::Mismatch => {}
-                        // Rebuilt from blocks that all verified: its contents are back.
                         Blk::Listed => {
-                            relisted.push((pos, rows.start + r as u64));
+                            listed.push((pos, r));
                             continue;
                         }
                         _ => continue,
@@ -589,7 +600,9 @@ impl Array {
                         .is_empty()
                     {
                         repairs[pos].push(r);
-                    } else if want[pos] && unrecoverable.is_none() {
+                    } else if !want[pos] {
+                        suspect.insert(r);
+                    } else if unrecoverable.is_none() {
                         unrecoverable = Some((
                             rows.start + r as u64,
                             rows.start + r as u64 + 1,
@@ -598,9 +611,20 @@ impl Array {
                                 self.members[role].name()
                             ),
                         ));
+                        suspect.insert(r);
+                    } else {
+                        suspect.insert(r);
                     }
                 }
             }
+            // A listed block is back when it was rebuilt from blocks that all verified; not
+            // from a row whose redundancy just disagreed with a checksum.
+            relisted.extend(
+                listed
+                    .into_iter()
+                    .filter(|(_, r)| !suspect.contains(r))
+                    .map(|(pos, r)| (pos, rows.start + r as u64)),
+            );
         }
         self.write_repairs(stripe, &rows, bufs, &repairs);
         for (pos, row) in relisted {
@@ -637,10 +661,17 @@ impl Array {
             .collect();
         let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
             let role = self.member_at(stripe, pos);
-            let disk = self.reader(role, stripe)?.disk;
+            let holder = self.reader(role, stripe)?;
             for &r in list {
                 let offset = self.disk_offset(stripe, rows.start + r as u64);
-                if let Err(e) = disk.write_at(&bufs[pos][r * BS..(r + 1) * BS], offset) {
+                if let Err(e) = holder
+                    .disk
+                    .write_at(&bufs[pos][r * BS..(r + 1) * BS], offset)
+                {
+                    if let Some(incoming) = &holder.incoming {
+                        self.abandon(role, incoming, &format!("repair write failed: {e}"));
+                        return None;
+                    }
                     self.members[role]
                         .counters
                         .write_errors
@@ -1038,6 +1069,9 @@ pub struct ResyncReport {
     pub restored_rows: u64,
     /// Rows where the data on disk was kept and parity and checksums recomputed from it.
     pub recomputed_rows: u64,
+    /// Rows left as they were because a data block could not be read or is listed as lost
+    /// (reads of it keep failing).
+    pub lost_rows: u64,
 }
 
 impl Array {
@@ -1110,7 +1144,14 @@ impl Array {
                         continue;
                     }
                 }
-                // The data wins: recompute parity and every checksum of the row.
+                // The data wins, when there is data to win: every data block was read (an
+                // unreadable block, or one listed as lost, holds nothing to keep — the row
+                // is left as it is and still fails reads, never turned into data).
+                let readable = (0..k).all(|p| matches!(status[p][r], Blk::Good | Blk::Mismatch));
+                if !readable {
+                    report.lost_rows += 1;
+                    continue;
+                }
                 for p in k..width {
                     bufs[p][span.clone()].copy_from_slice(&implied[p - k][span.clone()]);
                 }
@@ -1319,8 +1360,9 @@ impl Array {
         }
         let every = (options.checkpoint_every / chunk).max(1);
         let mut recorded = next;
-        // A few stripes at a time, each under its own lock, so that one stripe's parity
-        // check overlaps another's reads.
+        // A few stripes at a time, so that one stripe's parity check overlaps another's
+        // reads. Their locks are taken here, in lock-table order, never inside a pool task
+        // (a task blocked on a lock held by a caller waiting for the pool would deadlock).
         while next < stripes {
             if cancel.load(Ordering::Relaxed) {
                 report.cancelled = true;
@@ -1328,12 +1370,14 @@ impl Array {
             }
             let group: Vec<u64> = (next..stripes.min(next + SCRUB_GROUP)).collect();
             next += group.len() as u64;
-            let parts = self.parallel(group, |stripe| {
-                let mut part = ScrubReport::default();
-                let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-                self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut part)
-                    .map(|()| part)
-            });
+            let parts = {
+                let _exclusive = self.lock_all(group.iter().copied());
+                self.parallel(group, |stripe| {
+                    let mut part = ScrubReport::default();
+                    self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut part)
+                        .map(|()| part)
+                })
+            };
             for part in parts {
                 let part = part?;
                 report.damaged.extend(part.damaged);
@@ -1370,6 +1414,12 @@ impl Array {
             self.flush()?;
         }
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        if !repair && self.slot_table() != meta.sb.slots {
+            // A check-only scrub must not be what records a member absent since assemble
+            // as faulty: the position is not kept this time.
+            log::info!("not recording the scrub position: a member is absent");
+            return Ok(());
+        }
         let mark = position.map(|position| format::ScrubMark { position, repair });
         if meta.sb.scrub != mark {
             meta.sb.scrub = mark;
