@@ -88,6 +88,10 @@ pub struct ArrayOptions {
     /// Start even when more roles are missing than the redundancy covers (state failed), to
     /// report on it: reads of lost data and every write fail. For status tools.
     pub allow_failed: bool,
+    /// Issue every member I/O on the calling thread, one after the other, in a fixed
+    /// order (slow). The same calls then reach the members in the same order every run,
+    /// which is what a seeded crash simulation needs to replay a case.
+    pub serial_io: bool,
 }
 
 impl Default for ArrayOptions {
@@ -99,6 +103,7 @@ impl Default for ArrayOptions {
             verify_reads: true,
             allow_dirty_degraded: false,
             allow_failed: false,
+            serial_io: false,
         }
     }
 }
@@ -809,7 +814,7 @@ impl Array {
         bytes: usize,
         f: impl Fn(T) -> R + Sync,
     ) -> Vec<R> {
-        if bytes > SMALL_TASK {
+        if bytes > SMALL_TASK || self.options.serial_io {
             return self.parallel(items, f);
         }
         let record = |started: std::time::Instant| {
@@ -836,7 +841,7 @@ impl Array {
 
     /// Runs `f` on every item, in parallel on the array's pool when there are several.
     fn parallel<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-        if items.len() <= 1 {
+        if items.len() <= 1 || self.options.serial_io {
             return items.into_iter().map(f).collect();
         }
         let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
@@ -966,38 +971,46 @@ impl Array {
         }
         // Plain threads, not the pool: a commit may run inside a pool task (a member failing
         // mid-write) and must not wait on, or steal, other pool work while holding `meta`.
-        let results = run_threads(targets, |(target, sb)| match target {
-            Target::Member(member) => {
-                let disk = member
-                    .disk()
-                    .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
-                format::write_superblock(disk.as_ref(), &sb)
-                    .and_then(|()| disk.flush())
-                    .map_err(|e| {
-                        member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                        member.set_state(MemberState::Faulty);
-                        log::error!("{}: superblock update failed ({e}); faulty", member.name());
-                        ArrayError::Disk(e)
-                    })
-            }
-            Target::Incoming(role, incoming) => {
-                format::write_superblock(incoming.disk.as_ref(), &sb)
-                    .and_then(|()| incoming.disk.flush())
-                    .map_err(|e| {
-                        incoming.failed.store(true, Ordering::Release);
-                        let member = &self.members[role];
-                        let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
-                        if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
-                            *slot = None;
-                        }
-                        log::error!(
-                            "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
-                            incoming.name
-                        );
-                        ArrayError::Disk(e)
-                    })
-            }
-        });
+        let results = run_threads(
+            targets,
+            self.options.serial_io,
+            |(target, sb)| match target {
+                Target::Member(member) => {
+                    let disk = member
+                        .disk()
+                        .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
+                    format::write_superblock(disk.as_ref(), &sb)
+                        .and_then(|()| disk.flush())
+                        .map_err(|e| {
+                            member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                            member.set_state(MemberState::Faulty);
+                            log::error!(
+                                "{}: superblock update failed ({e}); faulty",
+                                member.name()
+                            );
+                            ArrayError::Disk(e)
+                        })
+                }
+                Target::Incoming(role, incoming) => format::write_superblock(
+                    incoming.disk.as_ref(),
+                    &sb,
+                )
+                .and_then(|()| incoming.disk.flush())
+                .map_err(|e| {
+                    incoming.failed.store(true, Ordering::Release);
+                    let member = &self.members[role];
+                    let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
+                    if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
+                        *slot = None;
+                    }
+                    log::error!(
+                        "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
+                        incoming.name
+                    );
+                    ArrayError::Disk(e)
+                }),
+            },
+        );
         drop(others);
         results.into_iter().collect()
     }
@@ -1464,9 +1477,10 @@ fn refuse_if_member(disk: &dyn Disk) -> Result<(), ArrayError> {
     })
 }
 
-/// Runs `f` on every item on its own scoped thread (on the caller's when there is one).
-fn run_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 {
+/// Runs `f` on every item on its own scoped thread (on the caller's when there is one, or
+/// when `serial`, one after the other).
+fn run_threads<T: Send, R: Send>(items: Vec<T>, serial: bool, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 || serial {
         return items.into_iter().map(f).collect();
     }
     std::thread::scope(|scope| {

@@ -854,7 +854,7 @@ impl Array {
             self.pool.in_place_scope(|scope| {
                 let rows = &rows;
                 let data_result = &mut data_result;
-                if len > SMALL_WRITE {
+                if len > SMALL_WRITE && !self.options.serial_io {
                     scope.spawn(move |_| {
                         *data_result = self.write_positions(stripe, rows, data_writes)
                     });

@@ -14,6 +14,12 @@
 //! - a crash: [`SimDisk::crash`] keeps everything flushed and, for each sector of each
 //!   unflushed write, a seeded choice of old or new (or, for a torn write, a mix).
 //!
+//! Several disks can share a [`PowerLine`]: a countdown of writes and flushes over all of
+//! them, after which the power is off — every later write and flush on any of them is
+//! silently dropped, as if the machine had stopped at that instant. [`SimDisk::crash`] on
+//! each disk then settles the writes that were in flight. This gives a crash at one
+//! global instant even while the array issues I/O from many threads.
+//!
 //! Every fault is recorded ([`SimDisk::faults`]); [`SimDisk::report`] gives the seed and the
 //! fault list, which is what a failing test should print to be replayed. With the same
 //! seed and the same sequence of calls, a disk injects the same faults.
@@ -21,7 +27,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Disk, DiskError, DiskInfo, Op};
@@ -163,6 +170,38 @@ pub struct SimDisk {
     seed: u64,
     latency: Mutex<Duration>,
     state: Mutex<State>,
+    power: Mutex<Option<Arc<PowerLine>>>,
+}
+
+/// A power supply shared by several [`SimDisk`]s: it fails after a given number of writes
+/// and flushes (over all of them), and from then on every write and flush is dropped.
+#[derive(Debug)]
+pub struct PowerLine {
+    left: AtomicI64,
+}
+
+impl PowerLine {
+    /// Power that fails after `ops` more writes and flushes (`u64::MAX`: never).
+    pub fn new(ops: u64) -> Arc<PowerLine> {
+        Arc::new(PowerLine {
+            left: AtomicI64::new(i64::try_from(ops).unwrap_or(i64::MAX)),
+        })
+    }
+
+    /// Takes one operation's worth: false once the power has failed.
+    fn draw(&self) -> bool {
+        self.left.fetch_sub(1, Ordering::AcqRel) > 0
+    }
+
+    /// Whether the power has failed.
+    pub fn is_off(&self) -> bool {
+        self.left.load(Ordering::Acquire) <= 0
+    }
+
+    /// Operations still to go before the power fails (0 once it has).
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Acquire).max(0) as u64
+    }
 }
 
 impl SimDisk {
@@ -189,6 +228,7 @@ impl SimDisk {
             },
             seed,
             latency: Mutex::new(Duration::ZERO),
+            power: Mutex::new(None),
             state: Mutex::new(State {
                 rng: seed,
                 live: vec![0; size as usize],
@@ -215,6 +255,21 @@ impl SimDisk {
     /// Sets the fault probabilities.
     pub fn set_rates(&self, rates: FaultRates) {
         self.state().rates = rates;
+    }
+
+    /// Connects the disk to `power`: once it has failed, writes and flushes are dropped
+    /// (they return success: the process is as good as dead and never learns otherwise).
+    pub fn set_power(&self, power: Arc<PowerLine>) {
+        *self.power.lock().unwrap_or_else(|e| e.into_inner()) = Some(power);
+    }
+
+    /// Whether the disk's power (if any) lets one more write or flush through.
+    fn powered(&self) -> bool {
+        self.power
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|p| p.draw())
     }
 
     /// Makes every request sleep this long first.
@@ -393,6 +448,9 @@ impl Disk for SimDisk {
             return Ok(());
         }
         let mut state = self.state();
+        if !self.powered() {
+            return Ok(());
+        }
         let rates = state.rates;
         let blocked = state
             .failing_writes
@@ -444,6 +502,9 @@ impl Disk for SimDisk {
     fn flush(&self) -> Result<(), DiskError> {
         self.sleep();
         let mut state = self.state();
+        if !self.powered() {
+            return Ok(());
+        }
         if std::mem::take(&mut state.fail_next_flush) {
             state.faults.push(Fault::FlushError);
             return Err(self.eio(Op::Flush, 0, 0));
