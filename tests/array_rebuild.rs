@@ -797,9 +797,10 @@ fn resync_leaves_a_lost_row_lost() {
     assert_eq!(reports[0].lost.len(), 1);
     let lost = reports[0].lost[0].clone();
     let at = lost.array_offset.expect("a data block");
-    // Written and not closed: dirty.
-    s.array.write_at(&[7u8; 4096], 0).unwrap();
-    s.array.flush().unwrap();
+    // Written (in the lost row's stripe, so the write-intent bitmap marks it for the
+    // resync) and not closed: dirty.
+    let stripe_data = s.array.layout().stripe_data();
+    s.array.write_at(&[7u8; 4096], 5 * stripe_data).unwrap();
     let Lse { array, sims, .. } = s;
     std::mem::forget(array);
     let array = Array::assemble(boxed(sims[1..].to_vec()), &quiet()).unwrap();

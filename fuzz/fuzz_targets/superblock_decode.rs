@@ -18,7 +18,8 @@
 //! `Regions::validate` must return without panicking (it sums untrusted offsets and
 //! sizes).
 //!
-//! The same bytes are also a bad-block log (format minor 1): `BadLog::decode` must not
+//! The same bytes are also decoded as a write-intent bitmap block, and as a bad-block log
+//! (format minor 1): `BadLog::decode` must not
 //! panic, both as they are (almost always "no log") and with the log's magic, a member
 //! UUID and a correct CRC written in, so that its count and ranges are checked; whatever it
 //! accepts must encode and decode to the same list.
@@ -26,7 +27,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raidkit::format::{BADLOG_MAGIC, BADLOG_SIZE, BadLog, MAGIC, Regions, SB_SIZE, Superblock};
+use raidkit::format::{
+    BADLOG_MAGIC, BADLOG_SIZE, BadLog, IntentBitmap, MAGIC, Regions, SB_SIZE, Superblock,
+};
 
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, rest)) = input.split_first() else {
@@ -34,6 +37,8 @@ fuzz_target!(|input: &[u8]| {
     };
     validate_regions(rest);
     bad_log(rest, mode);
+    // And a write-intent bitmap block: never a panic, whatever the geometry.
+    let _ = IntentBitmap::decode(rest, &[7u8; 16], 1 + u64::from(mode) * 997);
     if mode % 2 == 0 {
         round_trip(rest);
     } else {

@@ -34,6 +34,9 @@ pub struct CreateArgs {
     /// Overwrite members that hold a raidkit superblock or a recognisable file system.
     #[arg(long)]
     force: bool,
+    /// Keep no write-intent bitmap (after a crash the resync walks every stripe).
+    #[arg(long)]
+    no_bitmap: bool,
     /// Member files or block devices, in role order.
     #[arg(required = true, value_name = "MEMBER")]
     members: Vec<PathBuf>,
@@ -133,7 +136,8 @@ pub fn run(args: CreateArgs) -> Result<()> {
         let options = CreateOptions::new(level)
             .chunk(chunk)
             .name(&args.name)
-            .force(args.force);
+            .force(args.force)
+            .bitmap(!args.no_bitmap);
         let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
         let array = Array::create_with_progress(disks, &options, &|done, total| {
             let mut slot = progress.lock().unwrap_or_else(|e| e.into_inner());

@@ -67,6 +67,8 @@ fn status_json(status: &Status) -> Value {
         "dirty": status.dirty,
         "unclean_start": status.unclean_start,
         "event": status.event,
+        "bitmap": status.bitmap,
+        "resync_stripes": status.resync_stripes,
         "members": status.members.iter().map(|m| json!({
             "path": m.name,
             "role": m.role,
@@ -122,10 +124,21 @@ pub fn print_status(status: &Status) {
     println!(" data offset : {} bytes", status.data_offset);
     let mut state = status.state.name().to_string();
     if status.unclean_start {
-        state.push_str(", not closed cleanly (needs resync)");
+        state.push_str(&format!(
+            ", not closed cleanly (needs resync of {} stripes)",
+            status.resync_stripes
+        ));
     }
     println!("       state : {state}");
     println!("       event : {}", status.event);
+    println!(
+        "      bitmap : {}",
+        if status.bitmap {
+            "write-intent"
+        } else {
+            "none"
+        }
+    );
     for r in &status.rebuilds {
         println!(
             "     rebuild : role {} onto {}: {} of {} MiB ({:.1}%){}{}",

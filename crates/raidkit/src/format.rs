@@ -110,6 +110,7 @@ const OFF_CSUM_BLOCK: usize = 240;
 const OFF_CSUM_ALGO: usize = 244;
 const OFF_SCRUB_POS: usize = 248;
 const OFF_SCRUB_FLAGS: usize = 256;
+const OFF_BITMAP_EPOCH: usize = 264;
 const OFF_CRC: usize = SB_SIZE - 4;
 
 // Slot field offsets (bytes from the start of a slot).
@@ -119,6 +120,8 @@ const SLOT_CHECKPOINT: usize = 24;
 
 /// Flag bit 0: the array was written since it was last closed cleanly.
 pub const FLAG_DIRTY: u32 = 1;
+/// Flag bit 1: the array keeps a write-intent bitmap (format minor 1, [`IntentBitmap`]).
+pub const FLAG_BITMAP: u32 = 2;
 /// Scrub flag bit 0: a scrub was running and `scrub_position` is where it got to.
 const SCRUB_RUNNING: u32 = 1;
 /// Scrub flag bit 1: that scrub repairs.
@@ -397,6 +400,9 @@ pub struct Superblock {
     pub slots: Vec<Slot>,
     /// An interrupted scrub's position (minor 1; `None` in minor 0 superblocks).
     pub scrub: Option<ScrubMark>,
+    /// The write-intent bitmap's epoch (minor 1): the bitmap blocks are trusted only when
+    /// they carry this value. 0: no trusted bitmap (a minor 0 writer zeroes it).
+    pub bitmap_epoch: u64,
 }
 
 fn get<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
@@ -535,6 +541,7 @@ impl Superblock {
             put(&mut b, OFF_SCRUB_POS, &mark.position.to_le_bytes());
             put(&mut b, OFF_SCRUB_FLAGS, &flags.to_le_bytes());
         }
+        put(&mut b, OFF_BITMAP_EPOCH, &self.bitmap_epoch.to_le_bytes());
         for (i, slot) in self.slots.iter().enumerate() {
             let at = HEADER_SIZE + i * SLOT_SIZE;
             put(&mut b, at + SLOT_UUID, &slot.uuid);
@@ -652,6 +659,11 @@ impl Superblock {
                 repair: scrub_flags & SCRUB_REPAIR != 0,
             })
         };
+        let bitmap_epoch = if minor == 0 {
+            0
+        } else {
+            get_u64(b, OFF_BITMAP_EPOCH)
+        };
         let slot_count = usize::from(get_u16(b, OFF_SLOTS));
         if slot_count < usize::from(members) || slot_count > MAX_SLOTS {
             return Err(invalid(
@@ -707,6 +719,7 @@ impl Superblock {
             regions,
             slots,
             scrub,
+            bitmap_epoch,
         })
     }
 }
@@ -1037,6 +1050,81 @@ impl BadLog {
     }
 }
 
+/// Size of the write-intent bitmap block (at `Regions::bitmap_offset` of every member).
+pub const INTENT_SIZE: usize = 4096;
+/// Magic number at byte 0 of the write-intent bitmap block.
+pub const INTENT_MAGIC: [u8; 8] = *b"RKINTENT";
+const INTENT_HEADER: usize = 64;
+/// The most bits the write-intent bitmap block holds.
+pub const INTENT_MAX_BITS: u64 = ((INTENT_SIZE - INTENT_HEADER - 4) * 8) as u64;
+
+/// The write-intent bitmap (format minor 1): one bit per region of `stripes_per_bit`
+/// stripes; a set bit says stripes of that region may be being written, so after an
+/// unclean stop only those regions need a resync.
+///
+/// One [`INTENT_SIZE`]-byte block at the bitmap region's start, the same on every member:
+/// magic `RKINTENT` (0..8), array UUID (8..24), epoch (24..32, LE u64; must equal the
+/// superblock's `bitmap_epoch`), stripes per bit (32..40, LE u64), bit count (40..44, LE
+/// u32), zeros to 64, the bits from 64 (bit i is bit `i % 8` of byte `64 + i / 8`), zeros,
+/// and the CRC-32 of bytes 0..4092 in the last four.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentBitmap {
+    /// Its epoch.
+    pub epoch: u64,
+    /// Stripes covered by one bit.
+    pub stripes_per_bit: u64,
+    /// The bits, one per region.
+    pub bits: Vec<bool>,
+}
+
+impl IntentBitmap {
+    /// The geometry of the bitmap for `stripes` stripes: (stripes per bit, bit count).
+    pub fn geometry(stripes: u64) -> (u64, u64) {
+        let per_bit = stripes.div_ceil(INTENT_MAX_BITS).max(1);
+        (per_bit, stripes.div_ceil(per_bit))
+    }
+
+    /// Encodes the block for the array `array_uuid`.
+    pub fn encode(&self, array_uuid: &[u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; INTENT_SIZE];
+        put(&mut b, 0, &INTENT_MAGIC);
+        put(&mut b, 8, array_uuid);
+        put(&mut b, 24, &self.epoch.to_le_bytes());
+        put(&mut b, 32, &self.stripes_per_bit.to_le_bytes());
+        put(&mut b, 40, &(self.bits.len() as u32).to_le_bytes());
+        for (i, _) in self.bits.iter().enumerate().filter(|(_, set)| **set) {
+            b[INTENT_HEADER + i / 8] |= 1 << (i % 8);
+        }
+        let crc = crc32fast::hash(&b[..INTENT_SIZE - 4]);
+        put(&mut b, INTENT_SIZE - 4, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes the block of array `array_uuid` with `stripes` stripes: `None` when it is not
+    /// a valid bitmap of this array and geometry (untrusted input: every field is checked).
+    pub fn decode(b: &[u8], array_uuid: &[u8; 16], stripes: u64) -> Option<IntentBitmap> {
+        if b.len() < INTENT_SIZE || get::<8>(b, 0) != INTENT_MAGIC || get::<16>(b, 8) != *array_uuid
+        {
+            return None;
+        }
+        if get_u32(b, INTENT_SIZE - 4) != crc32fast::hash(&b[..INTENT_SIZE - 4]) {
+            return None;
+        }
+        let (per_bit, count) = IntentBitmap::geometry(stripes);
+        if get_u64(b, 32) != per_bit || u64::from(get_u32(b, 40)) != count {
+            return None;
+        }
+        let bits = (0..count as usize)
+            .map(|i| b[INTENT_HEADER + i / 8] & (1 << (i % 8)) != 0)
+            .collect();
+        Some(IntentBitmap {
+            epoch: get_u64(b, 24),
+            stripes_per_bit: per_bit,
+            bits,
+        })
+    }
+}
+
 /// Reads the bad-block log of member `uuid` (see [`BadLog::decode`]).
 pub fn read_bad_log(
     disk: &dyn Disk,
@@ -1095,6 +1183,7 @@ mod tests {
                 position: 3 * (64 << 10),
                 repair: true,
             }),
+            bitmap_epoch: 0x1122_3344_5566_7788,
         }
     }
 
@@ -1127,6 +1216,7 @@ mod tests {
         assert_eq!(bytes[512 + 6 * 32 + 16], 3); // slot 6 spare
         assert_eq!(get_u64(&bytes, 248), 3 * (64 << 10)); // scrub position
         assert_eq!(get_u32(&bytes, 256), 3); // scrub running, repairing
+        assert_eq!(get_u64(&bytes, 264), 0x1122_3344_5566_7788); // bitmap epoch
         assert_eq!(
             u32::from_le_bytes(get(&bytes, SB_SIZE - 4)),
             crc32fast::hash(&bytes[..SB_SIZE - 4])
@@ -1201,6 +1291,34 @@ mod tests {
             BadLog::decode(&full.encode(&uuid), &uuid, u64::MAX).unwrap(),
             full
         );
+    }
+
+    #[test]
+    fn intent_bitmap_round_trips_and_refuses_what_is_not_its_own() {
+        let uuid = [3u8; 16];
+        let stripes = 100_000;
+        let (per_bit, count) = IntentBitmap::geometry(stripes);
+        assert!(count <= INTENT_MAX_BITS && per_bit * count >= stripes);
+        assert_eq!(IntentBitmap::geometry(10), (1, 10));
+        let mut bits = vec![false; count as usize];
+        bits[0] = true;
+        bits[count as usize - 1] = true;
+        let map = IntentBitmap {
+            epoch: 9,
+            stripes_per_bit: per_bit,
+            bits,
+        };
+        let bytes = map.encode(&uuid);
+        assert_eq!(&bytes[..8], b"RKINTENT");
+        assert_eq!(get_u64(&bytes, 24), 9);
+        assert_eq!(bytes[64] & 1, 1);
+        assert_eq!(IntentBitmap::decode(&bytes, &uuid, stripes), Some(map));
+        assert_eq!(IntentBitmap::decode(&bytes, &[4u8; 16], stripes), None);
+        assert_eq!(IntentBitmap::decode(&bytes, &uuid, stripes * 2), None);
+        let mut torn = bytes.clone();
+        torn[70] ^= 1;
+        assert_eq!(IntentBitmap::decode(&torn, &uuid, stripes), None);
+        assert_eq!(IntentBitmap::decode(&bytes[..100], &uuid, stripes), None);
     }
 
     /// The region plan is format too: pin it for a few sizes.

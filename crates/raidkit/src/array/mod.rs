@@ -31,6 +31,7 @@
 //! ```
 
 mod error;
+mod intent;
 mod member;
 mod pool;
 mod rebuild;
@@ -47,8 +48,8 @@ pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
 use crate::disk::Disk;
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_DIRTY, FormatError, ReadError, Regions, ScrubMark, Slot, SlotState,
-    Superblock, VERSION_MINOR,
+    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FormatError, ReadError, Regions, ScrubMark, Slot,
+    SlotState, Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::parity::{Codec, Engine};
@@ -133,6 +134,9 @@ pub struct CreateOptions {
     pub force: bool,
     /// The initial sync.
     pub sync: InitialSync,
+    /// Keep a write-intent bitmap (default), so that after an unclean stop only the
+    /// regions being written are resynchronised.
+    pub bitmap: bool,
     /// Options of the running array.
     pub array: ArrayOptions,
 }
@@ -146,8 +150,15 @@ impl CreateOptions {
             name: String::new(),
             force: false,
             sync: InitialSync::Auto,
+            bitmap: true,
             array: ArrayOptions::default(),
         }
+    }
+
+    /// Sets whether to keep a write-intent bitmap.
+    pub fn bitmap(mut self, bitmap: bool) -> CreateOptions {
+        self.bitmap = bitmap;
+        self
     }
 
     /// Sets the chunk size.
@@ -260,6 +271,11 @@ pub struct Status {
     pub unclean_start: bool,
     /// The event counter.
     pub event: u64,
+    /// Whether the array keeps a write-intent bitmap.
+    pub bitmap: bool,
+    /// Stripes a resync still has to walk: those the bitmap marks after an unclean stop
+    /// (all of them without a trusted bitmap); 0 when no resync is pending.
+    pub resync_stripes: u64,
     /// Members by role, disks being rebuilt (state rebuilding, with their role), then
     /// spares and members outside the array.
     pub members: Vec<MemberStatus>,
@@ -315,6 +331,16 @@ pub struct Array {
     /// swaps its disk into the role: a flush sees one consistent member, and a checkpoint
     /// never counts pages another flush is still writing.
     flush_lock: Mutex<()>,
+    /// The write-intent bitmap, when the array keeps one.
+    intent: Option<intent::Intent>,
+    /// The resync after an unclean stop needs only the regions the bitmap marks.
+    resync_marked_only: AtomicBool,
+}
+
+/// A random, non-zero bitmap epoch.
+fn new_epoch() -> u64 {
+    let uuid = format::new_uuid();
+    u64::from_le_bytes(uuid[..8].try_into().expect("eight bytes")) | 1
 }
 
 fn now() -> u64 {
@@ -430,7 +456,7 @@ impl Array {
             m: layout.m() as u8,
             members: n as u16,
             chunk: layout.chunk(),
-            flags: 0,
+            flags: if options.bitmap { FLAG_BITMAP } else { 0 },
             event: 0,
             ctime: time,
             utime: time,
@@ -440,6 +466,7 @@ impl Array {
             regions,
             slots: slots.clone(),
             scrub: None,
+            bitmap_epoch: if options.bitmap { new_epoch() } else { 0 },
         };
         let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
@@ -467,6 +494,7 @@ impl Array {
             members,
             Vec::new(),
             false,
+            None,
             &options.array,
         )?;
         if !zero {
@@ -717,9 +745,40 @@ impl Array {
                 "the array was not closed cleanly (dirty); parity of stripes being written at the time may be stale"
             );
         }
-        Array::build(layout, regions, newest, members, others, unclean, options)
+        let mut newest = newest;
+        let mut marked = None;
+        if newest.flags & FLAG_BITMAP != 0 {
+            if unclean && newest.bitmap_epoch != 0 {
+                marked = read_intent(&members, &regions, &newest, layout.chunk());
+            }
+            if unclean && marked.is_none() {
+                // No bitmap to trust: every region is marked (and stays so on the members
+                // until a full resync), so a second crash cannot forget any of them.
+                let (_, count) = format::IntentBitmap::geometry(regions.data_size / layout.chunk());
+                marked = Some(vec![true; count as usize]);
+            }
+            if newest.bitmap_epoch == 0 {
+                // A writer that does not know the bitmap touched the array: start a new one.
+                newest.bitmap_epoch = new_epoch();
+            }
+        }
+        if unclean {
+            match &marked {
+                Some(bits) => log::info!(
+                    "the write-intent bitmap marks {} of {} regions for resync",
+                    bits.iter().filter(|b| **b).count(),
+                    bits.len()
+                ),
+                None => log::info!("a resync walks every stripe"),
+            }
+        }
+        Array::build(
+            layout, regions, newest, members, others, unclean, marked, options,
+        )
     }
 
+    /// `marked`: the regions a trusted write-intent bitmap marked at an unclean start.
+    #[allow(clippy::too_many_arguments)]
     fn build(
         layout: Layout,
         regions: Regions,
@@ -727,6 +786,7 @@ impl Array {
         members: Vec<Member>,
         others: Vec<Member>,
         unclean_start: bool,
+        marked: Option<Vec<bool>>,
         options: &ArrayOptions,
     ) -> Result<Array, ArrayError> {
         let engine = match options.engine {
@@ -737,6 +797,9 @@ impl Array {
             Level::Mirror => None,
             Level::Parity { m } => Some(Codec::with_engine(layout.k(), m, engine)?),
         };
+        let stripes = regions.data_size / layout.chunk();
+        let intent = (sb.flags & FLAG_BITMAP != 0)
+            .then(|| intent::Intent::new(stripes, sb.bitmap_epoch, marked.clone()));
         let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -775,6 +838,8 @@ impl Array {
             running: AtomicUsize::new(0),
             abandoned: Mutex::new(None),
             flush_lock: Mutex::new(()),
+            intent,
+            resync_marked_only: AtomicBool::new(marked.is_some()),
         })
     }
 
@@ -1133,6 +1198,15 @@ impl Array {
         }
         self.check_alive()?;
         self.prepare_write();
+        let stripe_data = self.layout.stripe_data();
+        let stripes = offset / stripe_data..=(offset + buf.len() as u64 - 1) / stripe_data;
+        self.intent_begin(stripes.clone());
+        let result = self.write_batches(buf, offset);
+        self.intent_end(stripes);
+        result
+    }
+
+    fn write_batches(&self, buf: &[u8], offset: u64) -> Result<(), ArrayError> {
         let mut done = 0usize;
         while done < buf.len() {
             let (stripe, start, take) = self.next_batch(offset + done as u64, buf.len() - done);
@@ -1153,6 +1227,7 @@ impl Array {
     /// only if the array no longer holds the data.
     pub fn flush(&self) -> Result<(), ArrayError> {
         let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.intent_flush_begins();
         let regions = self.regions;
         let results = self.parallel(
             self.members
@@ -1185,6 +1260,7 @@ impl Array {
                 .fetch_add(1, Ordering::Relaxed);
             self.fail_role(role, &format!("flush failed: {e}"));
         }
+        self.intent_settle(generation);
         self.check_alive()
     }
 
@@ -1290,6 +1366,18 @@ impl Array {
             dirty: self.dirty.load(Ordering::Acquire),
             unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
+            bitmap: self.intent.is_some(),
+            resync_stripes: if self.unclean_start.load(Ordering::Acquire) {
+                let stripes = self.regions.data_size / self.layout.chunk();
+                match &self.intent {
+                    Some(intent) if self.resync_marked_only.load(Ordering::Acquire) => {
+                        intent.marked_stripes(stripes)
+                    }
+                    _ => stripes,
+                }
+            } else {
+                0
+            },
             members,
             rebuilds,
             scrub: meta.sb.scrub,
@@ -1447,6 +1535,39 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
         seen.push((id, path));
     }
     Ok(())
+}
+
+/// The union of the write-intent bitmaps of the active members that carry the array's
+/// epoch (`None` when none does: the resync must walk everything).
+fn read_intent(
+    members: &[Member],
+    regions: &Regions,
+    sb: &Superblock,
+    chunk: u64,
+) -> Option<Vec<bool>> {
+    let stripes = regions.data_size / chunk;
+    let mut union: Option<Vec<bool>> = None;
+    for member in members.iter().filter(|m| m.is_active()) {
+        let disk = member.disk()?;
+        let mut buf = crate::disk::AlignedBuf::new(format::INTENT_SIZE);
+        if disk.read_at(&mut buf, regions.bitmap_offset).is_err() {
+            continue;
+        }
+        let Some(map) = format::IntentBitmap::decode(&buf, &sb.array_uuid, stripes)
+            .filter(|m| m.epoch == sb.bitmap_epoch)
+        else {
+            continue;
+        };
+        match &mut union {
+            None => union = Some(map.bits),
+            Some(bits) => {
+                for (a, b) in bits.iter_mut().zip(map.bits) {
+                    *a |= b;
+                }
+            }
+        }
+    }
+    union
 }
 
 /// A member's bad-block log; a damaged one counts as empty, with a warning (its blocks

@@ -1072,6 +1072,8 @@ pub struct ResyncReport {
     /// Rows left as they were because a data block could not be read or is listed as lost
     /// (reads of it keep failing).
     pub lost_rows: u64,
+    /// Stripes the write-intent bitmap showed were not being written: not walked.
+    pub skipped_stripes: u64,
 }
 
 impl Array {
@@ -1105,7 +1107,15 @@ impl Array {
             1
         };
         let mut report = ResyncReport::default();
+        let marked_only = self.resync_marked_only.load(Ordering::Acquire);
         for stripe in 0..stripes {
+            if marked_only
+                && let Some(intent) = &self.intent
+                && !intent.marked(stripe)
+            {
+                report.skipped_stripes += 1;
+                continue;
+            }
             let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
             // Mismatches are expected here (writes in flight at the stop): not counted.
             let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k, false)?;
@@ -1164,6 +1174,7 @@ impl Array {
         }
         self.flush()?;
         self.unclean_start.store(false, Ordering::Release);
+        self.resync_marked_only.store(false, Ordering::Release);
         Ok(report)
     }
 

@@ -1,0 +1,177 @@
+//! The write-intent bitmap: which regions of stripes may be being written, so that after an
+//! unclean stop only those are resynchronised (format: [`crate::format::IntentBitmap`]).
+//!
+//! Before a write touches a region whose bit is clear on the members, the bit is set and the
+//! bitmap block is written to every member and flushed; only then does the data go out.
+//! Bits are cleared lazily by [`Array::flush`]: a region none of whose writes is in flight,
+//! and whose last write completed before the flush began, is durable after it. The clearing
+//! is skipped while a resync is pending, so regions found dirty at assemble stay marked until
+//! the resync has made them consistent.
+
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::Array;
+use super::member::MemberState;
+use crate::format::IntentBitmap;
+
+/// The running bitmap.
+#[derive(Debug)]
+pub(super) struct Intent {
+    /// Stripes per bit.
+    pub per_bit: u64,
+    /// The epoch written with every block (and in the superblocks).
+    pub epoch: u64,
+    /// The bits as the members hold them; the lock also serialises writing them.
+    on_disk: Mutex<Vec<bool>>,
+    /// Writes in flight per region.
+    in_flight: Vec<AtomicU32>,
+    /// Per region, the flush generation at which its last write completed.
+    done_at: Vec<AtomicU64>,
+    /// Flush generation: advanced when a flush begins.
+    generation: AtomicU64,
+}
+
+impl Intent {
+    /// A bitmap for `stripes` stripes whose members hold `bits` (all clear when `None`).
+    pub fn new(stripes: u64, epoch: u64, bits: Option<Vec<bool>>) -> Intent {
+        let (per_bit, count) = IntentBitmap::geometry(stripes);
+        let count = count as usize;
+        Intent {
+            per_bit,
+            epoch,
+            on_disk: Mutex::new(bits.unwrap_or_else(|| vec![false; count])),
+            in_flight: (0..count).map(|_| AtomicU32::new(0)).collect(),
+            done_at: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            generation: AtomicU64::new(1),
+        }
+    }
+
+    fn bits(&self, stripes: RangeInclusive<u64>) -> std::ops::Range<usize> {
+        (*stripes.start() / self.per_bit) as usize..(*stripes.end() / self.per_bit) as usize + 1
+    }
+
+    /// Whether stripe `stripe`'s region is marked.
+    pub fn marked(&self, stripe: u64) -> bool {
+        self.on_disk.lock().unwrap_or_else(|e| e.into_inner())[(stripe / self.per_bit) as usize]
+    }
+
+    /// Stripes in marked regions.
+    pub fn marked_stripes(&self, stripes: u64) -> u64 {
+        let on_disk = self.on_disk.lock().unwrap_or_else(|e| e.into_inner());
+        (0..stripes)
+            .filter(|s| on_disk[(s / self.per_bit) as usize])
+            .count() as u64
+    }
+}
+
+impl Array {
+    /// Before writing `stripes`: their regions are marked on every member (durably).
+    pub(super) fn intent_begin(&self, stripes: RangeInclusive<u64>) {
+        let Some(intent) = &self.intent else {
+            return;
+        };
+        let bits = intent.bits(stripes);
+        for b in bits.clone() {
+            intent.in_flight[b].fetch_add(1, Ordering::SeqCst);
+        }
+        let mut on_disk = intent.on_disk.lock().unwrap_or_else(|e| e.into_inner());
+        if bits.clone().all(|b| on_disk[b]) {
+            return;
+        }
+        for b in bits {
+            on_disk[b] = true;
+        }
+        self.store_intent(intent, &on_disk);
+    }
+
+    /// After writing `stripes` (whether it worked or not).
+    pub(super) fn intent_end(&self, stripes: RangeInclusive<u64>) {
+        let Some(intent) = &self.intent else {
+            return;
+        };
+        let generation = intent.generation.load(Ordering::SeqCst);
+        for b in intent.bits(stripes) {
+            intent.done_at[b].store(generation, Ordering::SeqCst);
+            intent.in_flight[b].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A flush begins: returns its generation.
+    pub(super) fn intent_flush_begins(&self) -> u64 {
+        self.intent
+            .as_ref()
+            .map_or(0, |i| i.generation.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// A flush that began at `generation` made the members durable: clear the regions whose
+    /// writes all completed before it began (not while a resync is pending).
+    pub(super) fn intent_settle(&self, generation: u64) {
+        let Some(intent) = &self.intent else {
+            return;
+        };
+        if self.unclean_start.load(Ordering::Acquire) {
+            return;
+        }
+        let mut on_disk = intent.on_disk.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = false;
+        for (b, bit) in on_disk.iter_mut().enumerate() {
+            if *bit
+                && intent.in_flight[b].load(Ordering::SeqCst) == 0
+                && intent.done_at[b].load(Ordering::SeqCst) < generation
+            {
+                *bit = false;
+                changed = true;
+            }
+        }
+        if changed {
+            self.store_intent(intent, &on_disk);
+        }
+    }
+
+    /// Writes the bitmap block to every active member and disk being filled, and flushes
+    /// them. A member that fails is marked faulty (its bitmap no longer counts).
+    fn store_intent(&self, intent: &Intent, bits: &[bool]) {
+        let block = IntentBitmap {
+            epoch: intent.epoch,
+            stripes_per_bit: intent.per_bit,
+            bits: bits.to_vec(),
+        }
+        .encode(&self.uuid);
+        let mut buf = crate::disk::AlignedBuf::new(block.len());
+        buf.copy_from_slice(&block);
+        let offset = self.regions.bitmap_offset;
+        let targets: Vec<(usize, std::sync::Arc<dyn crate::disk::Disk>)> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.state() == MemberState::Active)
+            .filter_map(|(role, m)| Some((role, m.disk()?)))
+            .chain(
+                self.members
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(role, m)| Some((role, m.incoming()?.disk.clone()))),
+            )
+            .collect();
+        let failed = self.parallel(targets, |(role, disk)| {
+            disk.write_at(&buf, offset)
+                .and_then(|()| disk.flush())
+                .err()
+                .map(|e| (role, disk, e))
+        });
+        for (role, disk, e) in failed.into_iter().flatten() {
+            let member = &self.members[role];
+            match member.incoming() {
+                Some(incoming) if std::sync::Arc::ptr_eq(&incoming.disk, &disk) => {
+                    self.abandon(role, &incoming, &format!("bitmap write failed: {e}"));
+                }
+                _ => {
+                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.fail_role(role, &format!("bitmap write failed: {e}"));
+                }
+            }
+        }
+    }
+}
