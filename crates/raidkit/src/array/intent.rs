@@ -4,9 +4,11 @@
 //! Before a write touches a region whose bit is clear on the members, the bit is set and the
 //! bitmap block is written to every member and flushed; only then does the data go out.
 //! Bits are cleared lazily by [`Array::flush`]: a region none of whose writes is in flight,
-//! and whose last write completed before the flush began, is durable after it. The clearing
-//! is skipped while a resync is pending, so regions found dirty at assemble stay marked until
-//! the resync has made them consistent.
+//! whose last write completed before the flush began (so it is durable after it), and that
+//! has been idle for `ArrayOptions::bitmap_idle` — so a region in use is not cleared and
+//! marked again at every flush, each time costing a bitmap write and flush on every member.
+//! The clearing is skipped while a resync is pending, so regions found dirty at assemble stay
+//! marked until the resync has made them consistent.
 
 use std::ops::RangeInclusive;
 use std::sync::Mutex;
@@ -29,6 +31,9 @@ pub(super) struct Intent {
     in_flight: Vec<AtomicU32>,
     /// Per region, the flush generation at which its last write completed.
     done_at: Vec<AtomicU64>,
+    /// Per region, when its last write completed (milliseconds since `started`).
+    done_ms: Vec<AtomicU64>,
+    started: std::time::Instant,
     /// Flush generation: advanced when a flush begins.
     generation: AtomicU64,
 }
@@ -44,6 +49,8 @@ impl Intent {
             on_disk: Mutex::new(bits.unwrap_or_else(|| vec![false; count])),
             in_flight: (0..count).map(|_| AtomicU32::new(0)).collect(),
             done_at: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            done_ms: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            started: std::time::Instant::now(),
             generation: AtomicU64::new(1),
         }
     }
@@ -92,7 +99,9 @@ impl Array {
             return;
         };
         let generation = intent.generation.load(Ordering::SeqCst);
+        let ms = intent.started.elapsed().as_millis() as u64;
         for b in intent.bits(stripes) {
+            intent.done_ms[b].store(ms, Ordering::SeqCst);
             intent.done_at[b].store(generation, Ordering::SeqCst);
             intent.in_flight[b].fetch_sub(1, Ordering::SeqCst);
         }
@@ -114,12 +123,15 @@ impl Array {
         if self.unclean_start.load(Ordering::Acquire) {
             return;
         }
+        let idle = self.options.bitmap_idle.as_millis() as u64;
+        let now = intent.started.elapsed().as_millis() as u64;
         let mut on_disk = intent.on_disk.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
         for (b, bit) in on_disk.iter_mut().enumerate() {
             if *bit
                 && intent.in_flight[b].load(Ordering::SeqCst) == 0
                 && intent.done_at[b].load(Ordering::SeqCst) < generation
+                && now.saturating_sub(intent.done_ms[b].load(Ordering::SeqCst)) >= idle
             {
                 *bit = false;
                 changed = true;

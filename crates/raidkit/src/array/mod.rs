@@ -93,6 +93,10 @@ pub struct ArrayOptions {
     /// order (slow). The same calls then reach the members in the same order every run,
     /// which is what a seeded crash simulation needs to replay a case.
     pub serial_io: bool,
+    /// A region of the write-intent bitmap is cleared by a flush only once it has had no
+    /// write for this long (default 2 s), so regions in use are not marked again, at the
+    /// cost of a bitmap write and flush on every member, after every flush.
+    pub bitmap_idle: std::time::Duration,
 }
 
 impl Default for ArrayOptions {
@@ -105,6 +109,7 @@ impl Default for ArrayOptions {
             allow_dirty_degraded: false,
             allow_failed: false,
             serial_io: false,
+            bitmap_idle: std::time::Duration::from_secs(2),
         }
     }
 }
