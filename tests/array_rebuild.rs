@@ -67,6 +67,18 @@ fn options(every: u64) -> RebuildOptions {
     }
 }
 
+/// A replace run to the end at full speed.
+fn replace_now(array: &Array, old: &str, new: Box<dyn Disk>) -> Result<RebuildReport, ArrayError> {
+    array.replace(
+        old,
+        new,
+        false,
+        &RebuildOptions::default(),
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+}
+
 fn rebuild(array: &Array) -> Vec<RebuildReport> {
     array
         .rebuild(&options(256 << 10), &AtomicBool::new(false), &|_| {})
@@ -617,16 +629,7 @@ fn replacing_a_failed_member_rebuilds_onto_the_new_disk() {
     array.write_at(&data, 0).unwrap();
     array.fail_member("m1").unwrap();
     let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
-    let report = array
-        .replace(
-            "m1",
-            Box::new(new.clone()),
-            false,
-            &RebuildOptions::default(),
-            &AtomicBool::new(false),
-            &|_| {},
-        )
-        .unwrap();
+    let report = replace_now(&array, "m1", Box::new(new.clone())).unwrap();
     assert_eq!(report.replaced, None);
     let status = array.status();
     assert_eq!(status.state, ArrayState::Clean);
@@ -772,16 +775,7 @@ fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
         let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
         assert!(array.status().rebuilds.is_empty());
         let good = Arc::new(MemDisk::new("good", MEMBER, 4096));
-        array
-            .replace(
-                "m2",
-                Box::new(good.clone()),
-                false,
-                &RebuildOptions::default(),
-                &AtomicBool::new(false),
-                &|_| {},
-            )
-            .unwrap();
+        replace_now(&array, "m2", Box::new(good.clone())).unwrap();
         assert_eq!(array.status().state, ArrayState::Clean);
         assert_eq!(read_all(&array).unwrap(), data);
     }
@@ -904,16 +898,7 @@ fn a_cancelled_hot_replace_can_be_run_again() {
     expect[4096..4096 + fresh.len()].copy_from_slice(&fresh);
     array.close().unwrap();
     let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
-    let report = array
-        .replace(
-            "m0",
-            Box::new(new.clone()),
-            false,
-            &RebuildOptions::default(),
-            &AtomicBool::new(false),
-            &|_| {},
-        )
-        .unwrap();
+    let report = replace_now(&array, "m0", Box::new(new.clone())).unwrap();
     assert_eq!(report.resumed_from, 0);
     let status = array.status();
     assert_eq!(status.members[0].name, "new");
