@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench --bench array -- [--dir /dev/shm] [--member-mib 256] [--secs 2] [--reps 3]
 //!                              [--chunk-kib 512] [--only 'RAID-6 seq write']
-//!                              [--threads N] [--request-stripes 1]
+//!                              [--threads N] [--request-stripes 1] [--no-bitmap]
 //! ```
 //!
 //! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
@@ -40,6 +40,7 @@ struct Args {
     only: Option<String>,
     threads: Option<usize>,
     stripes: u64,
+    bitmap: bool,
 }
 
 fn args() -> Args {
@@ -52,6 +53,7 @@ fn args() -> Args {
         only: None,
         threads: None,
         stripes: 1,
+        bitmap: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +67,7 @@ fn args() -> Args {
             "--only" => out.only = Some(value()),
             "--threads" => out.threads = Some(value().parse().unwrap()),
             "--request-stripes" => out.stripes = value().parse().unwrap(),
+            "--no-bitmap" => out.bitmap = false,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -244,6 +247,7 @@ fn main() {
                 ..ArrayOptions::default()
             };
             let options = CreateOptions::new(Level::Parity { m: *m })
+                .bitmap(args.bitmap)
                 .chunk(args.chunk)
                 .array_options(array_options.clone());
             let array = Array::create(open(&paths), &options).unwrap();
