@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use raidkit::array::{Array, ArrayOptions, CreateOptions, RebuildOptions, ScrubOptions};
+use raidkit::array::{
+    Array, ArrayOptions, Consistency, CreateOptions, RebuildOptions, ScrubOptions,
+};
 use raidkit::disk::{self, AlignedBuf, Disk, FileDisk, FileMode};
 use raidkit::layout::Level;
 use raidkit_workspace_tests::Rng;
@@ -40,7 +42,7 @@ struct Args {
     only: Option<String>,
     threads: Option<usize>,
     stripes: u64,
-    bitmap: bool,
+    consistency: Consistency,
 }
 
 fn args() -> Args {
@@ -53,7 +55,7 @@ fn args() -> Args {
         only: None,
         threads: None,
         stripes: 1,
-        bitmap: true,
+        consistency: Consistency::Journal,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,7 +69,8 @@ fn args() -> Args {
             "--only" => out.only = Some(value()),
             "--threads" => out.threads = Some(value().parse().unwrap()),
             "--request-stripes" => out.stripes = value().parse().unwrap(),
-            "--no-bitmap" => out.bitmap = false,
+            "--no-bitmap" => out.consistency = Consistency::None,
+            "--consistency" => out.consistency = value().parse().unwrap(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -247,7 +250,7 @@ fn main() {
                 ..ArrayOptions::default()
             };
             let options = CreateOptions::new(Level::Parity { m: *m })
-                .bitmap(args.bitmap)
+                .consistency(args.consistency)
                 .chunk(args.chunk)
                 .array_options(array_options.clone());
             let array = Array::create(open(&paths), &options).unwrap();

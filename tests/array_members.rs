@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use raidkit::array::{Array, ArrayError, ArrayOptions, ArrayState, CreateOptions, MemberState};
+use raidkit::array::{
+    Array, ArrayError, ArrayOptions, ArrayState, Consistency, CreateOptions, MemberState,
+};
 use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
@@ -185,7 +187,9 @@ fn an_unclean_stop_is_remembered() {
     };
     let array = Array::create(
         boxed(&disks),
-        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+        &CreateOptions::new(Level::Parity { m: 1 })
+            .chunk(CHUNK)
+            .consistency(Consistency::Bitmap),
     )
     .unwrap();
     assert!(!array.status().dirty);
@@ -238,7 +242,9 @@ fn a_member_missing_at_a_dirty_start_comes_back_stale() {
     };
     let array = Array::create(
         boxed(&disks),
-        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+        &CreateOptions::new(Level::Parity { m: 1 })
+            .chunk(CHUNK)
+            .consistency(Consistency::Bitmap),
     )
     .unwrap();
     array.write_at(&[1u8; 100_000], 0).unwrap();
@@ -260,6 +266,53 @@ fn a_member_missing_at_a_dirty_start_comes_back_stale() {
     let array = Array::assemble(boxed(&disks), &allow).unwrap();
     assert_eq!(array.status().members[2].state, MemberState::Stale);
     let mut back = vec![0u8; 100_000];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == fresh);
+}
+
+/// In journal mode (the default for parity levels) a dirty array missing a member starts
+/// without any flag: the journal is replayed first. The missing member is recorded faulty
+/// at that replay, so it comes back stale.
+#[test]
+fn a_dirty_degraded_journal_array_starts_without_force() {
+    let disks: Vec<Arc<MemDisk>> = (0..3)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let boxed = |ds: &[Arc<MemDisk>]| {
+        ds.iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect::<Vec<_>>()
+    };
+    let array = Array::create(
+        boxed(&disks),
+        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+    )
+    .unwrap();
+    assert_eq!(array.status().consistency, Consistency::Journal);
+    let first = Rng::new(4).block(100_000);
+    array.write_at(&first, 0).unwrap();
+    array.flush().unwrap();
+    std::mem::forget(array); // crash: dirty, records in the journal
+    let array = Array::assemble(boxed(&disks[..2]), &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    let replay = status
+        .replay
+        .clone()
+        .expect("a dirty journal array replays");
+    assert!(replay.replayed > 0, "{replay:?}");
+    assert!(!status.unclean_start);
+    let mut back = vec![0u8; 100_000];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == first);
+    let fresh = Rng::new(5).block(100_000);
+    array.write_at(&fresh, 0).unwrap();
+    array.close().unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    assert_eq!(array.status().members[2].state, MemberState::Stale);
+    assert!(
+        array.status().replay.is_none(),
+        "closed cleanly: nothing to replay"
+    );
     array.read_at(&mut back, 0).unwrap();
     assert!(back == fresh);
 }
@@ -290,7 +343,13 @@ fn resync_after_a_crash_makes_parity_agree() {
                     .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
                     .collect::<Vec<_>>()
             };
-            let array = Array::create(boxed(), &CreateOptions::new(level).chunk(CHUNK)).unwrap();
+            let array = Array::create(
+                boxed(),
+                &CreateOptions::new(level)
+                    .chunk(CHUNK)
+                    .consistency(Consistency::Bitmap),
+            )
+            .unwrap();
             let size = array.len() as usize;
             let mut rng = Rng::new(seed);
             let flushed = rng.block(size);

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use raidkit::array::{
-    Array, ArrayError, ArrayOptions, ArrayState, CreateOptions, MemberState, RebuildOptions,
-    RebuildReport,
+    Array, ArrayError, ArrayOptions, ArrayState, Consistency, CreateOptions, MemberState,
+    RebuildOptions, RebuildReport,
 };
 use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
@@ -41,12 +41,19 @@ fn quiet() -> ArrayOptions {
 }
 
 fn create(disks: Vec<Box<dyn Disk>>, level: Level) -> Array {
+    create_in(disks, level, None)
+}
+
+/// `create` with a crash-consistency mode (`None`: the level's default).
+fn create_in(disks: Vec<Box<dyn Disk>>, level: Level, mode: Option<Consistency>) -> Array {
+    let options = CreateOptions::new(level);
+    let options = match mode {
+        Some(mode) => options.consistency(mode),
+        None => options,
+    };
     Array::create(
         disks,
-        &CreateOptions::new(level)
-            .chunk(CHUNK)
-            .force(true)
-            .array_options(quiet()),
+        &options.chunk(CHUNK).force(true).array_options(quiet()),
     )
     .unwrap()
 }
@@ -327,17 +334,22 @@ fn an_interrupted_rebuild_continues_from_its_checkpoint() {
 /// A crash in the middle of a rebuild (the members' durable images at one instant):
 /// assembled again, the rebuild continues from the last recorded checkpoint and every byte
 /// is right. When the array had been written in the session that crashed (dirty), the
-/// start is refused by default like any dirty degraded start; allowed, the rebuild
-/// continues and a resync follows.
+/// start is refused by default in bitmap mode like any dirty degraded start; allowed, the
+/// rebuild continues and a resync follows. In journal mode the journal is replayed at
+/// assemble and the start needs neither force nor resync.
 #[test]
 fn a_crash_mid_rebuild_resumes_and_verifies() {
-    for (seed, level, n, dirty) in [
-        (1u64, Level::Parity { m: 1 }, 4, false),
-        (2, Level::Parity { m: 2 }, 6, false),
-        (3, Level::Mirror, 2, false),
-        (4, Level::Parity { m: 1 }, 5, true),
-        (5, Level::Parity { m: 2 }, 5, true),
+    let bitmap = Some(Consistency::Bitmap);
+    for (seed, level, n, dirty, mode) in [
+        (1u64, Level::Parity { m: 1 }, 4, false, None),
+        (2, Level::Parity { m: 2 }, 6, false, None),
+        (3, Level::Mirror, 2, false, None),
+        (4, Level::Parity { m: 1 }, 5, true, bitmap),
+        (5, Level::Parity { m: 2 }, 5, true, bitmap),
+        (6, Level::Parity { m: 1 }, 5, true, None),
+        (7, Level::Parity { m: 2 }, 5, true, None),
     ] {
+        let journal = mode.is_none() && level != Level::Mirror;
         let sims: Vec<Arc<SimDisk>> = (0..n + 1)
             .map(|i| {
                 Arc::new(SimDisk::with_block_size(
@@ -348,7 +360,7 @@ fn a_crash_mid_rebuild_resumes_and_verifies() {
                 ))
             })
             .collect();
-        let mut array = create(boxed(sims[..n].to_vec()), level);
+        let mut array = create_in(boxed(sims[..n].to_vec()), level, mode);
         let data = Rng::new(seed).block(array.len() as usize);
         array.write_at(&data, 0).unwrap();
         array.flush().unwrap();
@@ -386,23 +398,33 @@ fn a_crash_mid_rebuild_resumes_and_verifies() {
         // d0 (failed) is left out; d1.. and the spare dn.
         let present: Vec<Arc<MemDisk>> = disks[1..].to_vec();
         let allow = ArrayOptions {
-            allow_dirty_degraded: dirty,
+            allow_dirty_degraded: dirty && !journal,
             ..ArrayOptions::default()
         };
-        if dirty {
+        if dirty && !journal {
             let refused = Array::assemble(boxed(present.clone()), &ArrayOptions::default());
             assert!(matches!(refused, Err(ArrayError::DirtyDegraded { .. })));
         }
         let array = Array::assemble(boxed(present.clone()), &allow).unwrap();
         let status = array.status();
         assert_eq!(status.rebuilds.len(), 1, "{level:?}");
+        assert_eq!(
+            status.unclean_start,
+            dirty && !journal,
+            "{level:?} {mode:?}"
+        );
+        assert_eq!(
+            status.replay.is_some(),
+            dirty && journal,
+            "{level:?} {mode:?}"
+        );
         let resumed = status.rebuilds[0].done;
         assert!(resumed > 0 && resumed <= total / 2 + CHUNK * 8, "{resumed}");
         assert_eq!(read_all(&array).unwrap(), data);
         let reports = rebuild(&array);
         assert_eq!(reports[0].resumed_from, resumed);
         assert_eq!(read_all(&array).unwrap(), data);
-        if dirty {
+        if dirty && !journal {
             array.resync(&|_, _| {}).unwrap();
         }
         array.close().unwrap();
@@ -421,6 +443,10 @@ struct Lse {
 }
 
 fn lse_setup(level: Level, n: usize, bad: &[(usize, u64)]) -> Lse {
+    lse_setup_in(level, n, bad, None)
+}
+
+fn lse_setup_in(level: Level, n: usize, bad: &[(usize, u64)], mode: Option<Consistency>) -> Lse {
     let sims: Vec<Arc<SimDisk>> = (0..n + 1)
         .map(|i| {
             Arc::new(SimDisk::with_block_size(
@@ -431,7 +457,7 @@ fn lse_setup(level: Level, n: usize, bad: &[(usize, u64)]) -> Lse {
             ))
         })
         .collect();
-    let array = create(boxed(sims[..n].to_vec()), level);
+    let array = create_in(boxed(sims[..n].to_vec()), level, mode);
     let data = Rng::new(9).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.flush().unwrap();
@@ -782,11 +808,18 @@ fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
 }
 
 /// After a rebuild lost a row (RAID-5 with a latent sector error), an unclean stop and a
-/// resync must not turn the row into data: it stays listed and reads of it keep failing.
+/// resync (bitmap mode) or a journal replay must not turn the row into data: it stays
+/// listed and reads of it keep failing.
 #[test]
 fn resync_leaves_a_lost_row_lost() {
+    for mode in [Consistency::Bitmap, Consistency::Journal] {
+        a_lost_row_stays_lost(mode);
+    }
+}
+
+fn a_lost_row_stays_lost(mode: Consistency) {
     let rows = CHUNK / 4096;
-    let s = lse_setup(Level::Parity { m: 1 }, 4, &[(2, 5 * rows + 1)]);
+    let s = lse_setup_in(Level::Parity { m: 1 }, 4, &[(2, 5 * rows + 1)], Some(mode));
     let reports = rebuild(&s.array);
     assert_eq!(reports[0].lost.len(), 1);
     let lost = reports[0].lost[0].clone();
@@ -798,9 +831,15 @@ fn resync_leaves_a_lost_row_lost() {
     let Lse { array, sims, .. } = s;
     std::mem::forget(array);
     let array = Array::assemble(boxed(sims[1..].to_vec()), &quiet()).unwrap();
-    assert!(array.status().unclean_start);
-    let report = array.resync(&|_, _| {}).unwrap();
-    assert!(report.lost_rows >= 1, "{report:?}");
+    if mode == Consistency::Journal {
+        let replay = array.status().replay.expect("replayed");
+        assert!(replay.replayed >= 1, "{replay:?}");
+        assert!(!array.status().unclean_start);
+    } else {
+        assert!(array.status().unclean_start);
+        let report = array.resync(&|_, _| {}).unwrap();
+        assert!(report.lost_rows >= 1, "{report:?}");
+    }
     let mut back = vec![0u8; 4096];
     assert!(matches!(
         array.read_at(&mut back, at),

@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use raidkit::array::{Array, ArrayOptions, CreateOptions};
+use raidkit::array::{Array, ArrayOptions, Consistency, CreateOptions};
 use raidkit::disk::sim::{PowerLine, SimDisk};
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
@@ -148,7 +148,11 @@ fn run_case(level: Level, n: usize, seed: u64, lose: usize, bitmap: bool) -> Out
         boxed(&sims),
         &CreateOptions::new(level)
             .chunk(CHUNK)
-            .bitmap(bitmap)
+            .consistency(if bitmap {
+                Consistency::Bitmap
+            } else {
+                Consistency::None
+            })
             .array_options(serial()),
     )
     .unwrap();

@@ -34,7 +34,12 @@ pub struct CreateArgs {
     /// Overwrite members that hold a raidkit superblock or a recognisable file system.
     #[arg(long)]
     force: bool,
-    /// Keep no write-intent bitmap (after a crash the resync walks every stripe).
+    /// Crash consistency: `journal` (default for RAID 5/6/k+m: every write logged first,
+    /// no write hole), `bitmap` (default for RAID 1: a write-intent bitmap narrows the
+    /// resync after a crash) or `none` (after a crash the resync walks every stripe).
+    #[arg(long, value_name = "MODE", conflicts_with = "no_bitmap")]
+    consistency: Option<raidkit::array::Consistency>,
+    /// Same as `--consistency none`.
     #[arg(long)]
     no_bitmap: bool,
     /// Member files or block devices, in role order.
@@ -136,8 +141,12 @@ pub fn run(args: CreateArgs) -> Result<()> {
         let options = CreateOptions::new(level)
             .chunk(chunk)
             .name(&args.name)
-            .force(args.force)
-            .bitmap(!args.no_bitmap);
+            .force(args.force);
+        let options = match (args.consistency, args.no_bitmap) {
+            (Some(mode), _) => options.consistency(mode),
+            (None, true) => options.consistency(raidkit::array::Consistency::None),
+            (None, false) => options,
+        };
         let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
         let array = Array::create_with_progress(disks, &options, &|done, total| {
             let mut slot = progress.lock().unwrap_or_else(|e| e.into_inner());

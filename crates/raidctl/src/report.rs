@@ -67,7 +67,13 @@ fn status_json(status: &Status) -> Value {
         "dirty": status.dirty,
         "unclean_start": status.unclean_start,
         "event": status.event,
+        "consistency": status.consistency.name(),
         "bitmap": status.bitmap,
+        "replay": status.replay.as_ref().map(|r| json!({
+            "replayed": r.replayed,
+            "incomplete": r.incomplete,
+            "parts": r.parts,
+        })),
         "resync_stripes": status.resync_stripes,
         "members": status.members.iter().map(|m| json!({
             "path": m.name,
@@ -132,13 +138,19 @@ pub fn print_status(status: &Status) {
     println!("       state : {state}");
     println!("       event : {}", status.event);
     println!(
-        "      bitmap : {}",
-        if status.bitmap {
-            "write-intent"
-        } else {
-            "none"
+        " consistency : {}",
+        match status.consistency {
+            raidkit::array::Consistency::Journal => "journal (every write logged first)",
+            raidkit::array::Consistency::Bitmap => "bitmap (write-intent)",
+            raidkit::array::Consistency::None => "none (a crash resyncs every stripe)",
         }
     );
+    if let Some(r) = &status.replay {
+        println!(
+            "      replay : {} records written again from the journal, {} incomplete skipped",
+            r.replayed, r.incomplete
+        );
+    }
     for r in &status.rebuilds {
         println!(
             "     rebuild : role {} onto {}: {} of {} MiB ({:.1}%){}{}",

@@ -34,7 +34,7 @@ pub const MAGIC: [u8; 8] = *b"RAIDKIT\x01";
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version: additions that older readers of the same major may ignore.
 /// Minor 1 added the scrub checkpoint (header bytes 248..260) and the bad-block log.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Bytes in one superblock copy.
 pub const SB_SIZE: usize = 16 << 10;
 /// Member offsets of the two superblock copies.
@@ -122,6 +122,9 @@ const SLOT_CHECKPOINT: usize = 24;
 pub const FLAG_DIRTY: u32 = 1;
 /// Flag bit 1: the array keeps a write-intent bitmap (format minor 1, [`IntentBitmap`]).
 pub const FLAG_BITMAP: u32 = 2;
+/// Flag bit 2: the array keeps a write journal (format minor 2, [`JournalHeader`],
+/// [`PartHeader`]). Set only together with a minor of at least 2 by the writer.
+pub const FLAG_JOURNAL: u32 = 4;
 /// Scrub flag bit 0: a scrub was running and `scrub_position` is where it got to.
 const SCRUB_RUNNING: u32 = 1;
 /// Scrub flag bit 1: that scrub repairs.
@@ -852,6 +855,12 @@ pub fn foreign_signature(disk: &dyn Disk) -> Result<Option<&'static str>, DiskEr
     Ok(found)
 }
 
+/// A new random non-zero 64-bit number (a journal checkpoint's nonce).
+pub fn new_nonce() -> u64 {
+    let uuid = new_uuid();
+    u64::from_le_bytes(uuid[..8].try_into().expect("8 bytes")).max(1)
+}
+
 /// A new random UUID (version 4), from the operating system's random source.
 pub fn new_uuid() -> [u8; 16] {
     use std::io::Read;
@@ -1122,6 +1131,164 @@ impl IntentBitmap {
             stripes_per_bit: per_bit,
             bits,
         })
+    }
+}
+
+/// Size of the journal's header block (the first block of a member's journal region) and
+/// of each part header in it.
+pub const JOURNAL_BLOCK: usize = 4096;
+/// Magic number of the journal header block.
+pub const JOURNAL_MAGIC: [u8; 8] = *b"RKJOURNL";
+/// Magic number of a journal part header.
+pub const PART_MAGIC: [u8; 8] = *b"RKJPART1";
+/// The widest stripe a part header can list (bits of its position set).
+pub const PART_MAX_WIDTH: usize = 256;
+
+/// The block at the start of a member's journal region (format minor 2): records with a
+/// sequence number below `tail` are applied in place and durable; parts are valid only
+/// with this `nonce`.
+///
+/// Magic `RKJOURNL` (0..8), array UUID (8..24), member UUID (24..40), tail (40..48, LE
+/// u64), nonce (48..56, LE u64), zeros, and the CRC-32 of bytes 0..4092 in the last four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalHeader {
+    /// The first sequence number that may still need replay.
+    pub tail: u64,
+    /// A random number chosen at each checkpoint; parts written after it carry it.
+    pub nonce: u64,
+}
+
+impl JournalHeader {
+    /// Encodes the block for member `member_uuid` of array `array_uuid`.
+    pub fn encode(&self, array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; JOURNAL_BLOCK];
+        put(&mut b, 0, &JOURNAL_MAGIC);
+        put(&mut b, 8, array_uuid);
+        put(&mut b, 24, member_uuid);
+        put(&mut b, 40, &self.tail.to_le_bytes());
+        put(&mut b, 48, &self.nonce.to_le_bytes());
+        let crc = crc32fast::hash(&b[..JOURNAL_BLOCK - 4]);
+        put(&mut b, JOURNAL_BLOCK - 4, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes the block: `None` unless it is a valid header of this member of this array.
+    pub fn decode(
+        b: &[u8],
+        array_uuid: &[u8; 16],
+        member_uuid: &[u8; 16],
+    ) -> Option<JournalHeader> {
+        if b.len() < JOURNAL_BLOCK
+            || get::<8>(b, 0) != JOURNAL_MAGIC
+            || get::<16>(b, 8) != *array_uuid
+            || get::<16>(b, 24) != *member_uuid
+            || get_u32(b, JOURNAL_BLOCK - 4) != crc32fast::hash(&b[..JOURNAL_BLOCK - 4])
+        {
+            return None;
+        }
+        Some(JournalHeader {
+            tail: get_u64(b, 40),
+            nonce: get_u64(b, 48),
+        })
+    }
+}
+
+/// The header of one part of a journal record (format minor 2): the new contents of rows
+/// `first_row .. first_row + rows` of one position of one stripe, which follow it in the
+/// journal (`rows` × 4 KiB).
+///
+/// Magic `RKJPART1` (0..8), array UUID (8..24), member UUID (24..40), nonce (40..48), sequence
+/// number (48..56), stripe (56..64), first row (64..72), rows (72..76, LE u32), position
+/// (76..78, LE u16), width (78..80, LE u16), CRC-32 of the data (80..84), zeros to 96, the
+/// positions of the record that have a part (96..128: bit p is bit `p % 8` of byte
+/// `96 + p / 8`), zeros, and the CRC-32 of bytes 0..4092 in the last four. All integers are
+/// little-endian.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartHeader {
+    /// The checkpoint nonce it was written under.
+    pub nonce: u64,
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The stripe.
+    pub stripe: u64,
+    /// The first 4 KiB row within the chunk.
+    pub first_row: u64,
+    /// How many rows.
+    pub rows: u32,
+    /// This part's position in the stripe.
+    pub position: u16,
+    /// The stripe's width (members).
+    pub width: u16,
+    /// CRC-32 of the part's data.
+    pub data_crc: u32,
+    /// Positions of the record that were given a part (each on its own member).
+    pub positions: Vec<bool>,
+}
+
+impl PartHeader {
+    /// Encodes the header for member `member_uuid` of array `array_uuid`.
+    pub fn encode(&self, array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; JOURNAL_BLOCK];
+        put(&mut b, 0, &PART_MAGIC);
+        put(&mut b, 8, array_uuid);
+        put(&mut b, 24, member_uuid);
+        put(&mut b, 40, &self.nonce.to_le_bytes());
+        put(&mut b, 48, &self.seq.to_le_bytes());
+        put(&mut b, 56, &self.stripe.to_le_bytes());
+        put(&mut b, 64, &self.first_row.to_le_bytes());
+        put(&mut b, 72, &self.rows.to_le_bytes());
+        put(&mut b, 76, &self.position.to_le_bytes());
+        put(&mut b, 78, &self.width.to_le_bytes());
+        put(&mut b, 80, &self.data_crc.to_le_bytes());
+        for (p, _) in self.positions.iter().enumerate().filter(|(_, set)| **set) {
+            b[96 + p / 8] |= 1 << (p % 8);
+        }
+        let crc = crc32fast::hash(&b[..JOURNAL_BLOCK - 4]);
+        put(&mut b, JOURNAL_BLOCK - 4, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a part header of member `member_uuid` of array `array_uuid`: `None` unless
+    /// the magic, UUIDs and CRC match and the fields are self-consistent (width at most
+    /// [`PART_MAX_WIDTH`], position inside it and listed, at least one row). Whether the
+    /// stripe and rows fit the array is the reader's check.
+    pub fn decode(b: &[u8], array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Option<PartHeader> {
+        if b.len() < JOURNAL_BLOCK
+            || get::<8>(b, 0) != PART_MAGIC
+            || get::<16>(b, 8) != *array_uuid
+            || get::<16>(b, 24) != *member_uuid
+            || get_u32(b, JOURNAL_BLOCK - 4) != crc32fast::hash(&b[..JOURNAL_BLOCK - 4])
+        {
+            return None;
+        }
+        let width = get_u16(b, 78);
+        let position = get_u16(b, 76);
+        let rows = get_u32(b, 72);
+        if width == 0 || usize::from(width) > PART_MAX_WIDTH || position >= width || rows == 0 {
+            return None;
+        }
+        let positions: Vec<bool> = (0..usize::from(width))
+            .map(|p| b[96 + p / 8] & (1 << (p % 8)) != 0)
+            .collect();
+        if !positions[usize::from(position)] {
+            return None;
+        }
+        Some(PartHeader {
+            nonce: get_u64(b, 40),
+            seq: get_u64(b, 48),
+            stripe: get_u64(b, 56),
+            first_row: get_u64(b, 64),
+            rows,
+            position,
+            width,
+            data_crc: get_u32(b, 80),
+            positions,
+        })
+    }
+
+    /// Bytes of data that follow the header.
+    pub fn data_len(&self) -> u64 {
+        u64::from(self.rows) * CSUM_BLOCK
     }
 }
 

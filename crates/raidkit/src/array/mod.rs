@@ -32,6 +32,7 @@
 
 mod error;
 mod intent;
+mod journal;
 mod member;
 mod pool;
 mod rebuild;
@@ -41,15 +42,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use error::ArrayError;
+pub use journal::ReplayReport;
 pub use member::MemberState;
 use member::{BadBlocks, ChecksumTable, Incoming, Member};
 pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildReport, RebuildStatus};
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
-use crate::disk::Disk;
+use crate::disk::{AlignedBuf, Disk};
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FormatError, ReadError, Regions, ScrubMark, Slot,
-    SlotState, Superblock, VERSION_MINOR,
+    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, ReadError, Regions,
+    ScrubMark, Slot, SlotState, Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::parity::{Codec, Engine};
@@ -114,6 +116,46 @@ impl Default for ArrayOptions {
     }
 }
 
+/// How an array stays consistent across a crash (chosen at create, shown by `status`;
+/// `docs/design.md` §24 states what each one promises).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every write is logged to the members' journals before it goes in place, and replayed
+    /// after a crash: no write hole, even when members are lost at the crash; blocks being
+    /// written come back whole, old or new. A dirty degraded array starts without force.
+    Journal,
+    /// A write-intent bitmap: after a crash only the regions being written are
+    /// resynchronised. A member lost at the crash leaves the write hole open in them.
+    Bitmap,
+    /// Nothing: after a crash the whole array is resynchronised; the write hole is open.
+    None,
+}
+
+impl Consistency {
+    /// Its name: `journal`, `bitmap` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::Journal => "journal",
+            Consistency::Bitmap => "bitmap",
+            Consistency::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for Consistency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Consistency, String> {
+        match s {
+            "journal" => Ok(Consistency::Journal),
+            "bitmap" => Ok(Consistency::Bitmap),
+            "none" => Ok(Consistency::None),
+            other => Err(format!(
+                "unknown consistency mode {other:?} (journal, bitmap or none)"
+            )),
+        }
+    }
+}
+
 /// How `create` brings parity into agreement with the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialSync {
@@ -139,9 +181,9 @@ pub struct CreateOptions {
     pub force: bool,
     /// The initial sync.
     pub sync: InitialSync,
-    /// Keep a write-intent bitmap (default), so that after an unclean stop only the
-    /// regions being written are resynchronised.
-    pub bitmap: bool,
+    /// How the array stays consistent across crashes (default: [`Consistency::Journal`]
+    /// for parity levels, [`Consistency::Bitmap`] for mirrors).
+    pub consistency: Option<Consistency>,
     /// Options of the running array.
     pub array: ArrayOptions,
 }
@@ -155,15 +197,23 @@ impl CreateOptions {
             name: String::new(),
             force: false,
             sync: InitialSync::Auto,
-            bitmap: true,
+            consistency: None,
             array: ArrayOptions::default(),
         }
     }
 
-    /// Sets whether to keep a write-intent bitmap.
-    pub fn bitmap(mut self, bitmap: bool) -> CreateOptions {
-        self.bitmap = bitmap;
+    /// Sets the crash-consistency mode.
+    pub fn consistency(mut self, consistency: Consistency) -> CreateOptions {
+        self.consistency = Some(consistency);
         self
+    }
+
+    /// The mode `create` uses: the one set, else the level's default.
+    pub fn effective_consistency(&self) -> Consistency {
+        self.consistency.unwrap_or(match self.level {
+            Level::Mirror => Consistency::Bitmap,
+            Level::Parity { .. } => Consistency::Journal,
+        })
     }
 
     /// Sets the chunk size.
@@ -276,8 +326,12 @@ pub struct Status {
     pub unclean_start: bool,
     /// The event counter.
     pub event: u64,
+    /// How it stays consistent across crashes.
+    pub consistency: Consistency,
     /// Whether the array keeps a write-intent bitmap.
     pub bitmap: bool,
+    /// What the replay at assemble did (journal mode, after an unclean stop).
+    pub replay: Option<ReplayReport>,
     /// Stripes a resync still has to walk: those the bitmap marks after an unclean stop
     /// (all of them without a trusted bitmap); 0 when no resync is pending.
     pub resync_stripes: u64,
@@ -340,6 +394,10 @@ pub struct Array {
     intent: Option<intent::Intent>,
     /// The resync after an unclean stop needs only the regions the bitmap marks.
     resync_marked_only: AtomicBool,
+    /// The write journal, in journal mode.
+    journal: Option<journal::Journal>,
+    /// What the replay at assemble did.
+    replayed: Mutex<Option<ReplayReport>>,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -443,6 +501,7 @@ impl Array {
         };
         let array_uuid = format::new_uuid();
         let size = layout.capacity(regions.data_size);
+        let consistency = options.effective_consistency();
         let n = disks.len();
         let slots: Vec<Slot> = (0..n)
             .map(|_| Slot {
@@ -461,7 +520,11 @@ impl Array {
             m: layout.m() as u8,
             members: n as u16,
             chunk: layout.chunk(),
-            flags: if options.bitmap { FLAG_BITMAP } else { 0 },
+            flags: match consistency {
+                Consistency::Journal => FLAG_JOURNAL,
+                Consistency::Bitmap => FLAG_BITMAP,
+                Consistency::None => 0,
+            },
             event: 0,
             ctime: time,
             utime: time,
@@ -471,7 +534,11 @@ impl Array {
             regions,
             slots: slots.clone(),
             scrub: None,
-            bitmap_epoch: if options.bitmap { new_epoch() } else { 0 },
+            bitmap_epoch: if consistency == Consistency::Bitmap {
+                new_epoch()
+            } else {
+                0
+            },
         };
         let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
@@ -516,6 +583,9 @@ impl Array {
             })
             .into_iter()
             .collect::<Result<(), ArrayError>>()?;
+        if array.journal.is_some() {
+            array.write_journal_headers(1, format::new_nonce())?;
+        }
         {
             let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
@@ -742,7 +812,10 @@ impl Array {
             });
         }
         let unclean = newest.is_dirty();
-        if unclean && !missing.is_empty() && !options.allow_dirty_degraded {
+        // A journal written by this format can be replayed; one a build of an older minor
+        // wrote over last cannot be trusted (it did not log its writes).
+        let journaled = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 2;
+        if unclean && !missing.is_empty() && !options.allow_dirty_degraded && !journaled {
             return Err(ArrayError::DirtyDegraded { missing });
         }
         if unclean {
@@ -777,9 +850,26 @@ impl Array {
                 None => log::info!("a resync walks every stripe"),
             }
         }
-        Array::build(
-            layout, regions, newest, members, others, unclean, marked, options,
-        )
+        let array = Array::build(
+            layout,
+            regions,
+            newest,
+            members,
+            others,
+            unclean && !journaled,
+            marked,
+            options,
+        )?;
+        if unclean && journaled {
+            let report = array.replay()?;
+            log::info!(
+                "journal replayed: {} records written again, {} incomplete ones skipped",
+                report.replayed,
+                report.incomplete
+            );
+            *array.replayed.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+        }
+        Ok(array)
     }
 
     /// `marked`: the regions a trusted write-intent bitmap marked at an unclean start.
@@ -805,6 +895,17 @@ impl Array {
         let stripes = regions.data_size / layout.chunk();
         let intent = (sb.flags & FLAG_BITMAP != 0)
             .then(|| intent::Intent::new(stripes, sb.bitmap_epoch, marked.clone()));
+        let journal = (sb.flags & FLAG_JOURNAL != 0).then(|| {
+            let (tail, nonce, reset) = read_journal_header(&members, &regions, &sb);
+            journal::Journal::new(
+                members.len(),
+                regions.journal_size,
+                layout.chunk(),
+                tail,
+                nonce,
+                reset,
+            )
+        });
         let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -845,7 +946,20 @@ impl Array {
             flush_lock: Mutex::new(()),
             intent,
             resync_marked_only: AtomicBool::new(marked.is_some()),
+            journal,
+            replayed: Mutex::new(None),
         })
+    }
+
+    /// How the array stays consistent across crashes.
+    pub fn consistency(&self) -> Consistency {
+        if self.journal.is_some() {
+            Consistency::Journal
+        } else if self.intent.is_some() {
+            Consistency::Bitmap
+        } else {
+            Consistency::None
+        }
     }
 
     /// The array's size in bytes.
@@ -1232,6 +1346,11 @@ impl Array {
     /// only if the array no longer holds the data.
     pub fn flush(&self) -> Result<(), ArrayError> {
         let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.flush_locked()
+    }
+
+    /// [`flush`](Array::flush)'s work; the caller holds `flush_lock`.
+    fn flush_locked(&self) -> Result<(), ArrayError> {
         let generation = self.intent_flush_begins();
         let regions = self.regions;
         let results = self.parallel(
@@ -1285,6 +1404,10 @@ impl Array {
             return Ok(());
         }
         self.flush()?;
+        if self.journal.is_some() {
+            // Empty the journal: every record applied and durable.
+            self.journal_checkpoint()?;
+        }
         if self.unclean_start.load(Ordering::Acquire) {
             // Started dirty: parity of stripes written before the crash may be stale, and
             // nothing has resynchronised them. The flag stays until a resync clears it.
@@ -1371,7 +1494,13 @@ impl Array {
             dirty: self.dirty.load(Ordering::Acquire),
             unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
+            consistency: self.consistency(),
             bitmap: self.intent.is_some(),
+            replay: self
+                .replayed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             resync_stripes: if self.unclean_start.load(Ordering::Acquire) {
                 let stripes = self.regions.data_size / self.layout.chunk();
                 match &self.intent {
@@ -1540,6 +1669,27 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
         seen.push((id, path));
     }
     Ok(())
+}
+
+/// The newest journal checkpoint the active members record: (tail, nonce, reset needed).
+/// Without a valid header (or when an older build wrote the array last) the journal starts
+/// over at the first write, after a checkpoint.
+fn read_journal_header(members: &[Member], regions: &Regions, sb: &Superblock) -> (u64, u64, bool) {
+    let newest = members
+        .iter()
+        .filter(|m| m.is_active())
+        .filter_map(|m| {
+            let disk = m.disk()?;
+            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
+            disk.read_at(&mut buf, regions.journal_offset).ok()?;
+            format::JournalHeader::decode(&buf, &sb.array_uuid, &m.uuid())
+        })
+        .max_by_key(|h| h.tail);
+    match newest {
+        Some(h) if sb.minor >= 2 => (h.tail, h.nonce, false),
+        Some(h) => (h.tail, h.nonce, true),
+        None => (1, 0, true),
+    }
 }
 
 /// The union of the write-intent bitmaps of the active members that carry the array's

@@ -735,7 +735,12 @@ impl Array {
         }
         let _all = self.lock_all(0..self.locks.len() as u64);
         let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        if self.journal.is_some() {
+            // Every logged record durable in place (on the incoming disk too), so the journal
+            // can start over on the new member set below.
+            self.flush_locked()?;
+        }
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let member = &self.members[role];
         let old_name = member.name();
         let old_disk = member.disk();
@@ -772,8 +777,11 @@ impl Array {
                 ));
         }
         log::info!("{}: rebuilt; now role {role}", incoming.name);
+        drop(meta);
+        let restarted = self.journal_restart();
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         self.commit(&mut meta);
-        Ok(())
+        restarted
     }
 }
 

@@ -61,7 +61,49 @@ pub(super) struct Holder {
     pub incoming: Option<Arc<Incoming>>,
 }
 
-fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
+/// The bytes of one planned block write: the caller's, or computed into a pool buffer.
+pub(super) enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    Pooled(PoolBuf<'a>),
+}
+
+impl std::ops::Deref for Bytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Borrowed(b) => b,
+            Bytes::Pooled(b) => b,
+        }
+    }
+}
+
+/// A write of whole rows of one stripe, computed but not yet issued (journal mode): the
+/// blocks in `bufs`, and which position gets which (`writes`: position, index in `bufs`).
+pub(super) struct Planned<'a> {
+    pub stripe: u64,
+    pub rows: Range<u64>,
+    pub bufs: Vec<Bytes<'a>>,
+    pub writes: Vec<(usize, usize)>,
+}
+
+impl Planned<'_> {
+    /// The writes as `write_positions` takes them.
+    pub fn slices(&self) -> Vec<(usize, &[u8])> {
+        self.writes
+            .iter()
+            .map(|&(pos, i)| (pos, &self.bufs[i][..]))
+            .collect()
+    }
+}
+
+/// Where `write_rows` sends what it computed: straight to the members, or into a list that
+/// goes through the journal first.
+pub(super) enum Sink<'s, 'a> {
+    Direct,
+    Collect(&'s mut Vec<Planned<'a>>),
+}
+
+pub(super) fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
     let align = disk.buffer_align();
     align <= 1 || (buf.as_ptr() as usize).is_multiple_of(align)
 }
@@ -726,7 +768,12 @@ impl Array {
         data: &[u8],
     ) -> Result<(), ArrayError> {
         let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-        self.write_stripe_locked(stripe, start, data)
+        if self.journal.is_some() {
+            let mut plans = Vec::new();
+            self.write_stripe_locked(stripe, start, data, &mut Sink::Collect(&mut plans))?;
+            return self.journal_commit(plans);
+        }
+        self.write_stripe_locked(stripe, start, data, &mut Sink::Direct)
     }
 
     /// Writes several stripes (`data` starts at `start` within `first`) under all their
@@ -749,21 +796,51 @@ impl Array {
             done += take;
             offset = 0;
         }
+        if self.journal.is_some() {
+            // Compute every stripe's blocks in parallel, then log them all (one group
+            // commit) and write them in place. Pool tasks never wait on the journal.
+            let planned: Vec<Result<Vec<Planned>, ArrayError>> =
+                self.parallel(jobs, |(stripe, offset, bytes)| {
+                    let mut plans = Vec::new();
+                    self.write_stripe_locked(stripe, offset, bytes, &mut Sink::Collect(&mut plans))
+                        .map(|()| plans)
+                });
+            let mut plans = Vec::new();
+            for p in planned {
+                plans.extend(p?);
+            }
+            return self.journal_commit(plans);
+        }
         self.parallel(jobs, |(stripe, offset, bytes)| {
-            self.write_stripe_locked(stripe, offset, bytes)
+            self.write_stripe_locked(stripe, offset, bytes, &mut Sink::Direct)
         })
         .into_iter()
         .collect()
     }
 
     /// [`write_stripe`](Array::write_stripe)'s work; the caller holds the stripe's
-    /// exclusive lock.
-    fn write_stripe_locked(&self, stripe: u64, start: u64, data: &[u8]) -> Result<(), ArrayError> {
+    /// exclusive lock. In journal mode rows are cut so that one position's part of a
+    /// record fits the journal several times over.
+    fn write_stripe_locked<'a>(
+        &'a self,
+        stripe: u64,
+        start: u64,
+        data: &'a [u8],
+        sink: &mut Sink<'_, 'a>,
+    ) -> Result<(), ArrayError> {
         let pieces = self.pieces(start, data.len() as u64);
         let mut cuts = BTreeSet::new();
         for (_, range, _) in &pieces {
             cuts.insert(range.start / CSUM_BLOCK);
             cuts.insert(range.end.div_ceil(CSUM_BLOCK));
+        }
+        if let Some(journal) = &self.journal {
+            let (first, last) = (
+                *cuts.first().expect("a piece"),
+                *cuts.last().expect("a piece"),
+            );
+            let step = journal.max_rows();
+            cuts.extend((first..last).step_by(step as usize));
         }
         let cuts: Vec<u64> = cuts.into_iter().collect();
         for window in cuts.windows(2) {
@@ -776,19 +853,44 @@ impl Array {
                 })
                 .collect();
             if !changed.is_empty() {
-                self.write_rows(stripe, rows, &changed, data)?;
+                self.write_rows(stripe, rows, &changed, data, sink)?;
             }
         }
         Ok(())
     }
 
-    /// Writes rows `rows` of `stripe` where the data positions in `changed` get new bytes.
-    fn write_rows(
+    /// Sends computed rows to `sink`: written now, or planned for the journal.
+    fn emit<'a>(
         &self,
+        sink: &mut Sink<'_, 'a>,
+        stripe: u64,
+        rows: Range<u64>,
+        bufs: Vec<Bytes<'a>>,
+        writes: Vec<(usize, usize)>,
+    ) -> Result<(), ArrayError> {
+        let plan = Planned {
+            stripe,
+            rows,
+            bufs,
+            writes,
+        };
+        match sink {
+            Sink::Direct => self.write_positions(stripe, &plan.rows, plan.slices()),
+            Sink::Collect(plans) => {
+                plans.push(plan);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes rows `rows` of `stripe` where the data positions in `changed` get new bytes.
+    fn write_rows<'a>(
+        &'a self,
         stripe: u64,
         rows: Range<u64>,
         changed: &[&(usize, Range<u64>, usize)],
-        data: &[u8],
+        data: &'a [u8],
+        sink: &mut Sink<'_, 'a>,
     ) -> Result<(), ArrayError> {
         let k = self.layout.k();
         let m = self.layout.m();
@@ -823,9 +925,8 @@ impl Array {
         if self.codec.is_none() {
             // Mirror: every copy gets the same bytes.
             let change = &changes[0];
-            let merged;
-            let bytes: &[u8] = if change.full {
-                change.bytes
+            let bytes = if change.full {
+                Bytes::Borrowed(change.bytes)
             } else {
                 let source = (0..width).find(|&p| self.serves(p, stripe)).unwrap_or(0);
                 let mut want = vec![false; width];
@@ -834,14 +935,34 @@ impl Array {
                 self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
                 bufs[source][change.at..change.at + change.bytes.len()]
                     .copy_from_slice(change.bytes);
-                merged = bufs.swap_remove(source);
-                &merged
+                Bytes::Pooled(bufs.swap_remove(source))
             };
-            let writes: Vec<(usize, &[u8])> = (0..width).map(|p| (p, bytes)).collect();
-            return self.write_positions(stripe, &rows, writes);
+            let writes: Vec<(usize, usize)> = (0..width).map(|p| (p, 0)).collect();
+            return self.emit(sink, stripe, rows, vec![bytes], writes);
         }
         let codec = self.codec.as_ref().expect("parity level");
 
+        if changes.len() == k && all_full && matches!(sink, Sink::Collect(_)) {
+            // Full stripe rows for the journal: the parity first, then all of it is logged.
+            let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
+            let mut parity: Vec<PoolBuf> = (0..m).map(|_| self.buffers.take(len)).collect();
+            {
+                let mut parity_refs: Vec<&mut [u8]> =
+                    parity.iter_mut().map(|b| &mut b[..]).collect();
+                codec.encode(&data_refs, &mut parity_refs)?;
+            }
+            let mut bufs: Vec<Bytes> = changes.iter().map(|c| Bytes::Borrowed(c.bytes)).collect();
+            let mut writes: Vec<(usize, usize)> = changes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.pos, i))
+                .collect();
+            for (r, b) in parity.into_iter().enumerate() {
+                writes.push((k + r, bufs.len()));
+                bufs.push(Bytes::Pooled(b));
+            }
+            return self.emit(sink, stripe, rows, bufs, writes);
+        }
         if changes.len() == k && all_full {
             // Full stripe rows: no reads. The data blocks are written while the parity is
             // computed (they do not depend on it); then the parity blocks.
@@ -911,13 +1032,17 @@ impl Array {
                     parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
                 codec.update(&updates, &mut parity_refs)?;
             }
-            let writes: Vec<(usize, &[u8])> = changes
+            let mut writes: Vec<(usize, usize)> = changes
                 .iter()
-                .zip(&news)
-                .map(|(c, new)| (c.pos, &new[..]))
-                .chain(parity_bufs.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
+                .enumerate()
+                .map(|(i, c)| (c.pos, i))
                 .collect();
-            return self.write_positions(stripe, &rows, writes);
+            let mut out: Vec<Bytes> = news.into_iter().map(Bytes::Pooled).collect();
+            for (r, b) in bufs.into_iter().skip(k).enumerate() {
+                writes.push((k + r, out.len()));
+                out.push(Bytes::Pooled(b));
+            }
+            return self.emit(sink, stripe, rows, out, writes);
         }
 
         // Reconstruct-write: read the data that does not change (and what changes only in
@@ -936,12 +1061,15 @@ impl Array {
                 parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
             codec.encode(&data_refs, &mut parity_refs)?;
         }
-        let writes: Vec<(usize, &[u8])> = changes
-            .iter()
-            .map(|c| (c.pos, &data_bufs[c.pos][..]))
-            .chain(parity_bufs.iter().enumerate().map(|(r, b)| (k + r, &b[..])))
-            .collect();
-        self.write_positions(stripe, &rows, writes)
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut writes: Vec<(usize, usize)> = Vec::new();
+        for (p, b) in bufs.into_iter().enumerate() {
+            if p >= k || is_changed(p) {
+                writes.push((p, out.len()));
+                out.push(Bytes::Pooled(b));
+            }
+        }
+        self.emit(sink, stripe, rows, out, writes)
     }
 
     /// Writes whole rows of positions to their members (skipping members not in service),

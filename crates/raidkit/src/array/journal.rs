@@ -1,0 +1,569 @@
+//! The write journal: every write of stripe rows is logged before it touches the members in
+//! place, so a crash — even one that loses members — never leaves a stripe whose parity
+//! disagrees with its data (the RAID-5 write hole), and a block being written comes back
+//! whole, old or new (format: [`crate::format::JournalHeader`], [`PartHeader`]).
+//!
+//! A *record* is one planned write of rows of one stripe: the new contents of every block
+//! it writes, data and parity. Each block goes, as a *part*, into the journal of the member
+//! that holds its position, so the record is coded exactly like the stripe and survives the
+//! loss of any m members. Every part names the positions that received a part; a record is
+//! replayed only when every one of those positions whose member is trusted at assemble has
+//! its part — otherwise the record was never fully logged, and then none of its in-place
+//! writes had started.
+//!
+//! Order of one write: compute the new blocks; append the parts to the in-memory batch;
+//! wait until a leader has written the batch to every member's journal and flushed them
+//! (group commit: one thread writes and flushes for every writer waiting); write the blocks
+//! in place; count the record applied. A member journal is linear: parts follow one another
+//! from the region's second block, and a *checkpoint* — every record applied, every member
+//! flushed, a new header with `tail` = the next sequence number and a new nonce — empties it.
+//! A checkpoint runs when a record does not fit, at a clean close, after a replay, and when
+//! a rebuild swaps a disk into a role.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::stripe::{Planned, aligned_for};
+use super::{Array, ArrayError};
+use crate::disk::AlignedBuf;
+use crate::format::{self, CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
+
+const JB: u64 = JOURNAL_BLOCK as u64;
+
+/// A member's parts waiting to be written: their bytes, in an aligned buffer that grows.
+#[derive(Debug)]
+struct Spool {
+    /// Ring offset of the first byte.
+    at: u64,
+    buf: AlignedBuf,
+    len: usize,
+}
+
+impl Spool {
+    fn push(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            let mut bigger = AlignedBuf::new((self.buf.len() * 2).max(self.len + bytes.len()));
+            bigger[..self.len].copy_from_slice(&self.buf[..self.len]);
+            self.buf = bigger;
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// The next record's sequence number.
+    next_seq: u64,
+    /// Records below this are applied and durable (the headers say so).
+    tail: u64,
+    /// The nonce of the current checkpoint.
+    nonce: u64,
+    /// Bytes of each role's journal used since the checkpoint.
+    heads: Vec<u64>,
+    /// Each role's parts not yet written.
+    batch: Vec<Option<Spool>>,
+    /// Sequence numbers below this are in the batch or already written.
+    appended: u64,
+    /// Sequence numbers below this are durable in the journal.
+    durable: u64,
+    /// A leader is writing a batch.
+    busy: bool,
+    /// Records appended and not yet applied in place.
+    outstanding: u64,
+    /// A checkpoint is running: nothing may be appended.
+    checkpointing: bool,
+    /// The journal on the members may hold records this build must not replay (an older
+    /// build wrote the array last): checkpoint before the first append.
+    reset_needed: bool,
+}
+
+/// The running journal.
+#[derive(Debug)]
+pub(super) struct Journal {
+    state: Mutex<State>,
+    cond: Condvar,
+    /// Bytes of each member's journal after its header block.
+    capacity: u64,
+    /// Rows per chunk.
+    chunk_rows: u64,
+}
+
+impl Journal {
+    /// A journal for `roles` members with `journal_size`-byte regions, continuing after a
+    /// checkpoint with `tail` and `nonce`.
+    pub fn new(
+        roles: usize,
+        journal_size: u64,
+        chunk: u64,
+        tail: u64,
+        nonce: u64,
+        reset_needed: bool,
+    ) -> Journal {
+        Journal {
+            state: Mutex::new(State {
+                next_seq: tail,
+                tail,
+                nonce,
+                heads: vec![0; roles],
+                batch: (0..roles).map(|_| None).collect(),
+                appended: tail,
+                durable: tail,
+                busy: false,
+                outstanding: 0,
+                checkpointing: false,
+                reset_needed,
+            }),
+            cond: Condvar::new(),
+            capacity: journal_size.saturating_sub(JB),
+            chunk_rows: chunk / CSUM_BLOCK,
+        }
+    }
+
+    /// The most rows one record may cover: a part (header and rows) fits the journal four
+    /// times, so records of several writers share a checkpoint.
+    pub fn max_rows(&self) -> u64 {
+        (self.capacity / JB / 4)
+            .saturating_sub(1)
+            .clamp(1, self.chunk_rows)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cond.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a replay found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Records found complete and written in place again.
+    pub replayed: u64,
+    /// Records found incomplete (never fully logged, so never started in place): skipped.
+    pub incomplete: u64,
+    /// Parts read from the members' journals.
+    pub parts: u64,
+}
+
+/// One record as found on the members at replay.
+struct Found {
+    stripe: u64,
+    first_row: u64,
+    rows: u32,
+    positions: Vec<bool>,
+    parts: Vec<(usize, AlignedBuf)>,
+    consistent: bool,
+}
+
+impl Array {
+    /// Logs `plans` and then writes them in place: as many as fit at a time; a checkpoint
+    /// makes room when none does. Called on the writer's own thread, never in a pool task.
+    pub(super) fn journal_commit(&self, plans: Vec<Planned<'_>>) -> Result<(), ArrayError> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        let mut at = 0;
+        while at < plans.len() {
+            let (taken, last) = self.journal_append(&plans[at..])?;
+            let durable = self.journal_wait(last);
+            let batch = &plans[at..at + taken];
+            let results = match durable {
+                Ok(()) => self.parallel(batch.iter().collect(), |plan| {
+                    self.write_positions(plan.stripe, &plan.rows, plan.slices())
+                }),
+                Err(e) => vec![Err(e)],
+            };
+            {
+                let mut st = journal.lock();
+                st.outstanding -= taken as u64;
+                if st.outstanding == 0 {
+                    journal.cond.notify_all();
+                }
+            }
+            results.into_iter().collect::<Result<(), ArrayError>>()?;
+            at += taken;
+        }
+        Ok(())
+    }
+
+    /// Appends the parts of as many of `plans` as fit (at least one: checkpoints until it
+    /// does) to the batch. Returns how many and the last one's sequence number.
+    fn journal_append(&self, plans: &[Planned<'_>]) -> Result<(usize, u64), ArrayError> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        loop {
+            let mut st = journal.lock();
+            while st.checkpointing {
+                st = journal.wait(st);
+            }
+            if !st.reset_needed {
+                let mut heads = st.heads.clone();
+                let mut fit = 0;
+                for plan in plans {
+                    let part = JB + (plan.rows.end - plan.rows.start) * CSUM_BLOCK;
+                    let roles: Vec<usize> = self.part_roles(plan);
+                    if roles.iter().any(|&r| heads[r] + part > journal.capacity) {
+                        break;
+                    }
+                    for r in roles {
+                        heads[r] += part;
+                    }
+                    fit += 1;
+                }
+                if fit > 0 {
+                    let mut last = 0;
+                    for plan in &plans[..fit] {
+                        last = self.append_record(&mut st, plan);
+                    }
+                    st.outstanding += fit as u64;
+                    return Ok((fit, last));
+                }
+            }
+            drop(st);
+            self.journal_checkpoint()?;
+        }
+    }
+
+    /// The roles that get a part of `plan`: those of its positions with an active member.
+    fn part_roles(&self, plan: &Planned<'_>) -> Vec<usize> {
+        plan.writes
+            .iter()
+            .map(|&(pos, _)| self.member_at(plan.stripe, pos))
+            .filter(|&r| self.members[r].is_active())
+            .collect()
+    }
+
+    /// Encodes `plan`'s parts into the batch; returns its sequence number.
+    fn append_record(&self, st: &mut State, plan: &Planned<'_>) -> u64 {
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.appended = st.next_seq;
+        let width = self.width();
+        let mut positions = vec![false; width];
+        let parts: Vec<(usize, usize, &[u8])> = plan
+            .writes
+            .iter()
+            .map(|&(pos, i)| (pos, self.member_at(plan.stripe, pos), &plan.bufs[i][..]))
+            .filter(|&(_, r, _)| self.members[r].is_active())
+            .collect();
+        for &(pos, _, _) in &parts {
+            positions[pos] = true;
+        }
+        for (pos, role, bytes) in parts {
+            let header = PartHeader {
+                nonce: st.nonce,
+                seq,
+                stripe: plan.stripe,
+                first_row: plan.rows.start,
+                rows: (plan.rows.end - plan.rows.start) as u32,
+                position: pos as u16,
+                width: width as u16,
+                data_crc: crc32fast::hash(bytes),
+                positions: positions.clone(),
+            };
+            let head = st.heads[role];
+            let spool = st.batch[role].get_or_insert_with(|| Spool {
+                at: head,
+                buf: AlignedBuf::new(0),
+                len: 0,
+            });
+            spool.push(&header.encode(&self.uuid, &self.members[role].uuid()));
+            spool.push(bytes);
+            st.heads[role] += JB + bytes.len() as u64;
+        }
+        seq
+    }
+
+    /// Waits until record `seq` is durable in the journal, writing batches as the leader
+    /// when no other thread is. Fails if the array failed meanwhile.
+    fn journal_wait(&self, seq: u64) -> Result<(), ArrayError> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        let mut st = journal.lock();
+        while st.durable <= seq {
+            if st.busy {
+                st = journal.wait(st);
+            } else {
+                st = self.lead_batch(st);
+            }
+        }
+        drop(st);
+        self.check_alive()
+    }
+
+    /// Writes the batch to the members' journals and flushes them; the caller holds the
+    /// state, which is released during the I/O.
+    fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        st.busy = true;
+        let end = st.appended;
+        let spools: Vec<(usize, Spool)> = st
+            .batch
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(r, s)| Some((r, s.take()?)))
+            .collect();
+        drop(st);
+        let base = self.regions.journal_offset + JB;
+        let failed = self.parallel(spools, |(role, spool)| {
+            let member = &self.members[role];
+            let disk = member.disk()?;
+            let bytes = &spool.buf[..spool.len];
+            let result = if aligned_for(disk.as_ref(), bytes) {
+                disk.write_at(bytes, base + spool.at)
+            } else {
+                let mut copy = AlignedBuf::new(bytes.len());
+                copy.copy_from_slice(bytes);
+                disk.write_at(&copy, base + spool.at)
+            }
+            .and_then(|()| disk.flush());
+            result.err().map(|e| (role, e))
+        });
+        let mut any = false;
+        for (role, e) in failed.into_iter().flatten() {
+            self.members[role]
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fail_role(role, &format!("journal write failed: {e}"));
+            any = true;
+        }
+        if any {
+            // The failure must be on record before any of these records goes in place:
+            // replay ignores the parts of members recorded faulty, and only of those.
+            let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            self.commit(&mut meta);
+        }
+        let mut st = journal.lock();
+        st.busy = false;
+        st.durable = st.durable.max(end);
+        journal.cond.notify_all();
+        st
+    }
+
+    /// Empties the journal: waits until every appended record is durable and applied, makes
+    /// the members durable, then writes a new header (tail = next sequence number, new
+    /// nonce) to every active member.
+    pub(super) fn journal_checkpoint(&self) -> Result<(), ArrayError> {
+        let Some(journal) = self.journal.as_ref() else {
+            return Ok(());
+        };
+        let mut st = journal.lock();
+        while st.checkpointing {
+            st = journal.wait(st);
+        }
+        st.checkpointing = true;
+        loop {
+            if st.outstanding == 0 && !st.busy && st.batch.iter().all(Option::is_none) {
+                break;
+            }
+            if !st.busy && st.batch.iter().any(Option::is_some) {
+                st = self.lead_batch(st);
+            } else {
+                st = journal.wait(st);
+            }
+        }
+        let tail = st.next_seq;
+        drop(st);
+        let nonce = format::new_nonce();
+        let result = self
+            .flush()
+            .and_then(|()| self.write_journal_headers(tail, nonce));
+        let mut st = journal.lock();
+        if result.is_ok() {
+            st.tail = tail;
+            st.nonce = nonce;
+            st.heads.iter_mut().for_each(|h| *h = 0);
+            st.reset_needed = false;
+        }
+        st.checkpointing = false;
+        journal.cond.notify_all();
+        result
+    }
+
+    /// Starts a new journal on the members as they are now (a disk was swapped into a role):
+    /// the caller has flushed every member and holds every stripe lock, so no record is
+    /// outstanding.
+    pub(super) fn journal_restart(&self) -> Result<(), ArrayError> {
+        let Some(journal) = self.journal.as_ref() else {
+            return Ok(());
+        };
+        let tail = journal.lock().next_seq;
+        let nonce = format::new_nonce();
+        self.write_journal_headers(tail, nonce)?;
+        let mut st = journal.lock();
+        st.tail = tail;
+        st.nonce = nonce;
+        st.heads.iter_mut().for_each(|h| *h = 0);
+        Ok(())
+    }
+
+    /// Writes the journal header to every active member and flushes it. A member that fails
+    /// is marked faulty.
+    pub(super) fn write_journal_headers(&self, tail: u64, nonce: u64) -> Result<(), ArrayError> {
+        let header = JournalHeader { tail, nonce };
+        let offset = self.regions.journal_offset;
+        let failed = self.parallel(
+            self.members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.is_active())
+                .collect(),
+            |(role, member)| {
+                let disk = member.disk()?;
+                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+                buf.copy_from_slice(&header.encode(&self.uuid, &member.uuid()));
+                disk.write_at(&buf, offset)
+                    .and_then(|()| disk.flush())
+                    .err()
+                    .map(|e| (role, e))
+            },
+        );
+        for (role, e) in failed.into_iter().flatten() {
+            self.fail_role(role, &format!("journal header write failed: {e}"));
+        }
+        self.check_alive()
+    }
+
+    /// Replays the journal after an unclean stop: reads every trusted member's parts, and
+    /// writes every complete record in place again, oldest first; then checkpoints. Runs
+    /// at assemble, before anything is served.
+    pub(super) fn replay(&self) -> Result<ReplayReport, ArrayError> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        let mut report = ReplayReport::default();
+        // The newest checkpoint any member recorded.
+        let headers: Vec<Option<JournalHeader>> = self
+            .members
+            .iter()
+            .map(|m| {
+                let disk = m.disk().filter(|_| m.is_active())?;
+                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+                disk.read_at(&mut buf, self.regions.journal_offset).ok()?;
+                JournalHeader::decode(&buf, &self.uuid, &m.uuid())
+            })
+            .collect();
+        let Some(current) = headers.iter().flatten().max_by_key(|h| h.tail).copied() else {
+            log::warn!("no member holds a valid journal header; nothing to replay");
+            journal.lock().reset_needed = true;
+            return Ok(report);
+        };
+        let mut found: std::collections::BTreeMap<u64, Found> = Default::default();
+        for (role, member) in self.members.iter().enumerate() {
+            let Some(disk) = member.disk().filter(|_| member.is_active()) else {
+                continue;
+            };
+            for (header, data) in self.read_parts(disk.as_ref(), &member.uuid(), current) {
+                if self.member_at(header.stripe, usize::from(header.position)) != role {
+                    continue;
+                }
+                report.parts += 1;
+                let record = found.entry(header.seq).or_insert_with(|| Found {
+                    stripe: header.stripe,
+                    first_row: header.first_row,
+                    rows: header.rows,
+                    positions: header.positions.clone(),
+                    parts: Vec::new(),
+                    consistent: true,
+                });
+                if record.stripe != header.stripe
+                    || record.first_row != header.first_row
+                    || record.rows != header.rows
+                    || record.positions != header.positions
+                {
+                    record.consistent = false;
+                }
+                record.parts.push((usize::from(header.position), data));
+            }
+        }
+        let mut last = current.tail;
+        let complete: Vec<(u64, Found)> = found
+            .into_iter()
+            .filter(|(seq, record)| {
+                last = last.max(seq + 1);
+                let ok = record.consistent
+                    && record.positions.iter().enumerate().all(|(pos, &listed)| {
+                        !listed
+                            || !self.members[self.member_at(record.stripe, pos)].is_active()
+                            || record.parts.iter().any(|(p, _)| *p == pos)
+                    });
+                if !ok {
+                    report.incomplete += 1;
+                }
+                ok
+            })
+            .collect();
+        if !complete.is_empty() {
+            self.prepare_write();
+        }
+        for (_, record) in &complete {
+            let rows = record.first_row..record.first_row + u64::from(record.rows);
+            let writes: Vec<(usize, &[u8])> =
+                record.parts.iter().map(|(p, d)| (*p, &d[..])).collect();
+            self.write_positions(record.stripe, &rows, writes)?;
+            report.replayed += 1;
+        }
+        {
+            let mut st = journal.lock();
+            st.next_seq = last;
+            st.appended = last;
+            st.durable = last;
+        }
+        if report.replayed > 0 || report.parts > 0 {
+            self.journal_checkpoint()?;
+        }
+        Ok(report)
+    }
+
+    /// The valid parts of one member's journal, in order: the chain from the first block,
+    /// up to the first header that is not a part of this checkpoint or breaks the order.
+    fn read_parts(
+        &self,
+        disk: &dyn crate::disk::Disk,
+        member_uuid: &[u8; 16],
+        current: JournalHeader,
+    ) -> Vec<(PartHeader, AlignedBuf)> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        let base = self.regions.journal_offset + JB;
+        let stripes = self.regions.data_size / self.layout.chunk();
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        let mut prev = None;
+        let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+        while pos + JB <= journal.capacity {
+            if disk.read_at(&mut buf, base + pos).is_err() {
+                break;
+            }
+            let Some(header) = PartHeader::decode(&buf, &self.uuid, member_uuid) else {
+                break;
+            };
+            let rows: Range<u64> =
+                header.first_row..header.first_row.saturating_add(u64::from(header.rows));
+            if header.nonce != current.nonce
+                || header.seq < current.tail
+                || prev.is_some_and(|p| header.seq <= p)
+                || usize::from(header.width) != self.width()
+                || header.stripe >= stripes
+                || rows.end > journal.chunk_rows
+                || pos + JB + header.data_len() > journal.capacity
+            {
+                break;
+            }
+            let mut data = AlignedBuf::new(header.data_len() as usize);
+            if disk.read_at(&mut data, base + pos + JB).is_err() {
+                break;
+            }
+            pos += JB + header.data_len();
+            prev = Some(header.seq);
+            if crc32fast::hash(&data) == header.data_crc {
+                out.push((header, data));
+            } else {
+                log::warn!(
+                    "{}: journal part of record {} is damaged; skipped",
+                    disk.name(),
+                    header.seq
+                );
+            }
+        }
+        out
+    }
+}
