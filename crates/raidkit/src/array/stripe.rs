@@ -1273,7 +1273,10 @@ impl Array {
                                 .is_empty()
                         })
                     });
-                    if matches {
+                    // The blocks that verified may come from different states (a crash in
+                    // the middle of a flush leaves some members' table pages new and some
+                    // old): the restored row must also agree with itself.
+                    if matches && self.row_agrees(&row_bufs, k)? {
                         for &p in &bad {
                             bufs[p][span.clone()].copy_from_slice(&row_bufs[p]);
                             rewrites.push((p, row));
@@ -1368,6 +1371,15 @@ impl Array {
     }
 
     /// Parity (or mirror copies) of `data`.
+    /// Whether the parity blocks of one row (`row[k..]`) are what its data implies.
+    fn row_agrees(&self, row: &[Vec<u8>], k: usize) -> Result<bool, ArrayError> {
+        let data: Vec<&[u8]> = row[..k].iter().map(|b| &b[..]).collect();
+        let mut implied: Vec<Vec<u8>> = row[k..].iter().map(|b| vec![0u8; b.len()]).collect();
+        let mut refs: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
+        self.encode(&data, &mut refs)?;
+        Ok(implied.iter().zip(&row[k..]).all(|(a, b)| a == b))
+    }
+
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), ArrayError> {
         match &self.codec {
             Some(codec) => Ok(codec.encode(data, parity)?),
