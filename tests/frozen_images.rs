@@ -316,3 +316,135 @@ fn frozen_v1_1_image_continues_its_rebuild_and_scrub() {
     array.read_at(&mut back, 0).unwrap();
     assert!(back == model);
 }
+
+/// A format 1.2 image of a crashed journal array: RAID-6 over five members, written and
+/// flushed, then one 4 KiB write whose journal record reached the members (every part
+/// written and flushed) while its in-place writes were lost (the power failed right after
+/// the journal flush), and a second write that reached nothing. Holds members 1 … 4:
+/// member 0 is lost, so the start is dirty and degraded. Generated with
+/// `RAIDKIT_WRITE_FROZEN_V1_2=1`; never regenerated to make the test pass.
+const V1_2: &str = "v1.2-raid6-journal-crashed.rkimg";
+/// The write whose record is in the journal, and the one that never started.
+const V1_2_LOGGED: (u64, u8) = (8192, 0x5a);
+const V1_2_LOST: (u64, u8) = (200_704, 0xa5);
+
+fn generate_v1_2(seed: u64) {
+    use raidkit::disk::sim::{PowerLine, SimDisk};
+    let sims: Vec<Arc<SimDisk>> = (0..5)
+        .map(|i| Arc::new(SimDisk::with_block_size(&format!("d{i}"), MEMBER, 4096, i)))
+        .collect();
+    let boxed = || -> Vec<Box<dyn Disk>> {
+        sims.iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let serial = ArrayOptions {
+        serial_io: true,
+        ..ArrayOptions::default()
+    };
+    let array = Array::create(
+        boxed(),
+        &CreateOptions::new(Level::Parity { m: 2 })
+            .chunk(16 << 10)
+            .name(V1_2)
+            .array_options(serial.clone()),
+    )
+    .unwrap();
+    for (at, bytes) in writes(array.len(), seed) {
+        array.write_at(&bytes, at).unwrap();
+    }
+    array.flush().unwrap();
+    // The record of one 4 KiB write: three parts (one data block, P, Q), each written and
+    // flushed on its member — six operations, then the power is gone.
+    let power = PowerLine::new(6);
+    for sim in &sims {
+        sim.set_power(power.clone());
+    }
+    array
+        .write_at(&[V1_2_LOGGED.1; 4096], V1_2_LOGGED.0)
+        .unwrap();
+    assert!(power.is_off());
+    array.write_at(&[V1_2_LOST.1; 4096], V1_2_LOST.0).unwrap();
+    std::mem::forget(array);
+    let images: Vec<Vec<u8>> = sims[1..]
+        .iter()
+        .map(|d| {
+            d.crash();
+            d.live_image()
+        })
+        .collect();
+    let size = Array::assemble(
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096))
+                    as Box<dyn Disk>
+            })
+            .collect(),
+        &ArrayOptions::default(),
+    )
+    .unwrap()
+    .len();
+    let crc = crc32fast::hash(&expected_v1_2(size, seed));
+    std::fs::write(path(V1_2), encode(&images, crc)).unwrap();
+}
+
+/// The contents after the replay: the flushed writes and the logged one.
+fn expected_v1_2(size: u64, seed: u64) -> Vec<u8> {
+    let mut model = expected(size, seed);
+    let (at, byte) = V1_2_LOGGED;
+    model[at as usize..at as usize + 4096].fill(byte);
+    model
+}
+
+#[test]
+fn frozen_v1_2_journal_image_replays_degraded() {
+    let seed = 12;
+    if std::env::var_os("RAIDKIT_WRITE_FROZEN_V1_2").is_some() {
+        generate_v1_2(seed);
+    }
+    let bytes = std::fs::read(path(V1_2)).unwrap_or_else(|e| panic!("{V1_2}: {e}"));
+    let (images, crc) = decode(&bytes);
+    assert_eq!(images.len(), 4);
+    // Dirty and degraded: a journal array starts without any flag, after its replay.
+    let disks: Vec<Arc<MemDisk>> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
+        .collect();
+    let open = |skip: Option<usize>| -> Vec<Box<dyn Disk>> {
+        disks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    assert_eq!(status.name, V1_2);
+    assert_eq!(status.consistency, raidkit::array::Consistency::Journal);
+    assert_eq!(status.state, ArrayState::Degraded);
+    assert!(!status.unclean_start);
+    let replay = status.replay.expect("replayed at assemble");
+    // Every record since the checkpoint at create (the journal is not emptied by a flush),
+    // the logged write's last; the write that never reached the journal is not there.
+    assert!(replay.replayed >= 2 && replay.incomplete == 0, "{replay:?}");
+    let model = expected_v1_2(array.len(), seed);
+    assert_eq!(crc32fast::hash(&model), crc, "the generator changed");
+    let mut back = vec![0u8; array.len() as usize];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == model, "contents differ");
+    let (lost_at, lost_byte) = V1_2_LOST;
+    assert!(back[lost_at as usize..lost_at as usize + 4096] != [lost_byte; 4096][..]);
+    array.close().unwrap();
+    // The replay left parity agreeing with the data: without any one more member, the same
+    // bytes; and a clean close left nothing to replay.
+    for skip in 0..disks.len() {
+        let array = Array::assemble(open(Some(skip)), &ArrayOptions::default()).unwrap();
+        assert!(array.status().replay.is_none());
+        array.read_at(&mut back, 0).unwrap();
+        assert!(back == model, "without m{skip}: contents differ");
+    }
+}

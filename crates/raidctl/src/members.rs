@@ -12,6 +12,11 @@ pub struct Members {
     /// Member files or block devices, in any order.
     #[arg(required = true, value_name = "MEMBER")]
     pub members: Vec<PathBuf>,
+    /// Start an array in bitmap or none mode that was not closed cleanly although members
+    /// are missing, accepting the write-hole risk: stripes being written at the crash may
+    /// give the missing members' data back wrong. Journal arrays never need it.
+    #[arg(long)]
+    pub allow_dirty_degraded: bool,
 }
 
 /// Checks the paths (exist, not directories) with one clear error each.
@@ -29,9 +34,13 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Assembles the array from `paths`.
-pub fn assemble(paths: &[PathBuf]) -> Result<Array> {
-    assemble_with(paths, &ArrayOptions::default())
+/// Assembles the array from `paths` (journal arrays replay their journal first).
+pub fn assemble(paths: &[PathBuf], allow_dirty_degraded: bool) -> Result<Array> {
+    let options = ArrayOptions {
+        allow_dirty_degraded,
+        ..ArrayOptions::default()
+    };
+    assemble_with(paths, &options)
 }
 
 /// Assembles the array for a report: also when it is dirty and degraded, or failed.
@@ -53,6 +62,9 @@ fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
                 " (hint: give every member path; `raidctl examine MEMBER` shows each member's array, role and state; stale members need a rebuild)"
             }
             raidkit::ArrayError::Superblock { .. } => " (hint: is this file a raidkit member?)",
+            raidkit::ArrayError::DirtyDegraded { .. } => {
+                " (hint: give the missing members back, or --allow-dirty-degraded)"
+            }
             _ => "",
         };
         anyhow::anyhow!("{e}{hint}")

@@ -31,7 +31,7 @@ pub struct ScrubArgs {
 }
 
 pub fn run(args: ScrubArgs) -> Result<Outcome> {
-    let array = assemble(&args.members.members)?;
+    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
     let names: Vec<String> = array
         .status()
         .members

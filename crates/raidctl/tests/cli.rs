@@ -194,6 +194,107 @@ fn create(dir: &Dir, level: &str, n: usize) -> Vec<String> {
     members
 }
 
+/// A crash leaves the array dirty; with a member missing, a journal array recovers and
+/// serves at once (every command replays first), while a bitmap array is refused with the
+/// write-hole risk named, until `--allow-dirty-degraded`.
+#[test]
+fn dirty_degraded_starts_per_mode() {
+    use raidkit::array::{Array, Consistency, CreateOptions, open_members};
+    use raidkit::layout::Level;
+    for mode in [Consistency::Journal, Consistency::Bitmap] {
+        let dir = Dir::new();
+        let members = dir.members(4);
+        for m in &members {
+            std::fs::File::create(m).unwrap().set_len(8 << 20).unwrap();
+        }
+        let paths: Vec<PathBuf> = members.iter().map(PathBuf::from).collect();
+        let array = Array::create(
+            open_members(&paths).unwrap(),
+            &CreateOptions::new(Level::Parity { m: 1 })
+                .chunk(64 << 10)
+                .consistency(mode),
+        )
+        .unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        array.write_at(&data, 4096).unwrap();
+        array.flush().unwrap();
+        std::mem::forget(array); // the process died: dirty
+        let three = &members[..3];
+        let read = ["read", "--offset", "4096", "--length", "200000"];
+        let out = run_with(&args(&read, three));
+        if mode == Consistency::Journal {
+            assert!(ok(&out).stdout == data);
+            let (_, json) = status_json(three);
+            assert_eq!(json["consistency"], "journal");
+            assert_eq!(json["unclean_start"], false);
+        } else {
+            let err = refused(&out, 1, "not closed cleanly");
+            assert!(
+                err.contains("write hole") && err.contains("--allow-dirty-degraded"),
+                "{err}"
+            );
+            let mut forced = read.to_vec();
+            forced.push("--allow-dirty-degraded");
+            let out = run_with(&args(&forced, three));
+            assert!(ok(&out).stdout == data);
+        }
+    }
+}
+
+#[test]
+fn consistency_modes_at_create_and_in_status() {
+    let dir = Dir::new();
+    // Parity levels default to the journal, mirrors to the bitmap.
+    let raid6 = create(&dir, "6", 5);
+    let (code, json) = status_json(&raid6);
+    assert_eq!(code, Some(0));
+    assert_eq!(json["consistency"], "journal");
+    assert_eq!(json["bitmap"], false);
+    let text = String::from_utf8(ok(&run_with(&args(&["status"], &raid6))).stdout.clone()).unwrap();
+    assert!(text.contains("consistency : journal"), "{text}");
+    let sub = Dir::new();
+    let mirror = create(&sub, "1", 2);
+    assert_eq!(status_json(&mirror).1["consistency"], "bitmap");
+    for (mode, flag) in [
+        ("none", "--consistency=none"),
+        ("bitmap", "--consistency=bitmap"),
+        ("none", "--no-bitmap"),
+    ] {
+        let d = Dir::new();
+        let members = d.members(4);
+        ok(&run_with(&args(
+            &[
+                "create", "--level", "5", "--size", "8M", "--chunk", "64K", flag,
+            ],
+            &members,
+        )));
+        let (_, json) = status_json(&members);
+        assert_eq!(json["consistency"], mode, "{flag}");
+        assert_eq!(json["bitmap"], mode == "bitmap", "{flag}");
+    }
+    // A bad mode, or two that contradict each other: one clear line, nothing created.
+    for bad in [
+        &["--consistency", "journaled"][..],
+        &["--consistency", "journal", "--no-bitmap"],
+    ] {
+        let d = Dir::new();
+        let members = d.members(4);
+        let mut a: Vec<&str> = vec!["create", "--level", "5", "--size", "8M"];
+        a.extend_from_slice(bad);
+        let out = run_with(&args(&a, &members));
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("consistency") || err.contains("no-bitmap"),
+            "{err}"
+        );
+        assert!(
+            members.iter().all(|m| !std::path::Path::new(m).exists()),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn create_status_and_examine_json() {
     let dir = Dir::new();

@@ -1364,6 +1364,98 @@ mod tests {
 
     /// The header offsets are format: pin them.
     #[test]
+    fn journal_blocks_are_pinned() {
+        let (array, member) = ([0xA1u8; 16], [0xB2u8; 16]);
+        let header = JournalHeader {
+            tail: 0x0102_0304_0506_0708,
+            nonce: 0x1112_1314_1516_1718,
+        };
+        let b = header.encode(&array, &member);
+        assert_eq!(b.len(), JOURNAL_BLOCK);
+        assert_eq!(&b[0..8], b"RKJOURNL");
+        assert_eq!(&b[8..24], &array);
+        assert_eq!(&b[24..40], &member);
+        assert_eq!(get_u64(&b, 40), header.tail);
+        assert_eq!(get_u64(&b, 48), header.nonce);
+        assert!(b[56..4092].iter().all(|&x| x == 0));
+        assert_eq!(get_u32(&b, 4092), crc32fast::hash(&b[..4092]));
+        assert_eq!(JournalHeader::decode(&b, &array, &member), Some(header));
+        assert_eq!(JournalHeader::decode(&b, &member, &member), None);
+        assert_eq!(JournalHeader::decode(&b, &array, &array), None);
+        let mut torn = b.clone();
+        torn[100] ^= 1;
+        assert_eq!(JournalHeader::decode(&torn, &array, &member), None);
+
+        let mut positions = vec![false; 11];
+        positions[0] = true;
+        positions[3] = true;
+        positions[10] = true;
+        let part = PartHeader {
+            nonce: 7,
+            seq: 99,
+            stripe: 1234,
+            first_row: 5,
+            rows: 3,
+            position: 3,
+            width: 11,
+            data_crc: 0xDEAD_BEEF,
+            positions: positions.clone(),
+        };
+        let b = part.encode(&array, &member);
+        assert_eq!(&b[0..8], b"RKJPART1");
+        assert_eq!(&b[8..24], &array);
+        assert_eq!(&b[24..40], &member);
+        assert_eq!(get_u64(&b, 40), 7);
+        assert_eq!(get_u64(&b, 48), 99);
+        assert_eq!(get_u64(&b, 56), 1234);
+        assert_eq!(get_u64(&b, 64), 5);
+        assert_eq!(get_u32(&b, 72), 3);
+        assert_eq!(get_u16(&b, 76), 3);
+        assert_eq!(get_u16(&b, 78), 11);
+        assert_eq!(get_u32(&b, 80), 0xDEAD_BEEF);
+        assert_eq!(&b[96..98], &[0b0000_1001, 0b0000_0100]);
+        assert_eq!(get_u32(&b, 4092), crc32fast::hash(&b[..4092]));
+        assert_eq!(part.data_len(), 3 * 4096);
+        assert_eq!(PartHeader::decode(&b, &array, &member), Some(part.clone()));
+        assert_eq!(PartHeader::decode(&b, &array, &array), None);
+        // Self-inconsistent fields are refused even behind a valid CRC.
+        for (field, bad) in [
+            (
+                "position outside the width",
+                PartHeader {
+                    position: 11,
+                    ..part.clone()
+                },
+            ),
+            (
+                "position not listed",
+                PartHeader {
+                    position: 1,
+                    ..part.clone()
+                },
+            ),
+            (
+                "no rows",
+                PartHeader {
+                    rows: 0,
+                    ..part.clone()
+                },
+            ),
+            (
+                "no width",
+                PartHeader {
+                    width: 0,
+                    position: 0,
+                    ..part.clone()
+                },
+            ),
+        ] {
+            let b = bad.encode(&array, &member);
+            assert_eq!(PartHeader::decode(&b, &array, &member), None, "{field}");
+        }
+    }
+
+    #[test]
     fn field_offsets_are_pinned() {
         let bytes = sample().encode();
         assert_eq!(&bytes[0..8], b"RAIDKIT\x01");

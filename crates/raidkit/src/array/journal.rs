@@ -11,15 +11,18 @@
 //! its part — otherwise the record was never fully logged, and then none of its in-place
 //! writes had started.
 //!
-//! Order of one write: compute the new blocks; append the parts to the in-memory batch;
-//! wait until a leader has written the batch to every member's journal and flushed them
-//! (group commit: one thread writes and flushes for every writer waiting); write the blocks
-//! in place; count the record applied. A member journal is linear: parts follow one another
-//! from the region's second block, and a *checkpoint* — every record applied, every member
-//! flushed, a new header with `tail` = the next sequence number and a new nonce — empties it.
+//! Order of one write: compute the new blocks; reserve room for the parts (in sequence
+//! order) and write them to the members' journals; wait until a journal flush that began
+//! after they were written has returned on every member written to (group commit: one
+//! waiting writer flushes for all, and records become durable in sequence order); write
+//! the blocks in place; count the record applied. A member journal is linear: parts follow
+//! one another from the region's second block, and a *checkpoint* — every record applied,
+//! every member flushed, a new header with `tail` = the next sequence number and a new
+//! nonce — empties it.
 //! A checkpoint runs when a record does not fit, at a clean close, after a replay, and when
 //! a rebuild swaps a disk into a role.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,27 +33,9 @@ use crate::disk::AlignedBuf;
 use crate::format::{self, CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
 
 const JB: u64 = JOURNAL_BLOCK as u64;
-
-/// A member's parts waiting to be written: their bytes, in an aligned buffer that grows.
-#[derive(Debug)]
-struct Spool {
-    /// Ring offset of the first byte.
-    at: u64,
-    buf: AlignedBuf,
-    len: usize,
-}
-
-impl Spool {
-    fn push(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            let mut bigger = AlignedBuf::new((self.buf.len() * 2).max(self.len + bytes.len()));
-            bigger[..self.len].copy_from_slice(&self.buf[..self.len]);
-            self.buf = bigger;
-        }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-}
+/// Parts up to this size go out with their header in one write (a copy); larger ones are
+/// written from the caller's buffer after their header.
+const SMALL_PART: usize = 64 << 10;
 
 #[derive(Debug)]
 struct State {
@@ -62,13 +47,13 @@ struct State {
     nonce: u64,
     /// Bytes of each role's journal used since the checkpoint.
     heads: Vec<u64>,
-    /// Each role's parts not yet written.
-    batch: Vec<Option<Spool>>,
-    /// Sequence numbers below this are in the batch or already written.
-    appended: u64,
+    /// Records whose parts are still being written.
+    writing: BTreeSet<u64>,
+    /// Roles whose journal was written since the last journal flush began.
+    unflushed: Vec<bool>,
     /// Sequence numbers below this are durable in the journal.
     durable: u64,
-    /// A leader is writing a batch.
+    /// A leader is flushing.
     busy: bool,
     /// Records appended and not yet applied in place.
     outstanding: u64,
@@ -77,6 +62,16 @@ struct State {
     /// The journal on the members may hold records this build must not replay (an older
     /// build wrote the array last): checkpoint before the first append.
     reset_needed: bool,
+}
+
+/// Where one record's parts go: its sequence number, the checkpoint nonce, the positions
+/// that get a part, and each part's (position, role, offset in the role's journal, index of
+/// its bytes in the plan).
+struct Reserved {
+    seq: u64,
+    nonce: u64,
+    positions: Vec<bool>,
+    parts: Vec<(usize, usize, u64, usize)>,
 }
 
 /// The running journal.
@@ -107,8 +102,8 @@ impl Journal {
                 tail,
                 nonce,
                 heads: vec![0; roles],
-                batch: (0..roles).map(|_| None).collect(),
-                appended: tail,
+                writing: BTreeSet::new(),
+                unflushed: vec![false; roles],
                 durable: tail,
                 busy: false,
                 outstanding: 0,
@@ -162,14 +157,33 @@ struct Found {
 impl Array {
     /// Logs `plans` and then writes them in place: as many as fit at a time; a checkpoint
     /// makes room when none does. Called on the writer's own thread, never in a pool task.
+    ///
+    /// The writer reserves room for its parts, writes them itself, and waits for a journal
+    /// flush that began after they were written (group commit: whichever waiting writer
+    /// finds no flush running flushes for all). Records become durable in sequence order,
+    /// so a record is never durable while an older one could still be missing a part: a
+    /// replay, which stops each member's journal at the first invalid header, then never
+    /// drops a durable record.
     pub(super) fn journal_commit(&self, plans: Vec<Planned<'_>>) -> Result<(), ArrayError> {
         let journal = self.journal.as_ref().expect("journal mode");
         let mut at = 0;
         while at < plans.len() {
-            let (taken, last) = self.journal_append(&plans[at..])?;
-            let durable = self.journal_wait(last);
+            let reserved = self.journal_append(&plans[at..])?;
+            let taken = reserved.len();
             let batch = &plans[at..at + taken];
-            let results = match durable {
+            self.write_parts(batch, &reserved);
+            {
+                let mut st = journal.lock();
+                for r in &reserved {
+                    st.writing.remove(&r.seq);
+                    for &(_, role, _, _) in &r.parts {
+                        st.unflushed[role] = true;
+                    }
+                }
+                journal.cond.notify_all();
+            }
+            let last = reserved.last().expect("at least one").seq;
+            let results = match self.journal_wait(last) {
                 Ok(()) => self.parallel(batch.iter().collect(), |plan| {
                     self.write_positions(plan.stripe, &plan.rows, plan.slices())
                 }),
@@ -188,36 +202,55 @@ impl Array {
         Ok(())
     }
 
-    /// Appends the parts of as many of `plans` as fit (at least one: checkpoints until it
-    /// does) to the batch. Returns how many and the last one's sequence number.
-    fn journal_append(&self, plans: &[Planned<'_>]) -> Result<(usize, u64), ArrayError> {
+    /// Reserves room for the parts of as many of `plans` as fit (at least one: checkpoints
+    /// until it does), in sequence order.
+    fn journal_append(&self, plans: &[Planned<'_>]) -> Result<Vec<Reserved>, ArrayError> {
         let journal = self.journal.as_ref().expect("journal mode");
+        let width = self.width();
         loop {
             let mut st = journal.lock();
             while st.checkpointing {
                 st = journal.wait(st);
             }
             if !st.reset_needed {
-                let mut heads = st.heads.clone();
-                let mut fit = 0;
+                let mut out = Vec::new();
                 for plan in plans {
                     let part = JB + (plan.rows.end - plan.rows.start) * CSUM_BLOCK;
-                    let roles: Vec<usize> = self.part_roles(plan);
-                    if roles.iter().any(|&r| heads[r] + part > journal.capacity) {
+                    let parts: Vec<(usize, usize, usize)> = plan
+                        .writes
+                        .iter()
+                        .map(|&(pos, i)| (pos, self.member_at(plan.stripe, pos), i))
+                        .filter(|&(_, r, _)| self.members[r].is_active())
+                        .collect();
+                    if parts
+                        .iter()
+                        .any(|&(_, r, _)| st.heads[r] + part > journal.capacity)
+                    {
                         break;
                     }
-                    for r in roles {
-                        heads[r] += part;
-                    }
-                    fit += 1;
+                    let seq = st.next_seq;
+                    st.next_seq += 1;
+                    st.writing.insert(seq);
+                    st.outstanding += 1;
+                    let mut positions = vec![false; width];
+                    let parts = parts
+                        .into_iter()
+                        .map(|(pos, role, i)| {
+                            positions[pos] = true;
+                            let offset = st.heads[role];
+                            st.heads[role] += part;
+                            (pos, role, offset, i)
+                        })
+                        .collect();
+                    out.push(Reserved {
+                        seq,
+                        nonce: st.nonce,
+                        positions,
+                        parts,
+                    });
                 }
-                if fit > 0 {
-                    let mut last = 0;
-                    for plan in &plans[..fit] {
-                        last = self.append_record(&mut st, plan);
-                    }
-                    st.outstanding += fit as u64;
-                    return Ok((fit, last));
+                if !out.is_empty() {
+                    return Ok(out);
                 }
             }
             drop(st);
@@ -225,118 +258,110 @@ impl Array {
         }
     }
 
-    /// The roles that get a part of `plan`: those of its positions with an active member.
-    fn part_roles(&self, plan: &Planned<'_>) -> Vec<usize> {
-        plan.writes
-            .iter()
-            .map(|&(pos, _)| self.member_at(plan.stripe, pos))
-            .filter(|&r| self.members[r].is_active())
-            .collect()
-    }
-
-    /// Encodes `plan`'s parts into the batch; returns its sequence number.
-    fn append_record(&self, st: &mut State, plan: &Planned<'_>) -> u64 {
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.appended = st.next_seq;
-        let width = self.width();
-        let mut positions = vec![false; width];
-        let parts: Vec<(usize, usize, &[u8])> = plan
-            .writes
-            .iter()
-            .map(|&(pos, i)| (pos, self.member_at(plan.stripe, pos), &plan.bufs[i][..]))
-            .filter(|&(_, r, _)| self.members[r].is_active())
-            .collect();
-        for &(pos, _, _) in &parts {
-            positions[pos] = true;
+    /// Writes the parts of `plans` where `reserved` put them. A member whose write fails is
+    /// marked faulty, and that is on record before this returns (replay ignores the parts of
+    /// members recorded faulty, and only of those).
+    fn write_parts(&self, plans: &[Planned<'_>], reserved: &[Reserved]) {
+        let base = self.regions.journal_offset + JB;
+        let width = self.width() as u16;
+        let mut jobs = Vec::new();
+        let mut bytes = 0;
+        for (plan, r) in plans.iter().zip(reserved) {
+            for &(pos, role, offset, i) in &r.parts {
+                let data = &plan.bufs[i][..];
+                let header = PartHeader {
+                    nonce: r.nonce,
+                    seq: r.seq,
+                    stripe: plan.stripe,
+                    first_row: plan.rows.start,
+                    rows: (plan.rows.end - plan.rows.start) as u32,
+                    position: pos as u16,
+                    width,
+                    data_crc: crc32fast::hash(data),
+                    positions: r.positions.clone(),
+                };
+                bytes += JOURNAL_BLOCK + data.len();
+                jobs.push((role, base + offset, header, data));
+            }
         }
-        for (pos, role, bytes) in parts {
-            let header = PartHeader {
-                nonce: st.nonce,
-                seq,
-                stripe: plan.stripe,
-                first_row: plan.rows.start,
-                rows: (plan.rows.end - plan.rows.start) as u32,
-                position: pos as u16,
-                width: width as u16,
-                data_crc: crc32fast::hash(bytes),
-                positions: positions.clone(),
+        let failed = self.parallel_sized(jobs, bytes, |(role, at, header, data)| {
+            let member = &self.members[role];
+            let disk = member.disk()?;
+            let head = header.encode(&self.uuid, &member.uuid());
+            let result = if data.len() <= SMALL_PART || !aligned_for(disk.as_ref(), data) {
+                // One write: the header and a copy of the data.
+                let mut buf = AlignedBuf::new(JOURNAL_BLOCK + data.len());
+                buf[..JOURNAL_BLOCK].copy_from_slice(&head);
+                buf[JOURNAL_BLOCK..].copy_from_slice(data);
+                disk.write_at(&buf, at)
+            } else {
+                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+                buf.copy_from_slice(&head);
+                disk.write_at(&buf, at)
+                    .and_then(|()| disk.write_at(data, at + JB))
             };
-            let head = st.heads[role];
-            let spool = st.batch[role].get_or_insert_with(|| Spool {
-                at: head,
-                buf: AlignedBuf::new(0),
-                len: 0,
-            });
-            spool.push(&header.encode(&self.uuid, &self.members[role].uuid()));
-            spool.push(bytes);
-            st.heads[role] += JB + bytes.len() as u64;
-        }
-        seq
+            result.err().map(|e| (role, e))
+        });
+        self.journal_failures(failed.into_iter().flatten().collect(), "journal write");
     }
 
-    /// Waits until record `seq` is durable in the journal, writing batches as the leader
-    /// when no other thread is. Fails if the array failed meanwhile.
+    /// Marks the members whose journal I/O failed faulty and makes sure that is recorded.
+    fn journal_failures(&self, failed: Vec<(usize, crate::disk::DiskError)>, what: &str) {
+        if failed.is_empty() {
+            return;
+        }
+        for (role, e) in failed {
+            self.members[role]
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fail_role(role, &format!("{what} failed: {e}"));
+        }
+        // Another thread may have marked the member first and still be writing the update:
+        // one more update, under the lock, is on disk when this returns.
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit(&mut meta);
+    }
+
+    /// Waits until record `seq` is durable in the journal, flushing as the leader when no
+    /// other thread is and every older record is written. Fails if the array failed.
     fn journal_wait(&self, seq: u64) -> Result<(), ArrayError> {
         let journal = self.journal.as_ref().expect("journal mode");
         let mut st = journal.lock();
         while st.durable <= seq {
-            if st.busy {
-                st = journal.wait(st);
+            let frontier = st.writing.first().copied().unwrap_or(st.next_seq);
+            if !st.busy && frontier > st.durable {
+                st = self.lead_flush(st, frontier);
             } else {
-                st = self.lead_batch(st);
+                st = journal.wait(st);
             }
         }
         drop(st);
         self.check_alive()
     }
 
-    /// Writes the batch to the members' journals and flushes them; the caller holds the
-    /// state, which is released during the I/O.
-    fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    /// Flushes the journals written since the last flush began; then every record below
+    /// `frontier` (all written before this began) is durable. The state is released
+    /// during the I/O.
+    fn lead_flush<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        frontier: u64,
+    ) -> MutexGuard<'a, State> {
         let journal = self.journal.as_ref().expect("journal mode");
         st.busy = true;
-        let end = st.appended;
-        let spools: Vec<(usize, Spool)> = st
-            .batch
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(r, s)| Some((r, s.take()?)))
+        let roles: Vec<usize> = (0..st.unflushed.len())
+            .filter(|&r| std::mem::replace(&mut st.unflushed[r], false))
             .collect();
         drop(st);
-        let base = self.regions.journal_offset + JB;
-        let failed = self.parallel(spools, |(role, spool)| {
-            let member = &self.members[role];
-            let disk = member.disk()?;
-            let bytes = &spool.buf[..spool.len];
-            let result = if aligned_for(disk.as_ref(), bytes) {
-                disk.write_at(bytes, base + spool.at)
-            } else {
-                let mut copy = AlignedBuf::new(bytes.len());
-                copy.copy_from_slice(bytes);
-                disk.write_at(&copy, base + spool.at)
-            }
-            .and_then(|()| disk.flush());
-            result.err().map(|e| (role, e))
+        let failed = self.parallel_sized(roles, 0, |role| {
+            let disk = self.members[role].disk()?;
+            disk.flush().err().map(|e| (role, e))
         });
-        let mut any = false;
-        for (role, e) in failed.into_iter().flatten() {
-            self.members[role]
-                .counters
-                .write_errors
-                .fetch_add(1, Ordering::Relaxed);
-            self.fail_role(role, &format!("journal write failed: {e}"));
-            any = true;
-        }
-        if any {
-            // The failure must be on record before any of these records goes in place:
-            // replay ignores the parts of members recorded faulty, and only of those.
-            let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-            self.commit(&mut meta);
-        }
+        self.journal_failures(failed.into_iter().flatten().collect(), "journal flush");
         let mut st = journal.lock();
         st.busy = false;
-        st.durable = st.durable.max(end);
+        st.durable = st.durable.max(frontier);
         journal.cond.notify_all();
         st
     }
@@ -353,15 +378,8 @@ impl Array {
             st = journal.wait(st);
         }
         st.checkpointing = true;
-        loop {
-            if st.outstanding == 0 && !st.busy && st.batch.iter().all(Option::is_none) {
-                break;
-            }
-            if !st.busy && st.batch.iter().any(Option::is_some) {
-                st = self.lead_batch(st);
-            } else {
-                st = journal.wait(st);
-            }
+        while st.outstanding > 0 || st.busy {
+            st = journal.wait(st);
         }
         let tail = st.next_seq;
         drop(st);
@@ -505,12 +523,11 @@ impl Array {
         {
             let mut st = journal.lock();
             st.next_seq = last;
-            st.appended = last;
             st.durable = last;
         }
-        if report.replayed > 0 || report.parts > 0 {
-            self.journal_checkpoint()?;
-        }
+        // Always a new checkpoint (new nonce): parts of this checkpoint that were not
+        // reached (behind a torn header) must never be chained after new ones.
+        self.journal_checkpoint()?;
         Ok(report)
     }
 
