@@ -410,3 +410,48 @@ fn resync_after_a_crash_makes_parity_agree() {
         }
     }
 }
+
+/// A member whose journal cannot be read at replay is failed, not trusted: its parts are not
+/// required, the records are replayed on the others, and its blocks come from them.
+#[test]
+fn an_unreadable_journal_fails_its_member_at_replay() {
+    let sims: Vec<Arc<SimDisk>> = (0..4)
+        .map(|i| Arc::new(SimDisk::new(&format!("s{i}"), MEMBER, 40 + i as u64)))
+        .collect();
+    let boxed = || {
+        sims.iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect::<Vec<_>>()
+    };
+    let array = Array::create(
+        boxed(),
+        &CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK),
+    )
+    .unwrap();
+    let size = array.len() as usize;
+    let mut model = Rng::new(41).block(size);
+    array.write_at(&model, 0).unwrap();
+    array.close().unwrap();
+    let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+    let journal = array.regions().journal_offset;
+    let mut rng = Rng::new(42);
+    for _ in 0..10 {
+        let at = rng.below(size - 9000);
+        let len = 1 + rng.below(9000);
+        let bytes = rng.block(len);
+        array.write_at(&bytes, at as u64).unwrap();
+        model[at..at + bytes.len()].copy_from_slice(&bytes);
+    }
+    std::mem::forget(array);
+    for sim in &sims {
+        sim.crash();
+    }
+    sims[1].add_bad_range(journal + 4096, 4096);
+    let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    assert_eq!(status.members[1].state, MemberState::Faulty);
+    assert!(status.replay.is_some_and(|r| r.replayed > 0));
+    let mut back = vec![0u8; size];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == model, "every write that returned is there");
+}

@@ -33,6 +33,9 @@ use crate::disk::AlignedBuf;
 use crate::format::{self, CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
 
 const JB: u64 = JOURNAL_BLOCK as u64;
+/// Sequence numbers and tails from this on are refused as damaged: counting up from one, a
+/// journal never gets near them, and refusing them keeps every `+ 1` from overflowing.
+const SEQ_LIMIT: u64 = 1 << 62;
 /// Parts up to this size go out with their header in one write (a copy); larger ones are
 /// written from the caller's buffer after their header.
 const SMALL_PART: usize = 64 << 10;
@@ -122,6 +125,11 @@ impl Journal {
         (self.capacity / JB / 4)
             .saturating_sub(1)
             .clamp(1, self.chunk_rows)
+    }
+
+    /// Whether the journal on the members must be started over before anything else.
+    pub fn reset_needed(&self) -> bool {
+        self.lock().reset_needed
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -460,7 +468,13 @@ impl Array {
                 JournalHeader::decode(&buf, &self.uuid, &m.uuid())
             })
             .collect();
-        let Some(current) = headers.iter().flatten().max_by_key(|h| h.tail).copied() else {
+        let Some(current) = headers
+            .iter()
+            .flatten()
+            .filter(|h| h.tail < SEQ_LIMIT)
+            .max_by_key(|h| h.tail)
+            .copied()
+        else {
             log::warn!("no member holds a valid journal header; nothing to replay");
             journal.lock().reset_needed = true;
             return Ok(report);
@@ -470,7 +484,14 @@ impl Array {
             let Some(disk) = member.disk().filter(|_| member.is_active()) else {
                 continue;
             };
-            for (header, data) in self.read_parts(disk.as_ref(), &member.uuid(), current) {
+            let (parts, unreadable) = self.read_parts(disk.as_ref(), &member.uuid(), current);
+            if let Some(e) = unreadable {
+                // Its parts cannot be known: it must not be required, and its blocks of the
+                // replayed stripes are rebuilt from the others.
+                self.journal_failures(vec![(role, e)], "journal read");
+                continue;
+            }
+            for (header, data) in parts {
                 if self.member_at(header.stripe, usize::from(header.position)) != role {
                     continue;
                 }
@@ -510,6 +531,25 @@ impl Array {
                 ok
             })
             .collect();
+        // A disk being rebuilt into a role with no active member got no parts, and may have
+        // missed in-place writes of stripes it held: it goes back to before the first
+        // replayed stripe, and the rebuild refills from there.
+        if let Some(lowest) = complete.iter().map(|(_, r)| r.stripe).min() {
+            for member in self.members.iter().filter(|m| !m.is_active()) {
+                if let Some(incoming) = member.incoming()
+                    && incoming.done.load(Ordering::Acquire) > lowest
+                {
+                    log::info!(
+                        "{}: rebuild goes back to stripe {lowest} (written since its checkpoint)",
+                        incoming.name
+                    );
+                    incoming.done.store(lowest, Ordering::Release);
+                    incoming
+                        .recorded
+                        .store(lowest * self.layout.chunk(), Ordering::Release);
+                }
+            }
+        }
         if !complete.is_empty() {
             self.prepare_write();
         }
@@ -533,12 +573,17 @@ impl Array {
 
     /// The valid parts of one member's journal, in order: the chain from the first block,
     /// up to the first header that is not a part of this checkpoint or breaks the order.
+    /// A read error ends the walk and is returned with what was read before it.
+    #[allow(clippy::type_complexity)]
     fn read_parts(
         &self,
         disk: &dyn crate::disk::Disk,
         member_uuid: &[u8; 16],
         current: JournalHeader,
-    ) -> Vec<(PartHeader, AlignedBuf)> {
+    ) -> (
+        Vec<(PartHeader, AlignedBuf)>,
+        Option<crate::disk::DiskError>,
+    ) {
         let journal = self.journal.as_ref().expect("journal mode");
         let base = self.regions.journal_offset + JB;
         let stripes = self.regions.data_size / self.layout.chunk();
@@ -547,8 +592,8 @@ impl Array {
         let mut prev = None;
         let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
         while pos + JB <= journal.capacity {
-            if disk.read_at(&mut buf, base + pos).is_err() {
-                break;
+            if let Err(e) = disk.read_at(&mut buf, base + pos) {
+                return (out, Some(e));
             }
             let Some(header) = PartHeader::decode(&buf, &self.uuid, member_uuid) else {
                 break;
@@ -557,6 +602,7 @@ impl Array {
                 header.first_row..header.first_row.saturating_add(u64::from(header.rows));
             if header.nonce != current.nonce
                 || header.seq < current.tail
+                || header.seq >= SEQ_LIMIT
                 || prev.is_some_and(|p| header.seq <= p)
                 || usize::from(header.width) != self.width()
                 || header.stripe >= stripes
@@ -566,8 +612,8 @@ impl Array {
                 break;
             }
             let mut data = AlignedBuf::new(header.data_len() as usize);
-            if disk.read_at(&mut data, base + pos + JB).is_err() {
-                break;
+            if let Err(e) = disk.read_at(&mut data, base + pos + JB) {
+                return (out, Some(e));
             }
             pos += JB + header.data_len();
             prev = Some(header.seq);
@@ -581,6 +627,6 @@ impl Array {
                 );
             }
         }
-        out
+        (out, None)
     }
 }

@@ -860,6 +860,16 @@ impl Array {
             marked,
             options,
         )?;
+        if let Some(journal) = &array.journal
+            && journal.reset_needed()
+            && array.check_alive().is_ok()
+        {
+            // The journal was last written under another checkpoint than the one the
+            // members name (an older build, or no valid header): start it over before any
+            // superblock update can record this build's minor over it.
+            log::info!("the journal is started over");
+            array.journal_checkpoint()?;
+        }
         if unclean && journaled {
             let report = array.replay()?;
             log::info!(
@@ -895,6 +905,17 @@ impl Array {
         let stripes = regions.data_size / layout.chunk();
         let intent = (sb.flags & FLAG_BITMAP != 0)
             .then(|| intent::Intent::new(stripes, sb.bitmap_epoch, marked.clone()));
+        if sb.flags & FLAG_JOURNAL != 0
+            && !(format::MIB..=64 * format::MIB).contains(&regions.journal_size)
+        {
+            return Err(ArrayError::Format(FormatError::Invalid {
+                field: "journal_size",
+                reason: format!(
+                    "{} bytes; a journal array needs 1 MiB to 64 MiB",
+                    regions.journal_size
+                ),
+            }));
+        }
         let journal = (sb.flags & FLAG_JOURNAL != 0).then(|| {
             let (tail, nonce, reset) = read_journal_header(&members, &regions, &sb);
             journal::Journal::new(
