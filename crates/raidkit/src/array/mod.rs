@@ -605,7 +605,11 @@ impl Array {
     /// array's. A member with an older event counter, or marked failed in the newest
     /// superblock, is stale: kept out of the data path and reported. The array starts
     /// degraded when at most m roles lack an active member, and refuses otherwise
-    /// ([`ArrayError::TooManyMissing`]). Assemble writes nothing to any member.
+    /// ([`ArrayError::TooManyMissing`]). Assemble writes nothing to any member, except to
+    /// recover: a journal array that was not closed cleanly replays its journal (and a
+    /// journal an older build wrote over is started over) before this returns, so the
+    /// array is consistent before it serves anything, read-only callers included. A dirty
+    /// journal array starts degraded without `allow_dirty_degraded`.
     pub fn assemble(
         disks: Vec<Box<dyn Disk>>,
         options: &ArrayOptions,
