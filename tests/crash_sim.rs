@@ -108,6 +108,29 @@ fn parity_agrees(mems: &[Arc<MemDisk>], all: &[u8]) -> bool {
     })
 }
 
+/// `lose` distinct roles of `n`, none of them in `except`, chosen by `rng`: the members
+/// lost at a crash.
+fn pick_lost(rng: &mut Rng, n: usize, lose: usize, except: &[usize]) -> Vec<usize> {
+    let mut gone = Vec::new();
+    while gone.len() < lose {
+        let role = rng.below(n);
+        if !gone.contains(&role) && !except.contains(&role) {
+            gone.push(role);
+        }
+    }
+    gone
+}
+
+/// Memory disks holding the member images that survived (all but `gone`).
+fn survivors(images: Vec<Vec<u8>>, gone: &[usize]) -> Vec<Arc<MemDisk>> {
+    images
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !gone.contains(i))
+        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image, 4096)))
+        .collect()
+}
+
 fn serial() -> ArrayOptions {
     ArrayOptions {
         serial_io: true,
@@ -211,20 +234,8 @@ fn run_case(level: Level, n: usize, seed: u64, lose: usize, bitmap: bool) -> Out
             s.live_image()
         })
         .collect();
-    // Members lost at the crash.
-    let mut gone = Vec::new();
-    while gone.len() < lose {
-        let role = rng.below(n);
-        if !gone.contains(&role) {
-            gone.push(role);
-        }
-    }
-    let mems: Vec<Arc<MemDisk>> = images
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !gone.contains(i))
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image, 4096)))
-        .collect();
+    let gone = pick_lost(&mut rng, n, lose, &[]);
+    let mems = survivors(images, &gone);
     let array = Array::assemble(open(&mems), &serial()).unwrap();
     let mut skipped = 0;
     if array.status().unclean_start && gone.is_empty() {
@@ -404,19 +415,8 @@ fn concurrent_case(mode: Consistency) {
             } else {
                 0
             };
-            let mut gone = Vec::new();
-            while gone.len() < lose {
-                let role = rng.below(n);
-                if !gone.contains(&role) {
-                    gone.push(role);
-                }
-            }
-            let mems: Vec<Arc<MemDisk>> = images
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !gone.contains(i))
-                .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image, 4096)))
-                .collect();
+            let gone = pick_lost(&mut rng, n, lose, &[]);
+            let mems = survivors(images, &gone);
             let strict = ArrayOptions {
                 allow_dirty_degraded: false,
                 ..serial()
@@ -739,20 +739,9 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
         } else {
             rng.below(budget + 1)
         };
-        let mut gone: Vec<usize> = Vec::new();
-        while gone.len() < lose {
-            let role = rng.below(run.n);
-            if !gone.contains(&role) && !failed_by.contains(&role) {
-                gone.push(role);
-            }
-        }
+        let gone = pick_lost(&mut rng, run.n, lose, &failed_by);
         let degraded = !gone.is_empty() || !failed_by.is_empty();
-        let mems: Vec<Arc<MemDisk>> = images
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image, 4096)))
-            .collect();
+        let mems = survivors(images, &gone);
         let label = format!(
             "{:?} n={} {} seed {} point {point} of {len}, lost {gone:?}, failed {failed_by:?}",
             run.level,

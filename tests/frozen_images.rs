@@ -236,19 +236,7 @@ fn generate_v1_1(seed: u64) {
         .unwrap();
     array.close().unwrap();
     let images: Vec<Vec<u8>> = sims[1..].iter().map(|d| d.live_image()).collect();
-    let size = Array::assemble(
-        images
-            .iter()
-            .enumerate()
-            .map(|(i, image)| {
-                Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096))
-                    as Box<dyn Disk>
-            })
-            .collect(),
-        &ArrayOptions::default(),
-    )
-    .unwrap()
-    .len();
+    let size = assemble(&images, None).len();
     let crc = crc32fast::hash(&expected(size, seed));
     std::fs::write(path(V1_1), encode(&images, crc)).unwrap();
 }
@@ -373,19 +361,7 @@ fn generate_v1_2(seed: u64) {
             d.live_image()
         })
         .collect();
-    let size = Array::assemble(
-        images
-            .iter()
-            .enumerate()
-            .map(|(i, image)| {
-                Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096))
-                    as Box<dyn Disk>
-            })
-            .collect(),
-        &ArrayOptions::default(),
-    )
-    .unwrap()
-    .len();
+    let size = assemble(&images, None).len();
     let crc = crc32fast::hash(&expected_v1_2(size, seed));
     std::fs::write(path(V1_2), encode(&images, crc)).unwrap();
 }

@@ -429,22 +429,15 @@ impl Array {
     pub(super) fn write_journal_headers(&self, tail: u64, nonce: u64) -> Result<(), ArrayError> {
         let header = JournalHeader { tail, nonce };
         let offset = self.regions.journal_offset;
-        let failed = self.parallel(
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.is_active())
-                .collect(),
-            |(role, member)| {
-                let disk = member.disk()?;
-                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
-                buf.copy_from_slice(&header.encode(&self.uuid, &member.uuid()));
-                disk.write_at(&buf, offset)
-                    .and_then(|()| disk.flush())
-                    .err()
-                    .map(|e| (role, e))
-            },
-        );
+        let failed = self.parallel(self.active_members(), |(role, member)| {
+            let disk = member.disk()?;
+            let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+            buf.copy_from_slice(&header.encode(&self.uuid, &member.uuid()));
+            disk.write_at(&buf, offset)
+                .and_then(|()| disk.flush())
+                .err()
+                .map(|e| (role, e))
+        });
         for (role, e) in failed.into_iter().flatten() {
             self.fail_role(role, &format!("journal header write failed: {e}"));
         }

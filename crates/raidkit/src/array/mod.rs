@@ -1263,6 +1263,15 @@ impl Array {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// The roles with an active member, and the members.
+    fn active_members(&self) -> Vec<(usize, &Member)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.is_active())
+            .collect()
+    }
+
     /// Roles without an active member.
     fn unavailable(&self) -> usize {
         self.members.iter().filter(|m| !m.is_active()).count()
@@ -1378,23 +1387,16 @@ impl Array {
     fn flush_locked(&self) -> Result<(), ArrayError> {
         let generation = self.intent_flush_begins();
         let regions = self.regions;
-        let results = self.parallel(
-            self.members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.is_active())
-                .collect(),
-            |(role, member)| {
-                let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
-                    return None;
-                };
-                let result = table
-                    .write_dirty(disk.as_ref(), &regions)
-                    .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
-                    .and_then(|()| disk.flush());
-                result.err().map(|e| (role, e))
-            },
-        );
+        let results = self.parallel(self.active_members(), |(role, member)| {
+            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
+                return None;
+            };
+            let result = table
+                .write_dirty(disk.as_ref(), &regions)
+                .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
+                .and_then(|()| disk.flush());
+            result.err().map(|e| (role, e))
+        });
         for (role, member) in self.members.iter().enumerate() {
             if let Some(incoming) = member.incoming()
                 && let Err(e) = incoming.flush(&regions)
