@@ -95,17 +95,20 @@ fn open(mems: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
 /// Whether the members agree with `all`, the array's contents: left out one at a time,
 /// every byte still reads the same (parity matches the data everywhere).
 fn parity_agrees(mems: &[Arc<MemDisk>], all: &[u8]) -> bool {
-    (0..mems.len()).all(|leave| {
-        let rest: Vec<Arc<MemDisk>> = mems
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != leave)
-            .map(|(_, d)| d.clone())
-            .collect();
-        let array = Array::assemble(open(&rest), &serial()).unwrap();
-        let mut back = vec![0u8; all.len()];
-        array.read_at(&mut back, 0).is_ok() && back == all
-    })
+    (0..mems.len()).all(|leave| reads_the_same_without(mems, leave, all))
+}
+
+/// Whether the array assembled without member `leave` reads exactly `all`.
+fn reads_the_same_without(mems: &[Arc<MemDisk>], leave: usize, all: &[u8]) -> bool {
+    let rest: Vec<Arc<MemDisk>> = mems
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leave)
+        .map(|(_, d)| d.clone())
+        .collect();
+    let array = Array::assemble(open(&rest), &serial()).unwrap();
+    let mut back = vec![0u8; all.len()];
+    array.read_at(&mut back, 0).is_ok() && back == all
 }
 
 /// `lose` distinct roles of `n`, none of them in `except`, chosen by `rng`: the members
@@ -780,15 +783,7 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
             // Parity agrees with the data: without one member (a different one each
             // point), every byte reads the same.
             let leave = rng.below(run.n);
-            let rest: Vec<Arc<MemDisk>> = mems
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != leave)
-                .map(|(_, d)| d.clone())
-                .collect();
-            let without = Array::assemble(open(&rest), &serial()).unwrap();
-            let mut back = vec![0u8; size];
-            if without.read_at(&mut back, 0).is_err() || back != after {
+            if !reads_the_same_without(&mems, leave, &after) {
                 out.inconsistent += 1;
                 let why = format!("{label}: parity disagrees with the data without member {leave}");
                 out.clean_failure.get_or_insert(why.clone());
