@@ -597,14 +597,15 @@ fn hot_replace_keeps_redundancy_and_releases_the_old_member() {
     let data = Rng::new(21).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.flush().unwrap();
-    // Corrupt a few blocks of the member being replaced, behind the array's back.
+    // Corrupt a few blocks of the member being replaced, behind the array's back (once it
+    // is closed: an image taken while the session was open would be behind).
     let data_offset = array.regions().data_offset;
+    drop(array);
     let mut image = disks[2].snapshot();
     for b in [1u64, 17, 40] {
         image[(data_offset + b * 4096 + 5) as usize] ^= 0xff;
     }
     let corrupted = Arc::new(MemDisk::from_image("m2", image, 4096));
-    drop(array);
     let mut now = disks.clone();
     now[2] = corrupted;
     let array = Array::assemble(boxed(now.clone()), &quiet()).unwrap();

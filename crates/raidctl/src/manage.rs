@@ -263,10 +263,20 @@ pub struct ResyncArgs {
 
 pub fn resync(args: ResyncArgs) -> Result<()> {
     let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
-    if !array.status().unclean_start {
-        eprintln!("raidctl: the array was closed cleanly; nothing to resync");
+    let status = array.status();
+    let behind: u64 = status.members.iter().filter_map(|m| m.behind_stripes).sum();
+    if !status.unclean_start {
+        if behind == 0 {
+            eprintln!("raidctl: the array was closed cleanly; nothing to resync");
+            array.close()?;
+            return Ok(());
+        }
+        let progress = crate::progress::Progress::new("resync", behind * status.chunk);
+        let report = array.catch_up(&|done, _| progress.set(done * status.chunk))?;
+        progress.finish();
+        print_catch_up(&report);
         array.close()?;
-        return Ok(());
+        return check_caught_up(&report);
     }
     let progress = crate::progress::Progress::new("resync", array.regions().data_size);
     let report = array.resync(&|done, _| progress.set(done))?;
@@ -279,6 +289,35 @@ pub fn resync(args: ResyncArgs) -> Result<()> {
         report.recomputed_rows,
         report.lost_rows
     );
+    print_catch_up(&report.caught_up);
     array.close()?;
+    check_caught_up(&report.caught_up)
+}
+
+fn print_catch_up(report: &raidkit::array::CatchUpReport) {
+    if report.stripes + report.lost_stripes > 0 {
+        eprintln!(
+            "raidctl: {} member(s) that were behind brought back: {} stripes rebuilt onto them{}",
+            report.members,
+            report.stripes,
+            if report.lost_stripes > 0 {
+                format!(
+                    ", {} could not be rebuilt (too many blocks lost)",
+                    report.lost_stripes
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+fn check_caught_up(report: &raidkit::array::CatchUpReport) -> Result<()> {
+    if report.lost_stripes > 0 {
+        anyhow::bail!(
+            "{} stripe(s) could not be rebuilt onto a member that is behind (more blocks lost than the redundancy); their reads fail, naming the range",
+            report.lost_stripes
+        );
+    }
     Ok(())
 }

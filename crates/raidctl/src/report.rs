@@ -78,7 +78,8 @@ fn status_json(status: &Status) -> Value {
         "members": status.members.iter().map(|m| json!({
             "path": m.name,
             "role": m.role,
-            "state": m.state.name(),
+            "state": member_state(m),
+            "behind_stripes": m.behind_stripes,
             "uuid": m.uuid,
             "read_errors": m.read_errors,
             "write_errors": m.write_errors,
@@ -101,6 +102,16 @@ fn status_json(status: &Status) -> Value {
             "repair": s.repair,
         })),
     })
+}
+
+/// A member's state in reports: its state, or `behind` for an active member that may lack
+/// recent writes (until a resync brings them back).
+fn member_state(m: &raidkit::array::MemberStatus) -> &'static str {
+    if m.behind_stripes.is_some() {
+        "behind"
+    } else {
+        m.state.name()
+    }
 }
 
 /// Prints a status report as text to standard output.
@@ -181,13 +192,18 @@ pub fn print_status(status: &Status) {
         let role = m.role.map_or("-".to_string(), |r| r.to_string());
         println!(
             "  {role:>4}  {:<7} {:>5} {:>6} {:>5} {:>9}  {}",
-            m.state.name(),
+            member_state(m),
             m.read_errors,
             m.write_errors,
             m.checksum_errors,
             m.repaired,
             m.name
         );
+        if let Some(stripes) = m.behind_stripes {
+            println!(
+                "        behind: may lack writes in {stripes} stripe(s), which are read from the other members (raidctl resync brings them back)"
+            );
+        }
         for (offset, len) in &m.bad_blocks {
             println!(
                 "        lost: member bytes {offset}..{} (bad-block log)",
@@ -257,6 +273,7 @@ pub fn examine(args: ExamineArgs) -> Result<()> {
         "state": state,
         "dirty": sb.is_dirty(),
         "event": sb.event,
+        "session": (sb.session != 0).then_some(sb.session),
         "ctime": sb.ctime,
         "utime": sb.utime,
         "regions": {
@@ -273,6 +290,10 @@ pub fn examine(args: ExamineArgs) -> Result<()> {
             "role": (i < n).then_some(i),
             "uuid": format::uuid_string(&slot.uuid),
             "state": slot.state.name(),
+            "behind_since": match slot.state {
+                SlotState::Behind { since } => Some(since),
+                _ => None,
+            },
             "path": (i == sb.slot as usize).then(|| name.clone()),
             // Error counters live in the running array, not in the superblock.
             "read_errors": Value::Null,
@@ -325,6 +346,9 @@ pub fn examine(args: ExamineArgs) -> Result<()> {
         sb.event,
         if sb.is_dirty() { " (dirty)" } else { "" }
     );
+    if sb.session != 0 {
+        println!("     session : started at event {}", sb.session);
+    }
     let r = &sb.regions;
     println!(
         "     regions : bitmap {}+{}, journal {}+{}, checksums {}+{}, data {}+{}",
@@ -344,8 +368,12 @@ pub fn examine(args: ExamineArgs) -> Result<()> {
         } else {
             "spare".to_string()
         };
+        let since = match slot.state {
+            SlotState::Behind { since } => format!(" (may lack writes since event {since})"),
+            _ => String::new(),
+        };
         println!(
-            "    {role:>5}  {:<10} {}",
+            "    {role:>5}  {:<10} {}{since}",
             slot.state.name(),
             format::uuid_string(&slot.uuid)
         );

@@ -33,8 +33,10 @@ pub const MAGIC: [u8; 8] = *b"RAIDKIT\x01";
 /// The format's major version: a reader refuses any other major.
 pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version: additions that older readers of the same major may ignore.
-/// Minor 1 added the scrub checkpoint (header bytes 248..260) and the bad-block log.
-pub const VERSION_MINOR: u16 = 2;
+/// Minor 1 added the scrub checkpoint (header bytes 248..260) and the bad-block log; minor
+/// 2 the write journal; minor 3 writing sessions (header bytes 272..296), members behind
+/// (a faulty slot with a `since` event) and the session map ([`SessionMapBlock`]).
+pub const VERSION_MINOR: u16 = 3;
 /// Bytes in one superblock copy.
 pub const SB_SIZE: usize = 16 << 10;
 /// Member offsets of the two superblock copies.
@@ -111,6 +113,9 @@ const OFF_CSUM_ALGO: usize = 244;
 const OFF_SCRUB_POS: usize = 248;
 const OFF_SCRUB_FLAGS: usize = 256;
 const OFF_BITMAP_EPOCH: usize = 264;
+const OFF_SESSION: usize = 272;
+const OFF_SESSION_NONCE: usize = 280;
+const OFF_MAP_SINCE: usize = 288;
 const OFF_CRC: usize = SB_SIZE - 4;
 
 // Slot field offsets (bytes from the start of a slot).
@@ -191,6 +196,14 @@ pub enum SlotState {
     Active,
     /// Failed: its contents are not trusted.
     Faulty,
+    /// Behind (minor 3): the member holds current data except what the writing sessions
+    /// that started at event `since` or later wrote (the regions the session map shows);
+    /// a resync of those regions brings it back. Stored as a faulty slot whose checkpoint
+    /// field holds `since`, so an older build sees a faulty member.
+    Behind {
+        /// The first session start event whose writes it may lack (non-zero).
+        since: u64,
+    },
     /// A hot spare, not yet holding a role.
     Spare,
     /// Being rebuilt; data below `checkpoint` (bytes of the data region) is current.
@@ -205,7 +218,7 @@ impl SlotState {
         match self {
             SlotState::Empty => 0,
             SlotState::Active => 1,
-            SlotState::Faulty => 2,
+            SlotState::Faulty | SlotState::Behind { .. } => 2,
             SlotState::Spare => 3,
             SlotState::Rebuilding { .. } => 4,
         }
@@ -217,6 +230,7 @@ impl SlotState {
             SlotState::Empty => "empty",
             SlotState::Active => "active",
             SlotState::Faulty => "faulty",
+            SlotState::Behind { .. } => "behind",
             SlotState::Spare => "spare",
             SlotState::Rebuilding { .. } => "rebuilding",
         }
@@ -406,6 +420,15 @@ pub struct Superblock {
     /// The write-intent bitmap's epoch (minor 1): the bitmap blocks are trusted only when
     /// they carry this value. 0: no trusted bitmap (a minor 0 writer zeroes it).
     pub bitmap_epoch: u64,
+    /// The event of the update that started the latest writing session (minor 3; 0 when
+    /// unknown: an older build wrote the array last). Every session that writes data starts
+    /// with an update, before its first write.
+    pub session: u64,
+    /// A random number chosen when that session started (minor 3).
+    pub session_nonce: u64,
+    /// The session map ([`SessionMapBlock`]) records every region written by sessions that
+    /// started at this event or later (minor 3; 0: no session map is kept).
+    pub map_since: u64,
 }
 
 fn get<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
@@ -545,12 +568,21 @@ impl Superblock {
             put(&mut b, OFF_SCRUB_FLAGS, &flags.to_le_bytes());
         }
         put(&mut b, OFF_BITMAP_EPOCH, &self.bitmap_epoch.to_le_bytes());
+        put(&mut b, OFF_SESSION, &self.session.to_le_bytes());
+        put(&mut b, OFF_SESSION_NONCE, &self.session_nonce.to_le_bytes());
+        put(&mut b, OFF_MAP_SINCE, &self.map_since.to_le_bytes());
         for (i, slot) in self.slots.iter().enumerate() {
             let at = HEADER_SIZE + i * SLOT_SIZE;
             put(&mut b, at + SLOT_UUID, &slot.uuid);
             b[at + SLOT_STATE] = slot.state.code();
-            if let SlotState::Rebuilding { checkpoint } = slot.state {
-                put(&mut b, at + SLOT_CHECKPOINT, &checkpoint.to_le_bytes());
+            match slot.state {
+                SlotState::Rebuilding { checkpoint } => {
+                    put(&mut b, at + SLOT_CHECKPOINT, &checkpoint.to_le_bytes())
+                }
+                SlotState::Behind { since } => {
+                    put(&mut b, at + SLOT_CHECKPOINT, &since.to_le_bytes())
+                }
+                _ => {}
             }
         }
         let crc = crc32fast::hash(&b[..OFF_CRC]);
@@ -667,6 +699,16 @@ impl Superblock {
         } else {
             get_u64(b, OFF_BITMAP_EPOCH)
         };
+        // Before minor 3 these bytes were zero (or not ours to read).
+        let (session, session_nonce, map_since) = if minor < 3 {
+            (0, 0, 0)
+        } else {
+            (
+                get_u64(b, OFF_SESSION),
+                get_u64(b, OFF_SESSION_NONCE),
+                get_u64(b, OFF_MAP_SINCE),
+            )
+        };
         let slot_count = usize::from(get_u16(b, OFF_SLOTS));
         if slot_count < usize::from(members) || slot_count > MAX_SLOTS {
             return Err(invalid(
@@ -681,6 +723,7 @@ impl Superblock {
             let state = match b[at + SLOT_STATE] {
                 0 => SlotState::Empty,
                 1 => SlotState::Active,
+                2 if minor >= 3 && checkpoint != 0 => SlotState::Behind { since: checkpoint },
                 2 => SlotState::Faulty,
                 3 => SlotState::Spare,
                 4 if checkpoint <= regions.data_size => SlotState::Rebuilding { checkpoint },
@@ -723,6 +766,9 @@ impl Superblock {
             slots,
             scrub,
             bitmap_epoch,
+            session,
+            session_nonce,
+            map_since,
         })
     }
 }
@@ -1149,13 +1195,17 @@ pub const PART_MAX_WIDTH: usize = 256;
 /// with this `nonce`.
 ///
 /// Magic `RKJOURNL` (0..8), array UUID (8..24), member UUID (24..40), tail (40..48, LE
-/// u64), nonce (48..56, LE u64), zeros, and the CRC-32 of bytes 0..4092 in the last four.
+/// u64), nonce (48..56, LE u64), checkpoint count (56..64, LE u64; minor 3, zero before),
+/// zeros, and the CRC-32 of bytes 0..4092 in the last four.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalHeader {
     /// The first sequence number that may still need replay.
     pub tail: u64,
     /// A random number chosen at each checkpoint; parts written after it carry it.
     pub nonce: u64,
+    /// Checkpoints written before this one (minor 3): of two headers with the same tail,
+    /// the one with the higher count is the newer.
+    pub checkpoints: u64,
 }
 
 impl JournalHeader {
@@ -1167,6 +1217,7 @@ impl JournalHeader {
         put(&mut b, 24, member_uuid);
         put(&mut b, 40, &self.tail.to_le_bytes());
         put(&mut b, 48, &self.nonce.to_le_bytes());
+        put(&mut b, 56, &self.checkpoints.to_le_bytes());
         let crc = crc32fast::hash(&b[..JOURNAL_BLOCK - 4]);
         put(&mut b, JOURNAL_BLOCK - 4, &crc.to_le_bytes());
         b
@@ -1189,6 +1240,120 @@ impl JournalHeader {
         Some(JournalHeader {
             tail: get_u64(b, 40),
             nonce: get_u64(b, 48),
+            checkpoints: get_u64(b, 56),
+        })
+    }
+
+    /// The order of headers: the higher (tail, checkpoint count) is the newer.
+    pub fn age(&self) -> (u64, u64) {
+        (self.tail, self.checkpoints)
+    }
+}
+
+/// Offset of the session map within the bitmap region (format minor 3); the block before
+/// it, at 4 KiB, is reserved.
+pub const SESSION_MAP_START: u64 = 8192;
+/// Blocks of the session map.
+pub const SESSION_MAP_BLOCKS: usize = 14;
+/// Size of one session-map block.
+pub const SESSION_MAP_BLOCK: usize = 4096;
+/// Magic number at byte 0 of every session-map block.
+pub const SESSION_MAP_MAGIC: [u8; 8] = *b"RKSESMAP";
+const SESSION_MAP_HEADER: usize = 64;
+/// Regions per session-map block.
+pub const SESSION_MAP_PER_BLOCK: usize = (SESSION_MAP_BLOCK - SESSION_MAP_HEADER - 8) / 8;
+/// The most regions the session map holds.
+pub const SESSION_MAP_MAX_REGIONS: u64 = (SESSION_MAP_BLOCKS * SESSION_MAP_PER_BLOCK) as u64;
+
+/// One block of the session map (format minor 3): for each region of `stripes_per_region`
+/// whole stripes, the start event of the latest writing session that wrote it (0: none
+/// since the superblock's `map_since`). A member that may have missed the writes of the
+/// sessions that started at event `since` or later is brought back by resynchronising the
+/// regions whose entry is at least `since`.
+///
+/// The map is [`SESSION_MAP_BLOCKS`] blocks of 4096 bytes from `bitmap_offset +`
+/// [`SESSION_MAP_START`], the same on every member. Block i: magic `RKSESMAP` (0..8), array
+/// UUID (8..24), stripes per region (24..32, LE u64), region count (32..36, LE u32), block
+/// index i (36..40, LE u32), zeros to 64, then the entries of regions
+/// `i × 503 .. i × 503 + 503` (LE u64 each, from 64; past the region count zero), zeros,
+/// and the CRC-32 of bytes 0..4092 in the last four.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionMapBlock {
+    /// The block's index (0 .. [`SESSION_MAP_BLOCKS`]).
+    pub index: usize,
+    /// Stripes per region.
+    pub stripes_per_region: u64,
+    /// Regions in the whole map.
+    pub regions: u64,
+    /// This block's entries: regions `index × 503 ..`, at most 503.
+    pub entries: Vec<u64>,
+}
+
+impl SessionMapBlock {
+    /// The geometry of the map for `stripes` stripes: (stripes per region, region count).
+    pub fn geometry(stripes: u64) -> (u64, u64) {
+        let per_region = stripes.div_ceil(SESSION_MAP_MAX_REGIONS).max(1);
+        (per_region, stripes.div_ceil(per_region))
+    }
+
+    /// Blocks used by a map of `regions` regions.
+    pub fn blocks(regions: u64) -> usize {
+        (regions as usize).div_ceil(SESSION_MAP_PER_BLOCK)
+    }
+
+    /// Whether a member with these regions has room for the session map (every v1 plan has).
+    pub fn fits(regions: &Regions) -> bool {
+        regions.bitmap_size >= SESSION_MAP_START + (SESSION_MAP_BLOCKS * SESSION_MAP_BLOCK) as u64
+    }
+
+    /// Encodes the block for array `array_uuid`.
+    pub fn encode(&self, array_uuid: &[u8; 16]) -> Vec<u8> {
+        let mut b = vec![0u8; SESSION_MAP_BLOCK];
+        put(&mut b, 0, &SESSION_MAP_MAGIC);
+        put(&mut b, 8, array_uuid);
+        put(&mut b, 24, &self.stripes_per_region.to_le_bytes());
+        put(&mut b, 32, &(self.regions as u32).to_le_bytes());
+        put(&mut b, 36, &(self.index as u32).to_le_bytes());
+        for (i, entry) in self.entries.iter().take(SESSION_MAP_PER_BLOCK).enumerate() {
+            put(&mut b, SESSION_MAP_HEADER + 8 * i, &entry.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b[..SESSION_MAP_BLOCK - 4]);
+        put(&mut b, SESSION_MAP_BLOCK - 4, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes block `index` of the map of array `array_uuid` with `stripes` stripes: `None`
+    /// unless it is a valid block of this array, geometry and index (untrusted input).
+    pub fn decode(
+        b: &[u8],
+        array_uuid: &[u8; 16],
+        stripes: u64,
+        index: usize,
+    ) -> Option<SessionMapBlock> {
+        if b.len() < SESSION_MAP_BLOCK
+            || get::<8>(b, 0) != SESSION_MAP_MAGIC
+            || get::<16>(b, 8) != *array_uuid
+            || get_u32(b, SESSION_MAP_BLOCK - 4) != crc32fast::hash(&b[..SESSION_MAP_BLOCK - 4])
+        {
+            return None;
+        }
+        let (per_region, regions) = SessionMapBlock::geometry(stripes);
+        if get_u64(b, 24) != per_region
+            || u64::from(get_u32(b, 32)) != regions
+            || get_u32(b, 36) as usize != index
+            || index >= SessionMapBlock::blocks(regions)
+        {
+            return None;
+        }
+        let first = index * SESSION_MAP_PER_BLOCK;
+        let count = (regions as usize - first).min(SESSION_MAP_PER_BLOCK);
+        Some(SessionMapBlock {
+            index,
+            stripes_per_region: per_region,
+            regions,
+            entries: (0..count)
+                .map(|i| get_u64(b, SESSION_MAP_HEADER + 8 * i))
+                .collect(),
         })
     }
 }
@@ -1342,6 +1507,7 @@ mod tests {
                     state: match i {
                         6 => SlotState::Spare,
                         5 => SlotState::Rebuilding { checkpoint: 4096 },
+                        3 => SlotState::Behind { since: 0x55 },
                         _ => SlotState::Active,
                     },
                 })
@@ -1351,6 +1517,9 @@ mod tests {
                 repair: true,
             }),
             bitmap_epoch: 0x1122_3344_5566_7788,
+            session: 0x2122_2324_2526_2728,
+            session_nonce: 0x3132_3334_3536_3738,
+            map_since: 0x4142_4344_4546_4748,
         }
     }
 
@@ -1369,6 +1538,7 @@ mod tests {
         let header = JournalHeader {
             tail: 0x0102_0304_0506_0708,
             nonce: 0x1112_1314_1516_1718,
+            checkpoints: 0x2122_2324_2526_2728,
         };
         let b = header.encode(&array, &member);
         assert_eq!(b.len(), JOURNAL_BLOCK);
@@ -1377,7 +1547,8 @@ mod tests {
         assert_eq!(&b[24..40], &member);
         assert_eq!(get_u64(&b, 40), header.tail);
         assert_eq!(get_u64(&b, 48), header.nonce);
-        assert!(b[56..4092].iter().all(|&x| x == 0));
+        assert_eq!(get_u64(&b, 56), header.checkpoints);
+        assert!(b[64..4092].iter().all(|&x| x == 0));
         assert_eq!(get_u32(&b, 4092), crc32fast::hash(&b[..4092]));
         assert_eq!(JournalHeader::decode(&b, &array, &member), Some(header));
         assert_eq!(JournalHeader::decode(&b, &member, &member), None);
@@ -1472,14 +1643,87 @@ mod tests {
         assert_eq!(bytes[512 + 16], 1); // slot 0 active
         assert_eq!(bytes[512 + 5 * 32 + 16], 4); // slot 5 rebuilding
         assert_eq!(get_u64(&bytes, 512 + 5 * 32 + 24), 4096);
+        assert_eq!(bytes[512 + 3 * 32 + 16], 2); // slot 3 behind: faulty, with `since`
+        assert_eq!(get_u64(&bytes, 512 + 3 * 32 + 24), 0x55);
         assert_eq!(bytes[512 + 6 * 32 + 16], 3); // slot 6 spare
         assert_eq!(get_u64(&bytes, 248), 3 * (64 << 10)); // scrub position
         assert_eq!(get_u32(&bytes, 256), 3); // scrub running, repairing
         assert_eq!(get_u64(&bytes, 264), 0x1122_3344_5566_7788); // bitmap epoch
+        assert_eq!(get_u64(&bytes, 272), 0x2122_2324_2526_2728); // session
+        assert_eq!(get_u64(&bytes, 280), 0x3132_3334_3536_3738); // session nonce
+        assert_eq!(get_u64(&bytes, 288), 0x4142_4344_4546_4748); // map since
+        assert!(bytes[296..512].iter().all(|&x| x == 0));
         assert_eq!(
             u32::from_le_bytes(get(&bytes, SB_SIZE - 4)),
             crc32fast::hash(&bytes[..SB_SIZE - 4])
         );
+    }
+
+    /// Minor 3's fields read as absent in older minors: a faulty slot with a non-zero
+    /// checkpoint is plainly faulty there, and the session fields are zero.
+    #[test]
+    fn minor_3_fields_are_absent_before_minor_3() {
+        let sb = sample();
+        let back = Superblock::decode(&sb.encode()).unwrap();
+        assert_eq!(back.slots[3].state, SlotState::Behind { since: 0x55 });
+        assert_eq!(back.session, sb.session);
+        let mut old = sample();
+        old.minor = 2;
+        let back = Superblock::decode(&old.encode()).unwrap();
+        assert_eq!(back.slots[3].state, SlotState::Faulty);
+        assert_eq!(
+            (back.session, back.session_nonce, back.map_since),
+            (0, 0, 0)
+        );
+        // A faulty slot without `since` stays faulty in minor 3.
+        let mut sb = sample();
+        sb.slots[3].state = SlotState::Faulty;
+        let back = Superblock::decode(&sb.encode()).unwrap();
+        assert_eq!(back.slots[3].state, SlotState::Faulty);
+    }
+
+    #[test]
+    fn session_map_blocks_are_pinned() {
+        let array = [0xC3u8; 16];
+        assert_eq!(SESSION_MAP_PER_BLOCK, 503);
+        assert_eq!(SESSION_MAP_MAX_REGIONS, 7042);
+        assert_eq!(SessionMapBlock::geometry(100), (1, 100));
+        assert_eq!(SessionMapBlock::geometry(7042), (1, 7042));
+        assert_eq!(SessionMapBlock::geometry(7043), (2, 3522));
+        assert!(SessionMapBlock::fits(
+            &Regions::plan(64 * MIB, 64 << 10).unwrap()
+        ));
+        let stripes = 1000;
+        let block = SessionMapBlock {
+            index: 1,
+            stripes_per_region: 1,
+            regions: 1000,
+            entries: (0..497).map(|i| 1000 + i).collect(),
+        };
+        let b = block.encode(&array);
+        assert_eq!(b.len(), 4096);
+        assert_eq!(&b[0..8], b"RKSESMAP");
+        assert_eq!(&b[8..24], &array);
+        assert_eq!(get_u64(&b, 24), 1);
+        assert_eq!(get_u32(&b, 32), 1000);
+        assert_eq!(get_u32(&b, 36), 1);
+        assert!(b[40..64].iter().all(|&x| x == 0));
+        assert_eq!(get_u64(&b, 64), 1000);
+        assert_eq!(get_u64(&b, 64 + 8 * 496), 1496);
+        assert!(b[64 + 8 * 497..4092].iter().all(|&x| x == 0));
+        assert_eq!(get_u32(&b, 4092), crc32fast::hash(&b[..4092]));
+        assert_eq!(
+            SessionMapBlock::decode(&b, &array, stripes, 1),
+            Some(block.clone())
+        );
+        // Another array, index, geometry, or a torn block: not ours.
+        assert_eq!(SessionMapBlock::decode(&b, &[0; 16], stripes, 1), None);
+        assert_eq!(SessionMapBlock::decode(&b, &array, stripes, 0), None);
+        assert_eq!(SessionMapBlock::decode(&b, &array, stripes + 1, 1), None);
+        assert_eq!(SessionMapBlock::decode(&b, &array, 400, 1), None);
+        let mut torn = b.clone();
+        torn[70] ^= 1;
+        assert_eq!(SessionMapBlock::decode(&torn, &array, stripes, 1), None);
     }
 
     /// A minor 0 superblock has no scrub mark whatever those bytes hold; a minor 1 mark

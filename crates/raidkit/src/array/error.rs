@@ -89,7 +89,7 @@ pub enum ArrayError {
     /// Not closed cleanly and missing members: parity of stripes written at the crash may
     /// be wrong, and rebuilding the missing members' data from it would return wrong data.
     #[error(
-        "cannot start the array: it was not closed cleanly and role(s) {missing:?} are missing, and it keeps no journal: stripes being written at the crash may have stale parity and give the missing members' data back wrong (the RAID-5/6 write hole); start it anyway with allow_dirty_degraded to accept that risk"
+        "cannot start the array: it was not closed cleanly and role(s) {missing:?} are missing or may lack recent writes, and it keeps no journal: stripes being written at the crash may have stale parity and give the missing members' data back wrong (the RAID-5/6 write hole); start it anyway with allow_dirty_degraded to accept that risk"
     )]
     DirtyDegraded {
         /// The roles without a usable member.

@@ -48,6 +48,8 @@ struct State {
     tail: u64,
     /// The nonce of the current checkpoint.
     nonce: u64,
+    /// Checkpoints written before the current one.
+    checkpoints: u64,
     /// Bytes of each role's journal used since the checkpoint.
     heads: Vec<u64>,
     /// Records whose parts are still being written.
@@ -97,6 +99,7 @@ impl Journal {
         chunk: u64,
         tail: u64,
         nonce: u64,
+        checkpoints: u64,
         reset_needed: bool,
     ) -> Journal {
         Journal {
@@ -104,6 +107,7 @@ impl Journal {
                 next_seq: tail,
                 tail,
                 nonce,
+                checkpoints,
                 heads: vec![0; roles],
                 writing: BTreeSet::new(),
                 unflushed: vec![false; roles],
@@ -390,15 +394,17 @@ impl Array {
             st = journal.wait(st);
         }
         let tail = st.next_seq;
+        let count = st.checkpoints + 1;
         drop(st);
         let nonce = format::new_nonce();
         let result = self
             .flush()
-            .and_then(|()| self.write_journal_headers(tail, nonce));
+            .and_then(|()| self.write_journal_headers(tail, nonce, count));
         let mut st = journal.lock();
         if result.is_ok() {
             st.tail = tail;
             st.nonce = nonce;
+            st.checkpoints = count;
             st.heads.iter_mut().for_each(|h| *h = 0);
             st.reset_needed = false;
         }
@@ -414,20 +420,33 @@ impl Array {
         let Some(journal) = self.journal.as_ref() else {
             return Ok(());
         };
-        let tail = journal.lock().next_seq;
+        let (tail, count) = {
+            let st = journal.lock();
+            (st.next_seq, st.checkpoints + 1)
+        };
         let nonce = format::new_nonce();
-        self.write_journal_headers(tail, nonce)?;
+        self.write_journal_headers(tail, nonce, count)?;
         let mut st = journal.lock();
         st.tail = tail;
         st.nonce = nonce;
+        st.checkpoints = count;
         st.heads.iter_mut().for_each(|h| *h = 0);
         Ok(())
     }
 
     /// Writes the journal header to every active member and flushes it. A member that fails
     /// is marked faulty.
-    pub(super) fn write_journal_headers(&self, tail: u64, nonce: u64) -> Result<(), ArrayError> {
-        let header = JournalHeader { tail, nonce };
+    pub(super) fn write_journal_headers(
+        &self,
+        tail: u64,
+        nonce: u64,
+        checkpoints: u64,
+    ) -> Result<(), ArrayError> {
+        let header = JournalHeader {
+            tail,
+            nonce,
+            checkpoints,
+        };
         let offset = self.regions.journal_offset;
         let failed = self.parallel(self.active_members(), |(role, member)| {
             let disk = member.disk()?;
@@ -447,15 +466,28 @@ impl Array {
     /// Replays the journal after an unclean stop: reads every trusted member's parts, and
     /// writes every complete record in place again, oldest first; then checkpoints. Runs
     /// at assemble, before anything is served.
+    ///
+    /// A member whose journal shows it went back in time — its header older than the
+    /// newest, or a part missing from a record that was provably durable (it, or a later
+    /// record, had begun to go in place) — is behind: it is not asked for parts, the
+    /// records are replayed without it, and its blocks of the regions this session wrote
+    /// are rebuilt onto it later ([`Array::catch_up`]).
     pub(super) fn replay(&self) -> Result<ReplayReport, ArrayError> {
         let journal = self.journal.as_ref().expect("journal mode");
         let mut report = ReplayReport::default();
+        let since = self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sb
+            .session;
+        let trusted = |m: &super::member::Member| m.is_active() && !m.is_behind();
         // The newest checkpoint any member recorded.
         let headers: Vec<Option<JournalHeader>> = self
             .members
             .iter()
             .map(|m| {
-                let disk = m.disk().filter(|_| m.is_active())?;
+                let disk = m.disk().filter(|_| trusted(m))?;
                 let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
                 disk.read_at(&mut buf, self.regions.journal_offset).ok()?;
                 JournalHeader::decode(&buf, &self.uuid, &m.uuid())
@@ -465,16 +497,109 @@ impl Array {
             .iter()
             .flatten()
             .filter(|h| h.tail < SEQ_LIMIT)
-            .max_by_key(|h| h.tail)
+            .max_by_key(|h| h.age())
             .copied()
         else {
             log::warn!("no member holds a valid journal header; nothing to replay");
             journal.lock().reset_needed = true;
             return Ok(report);
         };
+        // A member without the newest checkpoint missed it (or went back to before it).
+        let older: Vec<usize> = (0..self.members.len())
+            .filter(|&r| trusted(&self.members[r]))
+            .filter(|&r| headers[r].is_none_or(|h| h.age() < current.age()))
+            .collect();
+        self.fall_behind(&older, since, "its journal header is older than the newest");
+        let found = self.gather(current, &mut report);
+        let mut last = current.tail;
+        let records: Vec<(u64, Found)> = found
+            .into_iter()
+            .filter(|(seq, record)| {
+                last = last.max(seq + 1);
+                if !record.consistent {
+                    report.incomplete += 1;
+                }
+                record.consistent
+            })
+            .collect();
+        // A disk being rebuilt into a role with no active member got no parts, and may have
+        // missed in-place writes of stripes it held: it goes back to before the first
+        // replayed stripe, and the rebuild refills from there.
+        if let Some(lowest) = records.iter().map(|(_, r)| r.stripe).min() {
+            for member in self.members.iter().filter(|m| !m.is_active()) {
+                if let Some(incoming) = member.incoming()
+                    && incoming.done.load(Ordering::Acquire) > lowest
+                {
+                    log::info!(
+                        "{}: rebuild goes back to stripe {lowest} (written since its checkpoint)",
+                        incoming.name
+                    );
+                    incoming.done.store(lowest, Ordering::Release);
+                    incoming
+                        .recorded
+                        .store(lowest * self.layout.chunk(), Ordering::Release);
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.prepare_write();
+        }
+        for (_, record) in &records {
+            if self.replay_record(record)? {
+                report.replayed += 1;
+            } else {
+                report.incomplete += 1;
+            }
+        }
+        {
+            let mut st = journal.lock();
+            st.next_seq = last;
+            st.durable = last;
+        }
+        // Always a new checkpoint (new nonce): parts of this checkpoint that were not
+        // reached (behind a torn header) must never be chained after new ones.
+        self.journal_checkpoint()?;
+        Ok(report)
+    }
+
+    /// Makes `roles` behind since `since` (why: `why`), when the redundancy still covers
+    /// every role that lacks data; otherwise leaves them as they are (more members went
+    /// back in time than the array survives). Returns whether it did.
+    fn fall_behind(&self, roles: &[usize], since: u64, why: &str) -> bool {
+        if roles.is_empty() {
+            return false;
+        }
+        let lacking = self
+            .members
+            .iter()
+            .filter(|m| !m.is_active() || m.is_behind())
+            .count();
+        if lacking + roles.len() > self.layout.m() {
+            log::warn!(
+                "role(s) {roles:?}: {why}, but more members would lack data than the array survives; trusting them"
+            );
+            return false;
+        }
+        for &role in roles {
+            log::warn!("{}: {why}", self.members[role].name());
+            self.set_behind(role, since);
+        }
+        true
+    }
+
+    /// The parts of every trusted member's journal under checkpoint `current`, grouped into
+    /// records by sequence number.
+    fn gather(
+        &self,
+        current: JournalHeader,
+        report: &mut ReplayReport,
+    ) -> std::collections::BTreeMap<u64, Found> {
         let mut found: std::collections::BTreeMap<u64, Found> = Default::default();
         for (role, member) in self.members.iter().enumerate() {
-            let Some(disk) = member.disk().filter(|_| member.is_active()) else {
+            let Some(disk) = member
+                .disk()
+                .filter(|_| member.is_active() && !member.is_behind())
+            else {
                 continue;
             };
             let (parts, unreadable) = self.read_parts(disk.as_ref(), &member.uuid(), current);
@@ -507,61 +632,89 @@ impl Array {
                 record.parts.push((usize::from(header.position), data));
             }
         }
-        let mut last = current.tail;
-        let complete: Vec<(u64, Found)> = found
-            .into_iter()
-            .filter(|(seq, record)| {
-                last = last.max(seq + 1);
-                let ok = record.consistent
-                    && record.positions.iter().enumerate().all(|(pos, &listed)| {
-                        !listed
-                            || !self.members[self.member_at(record.stripe, pos)].is_active()
-                            || record.parts.iter().any(|(p, _)| *p == pos)
-                    });
-                if !ok {
-                    report.incomplete += 1;
-                }
-                ok
+        found
+    }
+
+    /// Writes one record in place again. A part missing from a trusted member's journal (a
+    /// crash before it was written, damage, or a member that went back in time) is rebuilt
+    /// from the record's other parts and the stripe's blocks the record does not change,
+    /// when the redundancy allows: the record is coded like the stripe. A record missing
+    /// more is skipped (it was never durable, so none of it went in place). Returns whether
+    /// it was written.
+    fn replay_record(&self, record: &Found) -> Result<bool, ArrayError> {
+        let rows = record.first_row..record.first_row + u64::from(record.rows);
+        let width = self.width();
+        let part = |pos: usize| record.parts.iter().find(|(p, _)| *p == pos);
+        // Positions whose blocks must be rebuilt: listed without a part, or on a member
+        // that does not serve the stripe.
+        let lost: Vec<usize> = (0..width)
+            .filter(|&pos| {
+                let serves = self.serves(self.member_at(record.stripe, pos), record.stripe);
+                let listed = record.positions.get(pos).copied().unwrap_or(false);
+                !serves || (listed && part(pos).is_none())
             })
             .collect();
-        // A disk being rebuilt into a role with no active member got no parts, and may have
-        // missed in-place writes of stripes it held: it goes back to before the first
-        // replayed stripe, and the rebuild refills from there.
-        if let Some(lowest) = complete.iter().map(|(_, r)| r.stripe).min() {
-            for member in self.members.iter().filter(|m| !m.is_active()) {
-                if let Some(incoming) = member.incoming()
-                    && incoming.done.load(Ordering::Acquire) > lowest
-                {
-                    log::info!(
-                        "{}: rebuild goes back to stripe {lowest} (written since its checkpoint)",
-                        incoming.name
-                    );
-                    incoming.done.store(lowest, Ordering::Release);
-                    incoming
-                        .recorded
-                        .store(lowest * self.layout.chunk(), Ordering::Release);
-                }
+        let missing: Vec<usize> = lost
+            .iter()
+            .copied()
+            .filter(|&pos| {
+                record.positions.get(pos).copied().unwrap_or(false)
+                    && self.serves(self.member_at(record.stripe, pos), record.stripe)
+                    && part(pos).is_none()
+            })
+            .collect();
+        self.mark_written(record.stripe..=record.stripe);
+        // A member behind gets nothing here: its blocks come back with the rest.
+        for (pos, &listed) in record.positions.iter().enumerate() {
+            let member = &self.members[self.member_at(record.stripe, pos)];
+            if listed && let (Some(behind), Some(map)) = (member.behind(), &self.sessions) {
+                behind.add(map.region_of(record.stripe));
             }
         }
-        if !complete.is_empty() {
-            self.prepare_write();
-        }
-        for (_, record) in &complete {
-            let rows = record.first_row..record.first_row + u64::from(record.rows);
-            let writes: Vec<(usize, &[u8])> =
-                record.parts.iter().map(|(p, d)| (*p, &d[..])).collect();
+        if missing.is_empty() {
+            let writes: Vec<(usize, &[u8])> = record
+                .parts
+                .iter()
+                .filter(|(p, _)| self.serves(self.member_at(record.stripe, *p), record.stripe))
+                .map(|(p, d)| (*p, &d[..]))
+                .collect();
             self.write_positions(record.stripe, &rows, writes)?;
-            report.replayed += 1;
+            return Ok(true);
+        }
+        if lost.len() > self.layout.m() {
+            return Ok(false);
+        }
+        // The blocks the record leaves as they are, read and verified in place.
+        let unchanged: Vec<bool> = (0..width)
+            .map(|pos| !record.positions.get(pos).copied().unwrap_or(false) && !lost.contains(&pos))
+            .collect();
+        let mut bufs = self.row_buffers(&rows);
+        if unchanged.iter().any(|u| *u)
+            && self
+                .load_rows(record.stripe, rows.clone(), &unchanged, &mut bufs)
+                .is_err()
+        {
+            return Ok(false);
+        }
+        for (pos, data) in &record.parts {
+            bufs[*pos].copy_from_slice(data);
         }
         {
-            let mut st = journal.lock();
-            st.next_seq = last;
-            st.durable = last;
+            let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+            self.reconstruct(&mut slices, &lost)?;
         }
-        // Always a new checkpoint (new nonce): parts of this checkpoint that were not
-        // reached (behind a torn header) must never be chained after new ones.
-        self.journal_checkpoint()?;
-        Ok(report)
+        log::info!(
+            "journal record of stripe {}: {} missing part(s) rebuilt from the others",
+            record.stripe,
+            missing.len()
+        );
+        let writes: Vec<(usize, &[u8])> = (0..width)
+            .filter(|&pos| record.positions.get(pos).copied().unwrap_or(false))
+            .filter(|&pos| self.serves(self.member_at(record.stripe, pos), record.stripe))
+            .map(|pos| (pos, &bufs[pos][..]))
+            .collect();
+        self.write_positions(record.stripe, &rows, writes)?;
+        Ok(true)
     }
 
     /// The valid parts of one member's journal, in order: the chain from the first block,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::session::Behind;
 use crate::disk::{AlignedBuf, Disk, DiskError};
 use crate::format::{self, BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
 
@@ -284,6 +285,10 @@ pub(crate) struct Member {
     pub bad: RwLock<Arc<BadBlocks>>,
     /// A disk taking this role over, while it is being filled.
     pub incoming: RwLock<Option<Arc<Incoming>>>,
+    /// The regions it may hold stale data in, while it is behind (see `session`).
+    behind: RwLock<Option<Arc<Behind>>>,
+    /// Whether `behind` is set (read without the lock on every I/O).
+    is_behind: AtomicBool,
 }
 
 impl Member {
@@ -303,7 +308,29 @@ impl Member {
             counters: Counters::default(),
             bad: RwLock::new(Arc::new(BadBlocks::default())),
             incoming: RwLock::new(None),
+            behind: RwLock::new(None),
+            is_behind: AtomicBool::new(false),
         }
+    }
+
+    pub fn behind(&self) -> Option<Arc<Behind>> {
+        if !self.is_behind() {
+            return None;
+        }
+        self.behind
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn is_behind(&self) -> bool {
+        self.is_behind.load(Ordering::Acquire)
+    }
+
+    pub fn set_behind(&self, behind: Option<Arc<Behind>>) {
+        let mut slot = self.behind.write().unwrap_or_else(|e| e.into_inner());
+        self.is_behind.store(behind.is_some(), Ordering::Release);
+        *slot = behind;
     }
 
     pub fn bad(&self) -> Arc<BadBlocks> {

@@ -36,6 +36,7 @@ mod journal;
 mod member;
 mod pool;
 mod rebuild;
+mod session;
 mod stripe;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -46,12 +47,13 @@ pub use journal::ReplayReport;
 pub use member::MemberState;
 use member::{BadBlocks, ChecksumTable, Incoming, Member};
 pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildReport, RebuildStatus};
+pub use session::CatchUpReport;
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{
     self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, ReadError, Regions,
-    ScrubMark, Slot, SlotState, Superblock, VERSION_MINOR,
+    ScrubMark, SessionMapBlock, Slot, SlotState, Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::parity::{Codec, Engine};
@@ -291,6 +293,10 @@ pub struct MemberStatus {
     /// Ranges of its bad-block log: (byte offset on the member, bytes) whose contents were
     /// lost (a rebuild could not recover them).
     pub bad_blocks: Vec<(u64, u64)>,
+    /// When it may lack writes of recent sessions (it went back in time, or missed the last
+    /// superblock update): the stripes it must get back before it serves them
+    /// ([`Array::resync`] does that). `None` when it is current.
+    pub behind_stripes: Option<u64>,
 }
 
 /// A snapshot of the array's state: like `mdadm --detail`.
@@ -398,6 +404,10 @@ pub struct Array {
     journal: Option<journal::Journal>,
     /// What the replay at assemble did.
     replayed: Mutex<Option<ReplayReport>>,
+    /// The session map (`None` when the members have no room for it).
+    sessions: Option<session::SessionMap>,
+    /// The start event of the writing session in progress (0: none yet).
+    session_start: AtomicU64,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -539,6 +549,10 @@ impl Array {
             } else {
                 0
             },
+            session: 0,
+            session_nonce: 0,
+            // Every region is zero (never written by a session) from the start.
+            map_since: u64::from(SessionMapBlock::fits(&regions)),
         };
         let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
@@ -568,6 +582,8 @@ impl Array {
             false,
             None,
             &options.array,
+            SessionMapBlock::fits(&regions)
+                .then(|| session::SessionMap::new(regions.data_size / layout.chunk(), 0)),
         )?;
         if !zero {
             array.initial_sync(progress)?;
@@ -584,8 +600,9 @@ impl Array {
             .into_iter()
             .collect::<Result<(), ArrayError>>()?;
         if array.journal.is_some() {
-            array.write_journal_headers(1, format::new_nonce())?;
+            array.write_journal_headers(1, format::new_nonce(), 0)?;
         }
+        array.store_session_map(None);
         {
             let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
@@ -689,21 +706,113 @@ impl Array {
         let mut by_role: Vec<Option<Member>> = (0..n).map(|_| None).collect();
         let mut others = Vec::new();
         let mut filling: Vec<Filling> = Vec::new();
+        // Members that may lack writes of recent sessions: (role, since).
+        let mut behind: Vec<(usize, u64)> = Vec::new();
+        // The session map as the members at the newest update hold it.
+        let stripes = regions.data_size / layout.chunk();
+        let map = SessionMapBlock::fits(&regions).then(|| {
+            let sources: Vec<&dyn Disk> = disks
+                .iter()
+                .zip(&found)
+                .filter(|(_, sb)| {
+                    sb.event == newest.event && sb.session_nonce == newest.session_nonce
+                })
+                .map(|(d, _)| d.as_ref())
+                .collect();
+            session::SessionMap::load(stripes, &newest.array_uuid, &regions, &sources)
+        });
+        let map_since = if newest.minor >= 3 {
+            newest.map_since
+        } else {
+            0
+        };
+        // In a journal array, a member that went through the newest journal checkpoint of
+        // the session holds every write made before it (a checkpoint flushes every member
+        // before any header names it); after a crash the replay checks the rest.
+        let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| -> Option<(u64, u64)> {
+            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
+            disk.read_at(&mut buf, regions.journal_offset).ok()?;
+            Some(format::JournalHeader::decode(&buf, &newest.array_uuid, uuid)?.age())
+        };
+        let journal_session = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 3;
+        let newest_age = if journal_session {
+            disks
+                .iter()
+                .zip(&found)
+                .filter_map(|(d, sb)| journal_age(d, &sb.member_uuid))
+                .max()
+        } else {
+            None
+        };
+        let in_session_only = |disk: &Arc<dyn Disk>, sb: &Superblock, since: u64| {
+            journal_session
+                && since == newest.session
+                && sb.session == newest.session
+                && sb.session_nonce == newest.session_nonce
+                && (newest.is_dirty()
+                    || newest_age.is_some() && journal_age(disk, &sb.member_uuid) >= newest_age)
+        };
         for (disk, sb) in disks.iter().zip(&found) {
             let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
             let name = disk.name().to_string();
             let state = match slot.map(|i| (i, newest.slots[i].state)) {
-                Some((i, SlotState::Active))
-                    if i < n && sb.event.saturating_add(1) >= newest.event =>
-                {
-                    MemberState::Active
+                Some((i, SlotState::Active)) if i < n => {
+                    match session::standing(sb, &newest, None) {
+                        session::Standing::Current => MemberState::Active,
+                        session::Standing::Behind(since) if in_session_only(disk, sb, since) => {
+                            MemberState::Active
+                        }
+                        session::Standing::Behind(since) => {
+                            behind.push((i, since));
+                            MemberState::Active
+                        }
+                        session::Standing::Stale => MemberState::Stale,
+                    }
+                }
+                Some((i, SlotState::Behind { since })) if i < n => {
+                    match session::standing(sb, &newest, Some(since)) {
+                        session::Standing::Stale => MemberState::Stale,
+                        session::Standing::Behind(since) => {
+                            behind.push((i, since));
+                            MemberState::Active
+                        }
+                        session::Standing::Current => MemberState::Active,
+                    }
                 }
                 Some((i, SlotState::Spare)) if i >= n => MemberState::Spare,
-                Some((i, SlotState::Rebuilding { checkpoint }))
-                    if i < n && sb.event.saturating_add(1) >= newest.event =>
-                {
-                    filling.push((i, disk.clone(), sb.member_uuid, checkpoint));
-                    continue;
+                Some((i, SlotState::Rebuilding { checkpoint })) if i < n => {
+                    // A disk being filled is trusted up to its checkpoint, and no further
+                    // than its own superblock recorded, nor past the first region written
+                    // in a session it may have missed.
+                    let checkpoint = match session::standing(sb, &newest, None) {
+                        session::Standing::Current => Some(checkpoint),
+                        session::Standing::Behind(since) => {
+                            let own = sb
+                                .slots
+                                .iter()
+                                .find(|s| s.uuid == sb.member_uuid)
+                                .and_then(|s| match s.state {
+                                    SlotState::Rebuilding { checkpoint } => Some(checkpoint),
+                                    _ => None,
+                                })
+                                .unwrap_or(0);
+                            let first_written = map
+                                .as_ref()
+                                .and_then(|map| {
+                                    let pending = map.pending(since, map_since);
+                                    let r = pending.iter().position(|p| *p)?;
+                                    Some(r as u64 * map.per_region * layout.chunk())
+                                })
+                                .unwrap_or(if map.is_some() { u64::MAX } else { 0 });
+                            Some(checkpoint.min(own).min(first_written))
+                        }
+                        session::Standing::Stale => None,
+                    };
+                    if let Some(checkpoint) = checkpoint {
+                        filling.push((i, disk.clone(), sb.member_uuid, checkpoint));
+                        continue;
+                    }
+                    MemberState::Stale
                 }
                 _ => MemberState::Stale,
             };
@@ -806,6 +915,22 @@ impl Array {
                 }
             }
         }
+        // Members behind in some regions: their blocks there are not used until a resync
+        // brings them back (none at all without a session map).
+        for &(role, since) in &behind {
+            let pending = match &map {
+                Some(map) => map.pending(since, map_since),
+                None => vec![true],
+            };
+            if pending.iter().any(|p| *p) && members[role].is_active() {
+                log::warn!(
+                    "{}: may lack writes of the sessions since event {since} (array event {}); its blocks there are not used until a resync brings them back",
+                    members[role].name(),
+                    newest.event
+                );
+                members[role].set_behind(Some(Arc::new(session::Behind::new(since, pending))));
+            }
+        }
         let missing: Vec<usize> = (0..n).filter(|&r| !members[r].is_active()).collect();
         if missing.len() > layout.m() && !options.allow_failed {
             return Err(ArrayError::TooManyMissing {
@@ -819,8 +944,11 @@ impl Array {
         // A journal written by this format can be replayed; one a build of an older minor
         // wrote over last cannot be trusted (it did not log its writes).
         let journaled = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 2;
-        if unclean && !missing.is_empty() && !options.allow_dirty_degraded && !journaled {
-            return Err(ArrayError::DirtyDegraded { missing });
+        let lacking: Vec<usize> = (0..n)
+            .filter(|&r| !members[r].is_active() || members[r].is_behind())
+            .collect();
+        if unclean && !lacking.is_empty() && !options.allow_dirty_degraded && !journaled {
+            return Err(ArrayError::DirtyDegraded { missing: lacking });
         }
         if unclean {
             log::warn!(
@@ -863,6 +991,7 @@ impl Array {
             unclean && !journaled,
             marked,
             options,
+            map,
         )?;
         if let Some(journal) = &array.journal
             && journal.reset_needed()
@@ -897,6 +1026,7 @@ impl Array {
         unclean_start: bool,
         marked: Option<Vec<bool>>,
         options: &ArrayOptions,
+        sessions: Option<session::SessionMap>,
     ) -> Result<Array, ArrayError> {
         let engine = match options.engine {
             Some(engine) => engine,
@@ -921,13 +1051,14 @@ impl Array {
             }));
         }
         let journal = (sb.flags & FLAG_JOURNAL != 0).then(|| {
-            let (tail, nonce, reset) = read_journal_header(&members, &regions, &sb);
+            let (tail, nonce, checkpoints, reset) = read_journal_header(&members, &regions, &sb);
             journal::Journal::new(
                 members.len(),
                 regions.journal_size,
                 layout.chunk(),
                 tail,
                 nonce,
+                checkpoints,
                 reset,
             )
         });
@@ -973,6 +1104,8 @@ impl Array {
             resync_marked_only: AtomicBool::new(marked.is_some()),
             journal,
             replayed: Mutex::new(None),
+            sessions,
+            session_start: AtomicU64::new(0),
         })
     }
 
@@ -1090,7 +1223,12 @@ impl Array {
                     };
                 }
                 let state = match member.state() {
-                    MemberState::Active => SlotState::Active,
+                    MemberState::Active => match member.behind() {
+                        Some(behind) => SlotState::Behind {
+                            since: behind.since,
+                        },
+                        None => SlotState::Active,
+                    },
                     MemberState::Missing if member.uuid() == [0; 16] => SlotState::Empty,
                     // Faulty, stale, missing; also a role whose rebuild was abandoned (its
                     // checkpoint must not outlive it).
@@ -1243,10 +1381,10 @@ impl Array {
         }
     }
 
-    /// Before any data is written: the superblocks must be durable with the dirty flag set
-    /// and with the current member table (members missing or stale since assemble recorded
-    /// as faulty, so they can never come back as current). Writers wait here until that
-    /// update is on disk.
+    /// Before any data is written: the superblocks must be durable with the dirty flag set,
+    /// a new writing session recorded, and the current member table (members missing or
+    /// stale since assemble recorded as faulty, members behind as behind, so they can never
+    /// come back as current). Writers wait here until that update is on disk.
     fn prepare_write(&self) {
         if self.ready.load(Ordering::Acquire) {
             return;
@@ -1256,10 +1394,22 @@ impl Array {
             return;
         }
         self.dirty.store(true, Ordering::Release);
-        let recorded = meta.sb.is_dirty() && self.slot_table() == meta.sb.slots;
-        if !recorded {
-            self.commit(&mut meta);
+        // A new session, recorded before its first write even when the superblocks are
+        // already dirty: a member that misses it is never taken as current.
+        let start = meta.sb.event.wrapping_add(1);
+        if self.sessions.is_some() && (meta.sb.map_since == 0 || meta.sb.minor < 3) {
+            // No map an older build kept up to date: a new one, starting with this session
+            // (a member behind since before it gets every region back).
+            if let Some(map) = &self.sessions {
+                map.reset();
+            }
+            self.store_session_map(None);
+            meta.sb.map_since = start;
         }
+        meta.sb.session = start;
+        meta.sb.session_nonce = format::new_nonce();
+        self.session_start.store(start, Ordering::Release);
+        self.commit(&mut meta);
         self.ready.store(true, Ordering::Release);
     }
 
@@ -1353,6 +1503,7 @@ impl Array {
         self.prepare_write();
         let stripe_data = self.layout.stripe_data();
         let stripes = offset / stripe_data..=(offset + buf.len() as u64 - 1) / stripe_data;
+        self.mark_written(stripes.clone());
         self.intent_begin(stripes.clone());
         let result = self.write_batches(buf, offset);
         self.intent_end(stripes);
@@ -1460,6 +1611,10 @@ impl Array {
             checksum_errors: member.counters.checksum_errors.load(Ordering::Relaxed),
             repaired: member.counters.repaired.load(Ordering::Relaxed),
             bad_blocks: self.bad_ranges(&member.bad()),
+            behind_stripes: member
+                .is_active()
+                .then(|| self.behind_stripes(member))
+                .flatten(),
         };
         let mut members: Vec<MemberStatus> = self
             .members
@@ -1484,6 +1639,7 @@ impl Array {
                 checksum_errors: 0,
                 repaired: 0,
                 bad_blocks: self.bad_ranges(&incoming.bad),
+                behind_stripes: None,
             });
             rebuilds.push(RebuildStatus {
                 role,
@@ -1514,7 +1670,10 @@ impl Array {
             data_offset: self.regions.data_offset,
             data_size: self.regions.data_size,
             state: match lost {
-                0 => ArrayState::Clean,
+                0 if !self.members.iter().any(|m| m.is_active() && m.is_behind()) => {
+                    ArrayState::Clean
+                }
+                0 => ArrayState::Degraded,
                 l if l <= self.layout.m() => ArrayState::Degraded,
                 _ => ArrayState::Failed,
             },
@@ -1698,24 +1857,29 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
     Ok(())
 }
 
-/// The newest journal checkpoint the active members record: (tail, nonce, reset needed).
+/// The newest journal checkpoint the active members record: (tail, nonce, checkpoint
+/// count, reset needed). Members behind are not asked.
 /// Without a valid header (or when an older build wrote the array last) the journal starts
 /// over at the first write, after a checkpoint.
-fn read_journal_header(members: &[Member], regions: &Regions, sb: &Superblock) -> (u64, u64, bool) {
+fn read_journal_header(
+    members: &[Member],
+    regions: &Regions,
+    sb: &Superblock,
+) -> (u64, u64, u64, bool) {
     let newest = members
         .iter()
-        .filter(|m| m.is_active())
+        .filter(|m| m.is_active() && !m.is_behind())
         .filter_map(|m| {
             let disk = m.disk()?;
             let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
             disk.read_at(&mut buf, regions.journal_offset).ok()?;
             format::JournalHeader::decode(&buf, &sb.array_uuid, &m.uuid())
         })
-        .max_by_key(|h| h.tail);
+        .max_by_key(|h| h.age());
     match newest {
-        Some(h) if sb.minor >= 2 => (h.tail, h.nonce, false),
-        Some(h) => (h.tail, h.nonce, true),
-        None => (1, 0, true),
+        Some(h) if sb.minor >= 2 => (h.tail, h.nonce, h.checkpoints, false),
+        Some(h) => (h.tail, h.nonce, h.checkpoints, true),
+        None => (1, 0, 0, true),
     }
 }
 

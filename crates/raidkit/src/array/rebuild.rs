@@ -726,6 +726,8 @@ impl Array {
 
     /// Makes the filled incoming disk `role`'s member, under every stripe lock.
     fn finish(&self, role: usize, incoming: &Arc<Incoming>) -> Result<(), ArrayError> {
+        // It got the marks made since it started; now the whole map.
+        self.store_session_map(Some(&incoming.disk));
         if let Err(e) = incoming.flush(&self.regions) {
             self.abandon(role, incoming, &format!("flush failed: {e}"));
             return Err(ArrayError::RebuildAbandoned {
@@ -760,6 +762,8 @@ impl Array {
             counter.store(0, Ordering::Relaxed);
         }
         *member.incoming.write().unwrap_or_else(|e| e.into_inner()) = None;
+        // The new disk holds every block of the role, whatever the old member lacked.
+        member.set_behind(None);
         member.set_state(MemberState::Active);
         if old_state == MemberState::Active {
             log::info!("{}: replaced by {}; released", old_name, incoming.name);

@@ -172,14 +172,18 @@ impl Array {
     /// Where reads of `role`'s blocks in `stripe` go: the disk taking the role over when it
     /// already holds the stripe (freshly written and verified: during a hot replace the
     /// old member is usually the one in doubt), else the role's member when active.
+    /// A member that is behind serves no stripe it may hold stale blocks of.
     pub(super) fn reader(&self, role: usize, stripe: u64) -> Option<Holder> {
-        self.incoming_holder(role, stripe)
-            .or_else(|| self.member_holder(role))
+        self.incoming_holder(role, stripe).or_else(|| {
+            self.member_holder(role)
+                .filter(|_| !self.behind_covers(role, stripe))
+        })
     }
 
     /// Whether `role` holds current blocks of `stripe`.
     pub(super) fn serves(&self, role: usize, stripe: u64) -> bool {
-        self.members[role].is_active() || self.incoming_holder(role, stripe).is_some()
+        (self.members[role].is_active() && !self.behind_covers(role, stripe))
+            || self.incoming_holder(role, stripe).is_some()
     }
 
     /// Where writes of `role`'s blocks in `stripe` go: its member when active, and the disk
@@ -443,7 +447,7 @@ impl Array {
     }
 
     /// One buffer per position for `rows` (contents unspecified until filled).
-    fn row_buffers(&self, rows: &Range<u64>) -> Vec<PoolBuf<'_>> {
+    pub(super) fn row_buffers(&self, rows: &Range<u64>) -> Vec<PoolBuf<'_>> {
         let len = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
         (0..self.width()).map(|_| self.buffers.take(len)).collect()
     }
@@ -1202,6 +1206,8 @@ pub struct ResyncReport {
     pub lost_rows: u64,
     /// Stripes the write-intent bitmap showed were not being written: not walked.
     pub skipped_stripes: u64,
+    /// What was resynchronised onto members that were behind (done first).
+    pub caught_up: super::CatchUpReport,
 }
 
 impl Array {
@@ -1214,7 +1220,8 @@ impl Array {
     /// their checksums record, they are restored. Otherwise the data on the members wins,
     /// as in md: parity is recomputed from it and every checksum of the row updated (a
     /// block being written when the array stopped holds its old or its new contents).
-    /// Needs every member active. `progress(done, total)` is called per stripe, in bytes of
+    /// Needs every member active. Members that are behind are brought back first
+    /// ([`Array::catch_up`]). `progress(done, total)` is called per stripe, in bytes of
     /// member data region.
     pub fn resync(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<ResyncReport, ArrayError> {
         if let Some(role) = (0..self.width()).find(|&r| !self.members[r].is_active()) {
@@ -1224,6 +1231,10 @@ impl Array {
                 state: self.members[role].state().to_string(),
             });
         }
+        let mut report = ResyncReport {
+            caught_up: self.catch_up(&|_, _| {})?,
+            ..ResyncReport::default()
+        };
         self.prepare_write();
         let chunk = self.layout.chunk();
         let stripes = self.regions.data_size / chunk;
@@ -1234,7 +1245,6 @@ impl Array {
         } else {
             1
         };
-        let mut report = ResyncReport::default();
         let marked_only = self.resync_marked_only.load(Ordering::Acquire);
         for stripe in 0..stripes {
             if marked_only
@@ -1298,6 +1308,9 @@ impl Array {
                 }
                 rewrites.extend((0..width).map(|p| (p, row)));
                 report.recomputed_rows += 1;
+            }
+            if !rewrites.is_empty() {
+                self.mark_written(stripe..=stripe);
             }
             self.write_blocks(stripe, &bufs, &rewrites)?;
             report.stripes += 1;
