@@ -74,12 +74,17 @@ pub fn write(args: WriteArgs) -> Result<()> {
     }
     let room = size - offset;
     let mut written = 0u64;
+    // Pieces end on stripe boundaries of the array, so no 4 KiB block is split between two
+    // writes (a kill between them would leave it half old, half new).
+    let stripe = array.layout().stripe_data();
+    let piece_at = |at: u64| piece_len(at, stripe);
     match input_len {
         Some(len) if len > room => bail!(past_end("write", offset, len, size)),
         Some(_) => {
             let mut buf = AlignedBuf::new(PIECE);
             loop {
-                let n = read_full(&mut input, &mut buf)?;
+                let want = piece_at(offset + written);
+                let n = read_full(&mut input, &mut buf[..want])?;
                 if n == 0 {
                     break;
                 }
@@ -100,9 +105,10 @@ pub fn write(args: WriteArgs) -> Result<()> {
                     "standard input is longer than the {room} bytes from offset {offset} to the end of the array; nothing was written"
                 );
             }
-            for piece in data.chunks(PIECE) {
-                array.write_at(piece, offset + written)?;
-                written += piece.len() as u64;
+            while (written as usize) < data.len() {
+                let n = piece_at(offset + written).min(data.len() - written as usize);
+                array.write_at(&data[written as usize..][..n], offset + written)?;
+                written += n as u64;
             }
         }
     }
@@ -110,6 +116,17 @@ pub fn write(args: WriteArgs) -> Result<()> {
     array.close()?;
     eprintln!("raidctl: wrote {written} bytes at offset {offset}");
     Ok(())
+}
+
+/// Bytes of the write piece that starts at array offset `at`: up to [`PIECE`], ending on a
+/// stripe boundary (or, for stripes larger than a piece, on a 4 KiB block boundary).
+fn piece_len(at: u64, stripe: u64) -> usize {
+    let reach = at + PIECE as u64;
+    let end = match reach / stripe * stripe {
+        end if end > at => end,
+        _ => reach / 4096 * 4096,
+    };
+    (end - at) as usize
 }
 
 fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
@@ -161,4 +178,28 @@ pub fn read(args: ReadArgs) -> Result<()> {
     }
     array.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_end_on_stripe_or_block_boundaries() {
+        for stripe in [12288u64, 3 << 16, 7 << 19, 64 << 20] {
+            for start in [0u64, 1, 4095, 4096, 100_000, (8 << 20) + 17] {
+                let mut at = start;
+                for _ in 0..5 {
+                    let n = piece_len(at, stripe);
+                    assert!(n > 0 && n <= PIECE, "{stripe} {start}: {n}");
+                    let end = at + n as u64;
+                    assert_eq!(end % 4096, 0, "{stripe} {start}");
+                    if stripe <= PIECE as u64 {
+                        assert_eq!(end % stripe, 0, "{stripe} {start}");
+                    }
+                    at = end;
+                }
+            }
+        }
+    }
 }
