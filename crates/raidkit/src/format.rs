@@ -1250,8 +1250,106 @@ impl JournalHeader {
     }
 }
 
-/// Offset of the session map within the bitmap region (format minor 3); the block before
-/// it, at 4 KiB, is reserved.
+/// Offset of the flush stamp block within the bitmap region (format minor 3).
+pub const FLUSH_STAMP_START: u64 = 4096;
+/// Size of the flush stamp block.
+pub const FLUSH_STAMP_SIZE: usize = 4096;
+/// Offsets of the two stamp copies in the block, each within one 512-byte sector.
+pub const FLUSH_STAMP_COPIES: [usize; 2] = [0, 2048];
+const FLUSH_STAMP_COPY: usize = 512;
+/// Magic number of a flush stamp copy.
+pub const FLUSH_STAMP_MAGIC: [u8; 8] = *b"RKSTAMP1";
+
+/// The flush stamp (format minor 3; arrays without a journal): which flushes of the
+/// current superblock update a member went through. Every `Array::flush` is two rounds:
+/// first every member gets `begun = g` (with `done = g − 1`) and is flushed with its data,
+/// then every member gets `done = g` and is flushed again, and only then does the flush
+/// return. A member whose `begun` is below the highest `done` any member holds missed a
+/// flush that completed on every member — it went back in time — while after any crash
+/// every member holds at least the `begun` of the last flush that completed.
+///
+/// The block holds two copies, at bytes 0 and 2048; stamp writes alternate between them
+/// and the other copy keeps the previous stamp, so a torn write leaves the one before it.
+/// A copy: magic `RKSTAMP1` (0..8), array UUID (8..24), member UUID (24..40), session
+/// nonce (40..48), event (48..56: the superblock event it was written under), begun
+/// (56..64), done (64..72), zeros, and the CRC-32 of its bytes 0..508 at 508..512; LE
+/// integers. The rest of the block is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStamp {
+    /// The session nonce of the superblocks it was written under.
+    pub session_nonce: u64,
+    /// The superblock event it was written under (counts restart with each update).
+    pub event: u64,
+    /// The last flush begun on this member.
+    pub begun: u64,
+    /// The last flush known complete on every member.
+    pub done: u64,
+}
+
+impl FlushStamp {
+    fn encode_copy(&self, b: &mut [u8], array_uuid: &[u8; 16], member_uuid: &[u8; 16]) {
+        b.fill(0);
+        put(b, 0, &FLUSH_STAMP_MAGIC);
+        put(b, 8, array_uuid);
+        put(b, 24, member_uuid);
+        put(b, 40, &self.session_nonce.to_le_bytes());
+        put(b, 48, &self.event.to_le_bytes());
+        put(b, 56, &self.begun.to_le_bytes());
+        put(b, 64, &self.done.to_le_bytes());
+        let crc = crc32fast::hash(&b[..FLUSH_STAMP_COPY - 4]);
+        put(b, FLUSH_STAMP_COPY - 4, &crc.to_le_bytes());
+    }
+
+    fn decode_copy(b: &[u8], array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Option<FlushStamp> {
+        if get::<8>(b, 0) != FLUSH_STAMP_MAGIC
+            || get::<16>(b, 8) != *array_uuid
+            || get::<16>(b, 24) != *member_uuid
+            || get_u32(b, FLUSH_STAMP_COPY - 4) != crc32fast::hash(&b[..FLUSH_STAMP_COPY - 4])
+        {
+            return None;
+        }
+        Some(FlushStamp {
+            session_nonce: get_u64(b, 40),
+            event: get_u64(b, 48),
+            begun: get_u64(b, 56),
+            done: get_u64(b, 64),
+        })
+    }
+
+    /// Encodes the block for member `member_uuid` of array `array_uuid`: `self` in copy
+    /// `copy`, `previous` (if any) in the other.
+    pub fn encode(
+        &self,
+        previous: Option<&FlushStamp>,
+        copy: usize,
+        array_uuid: &[u8; 16],
+        member_uuid: &[u8; 16],
+    ) -> Vec<u8> {
+        let mut b = vec![0u8; FLUSH_STAMP_SIZE];
+        let at = FLUSH_STAMP_COPIES[copy % 2];
+        self.encode_copy(&mut b[at..at + FLUSH_STAMP_COPY], array_uuid, member_uuid);
+        if let Some(previous) = previous {
+            let at = FLUSH_STAMP_COPIES[(copy + 1) % 2];
+            previous.encode_copy(&mut b[at..at + FLUSH_STAMP_COPY], array_uuid, member_uuid);
+        }
+        b
+    }
+
+    /// Decodes the block: the newer valid copy of this member of this array, if any.
+    pub fn decode(b: &[u8], array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Option<FlushStamp> {
+        if b.len() < FLUSH_STAMP_SIZE {
+            return None;
+        }
+        FLUSH_STAMP_COPIES
+            .iter()
+            .filter_map(|&at| {
+                FlushStamp::decode_copy(&b[at..at + FLUSH_STAMP_COPY], array_uuid, member_uuid)
+            })
+            .max_by_key(|s| (s.event, s.begun, s.done))
+    }
+}
+
+/// Offset of the session map within the bitmap region (format minor 3).
 pub const SESSION_MAP_START: u64 = 8192;
 /// Blocks of the session map.
 pub const SESSION_MAP_BLOCKS: usize = 14;
@@ -1680,6 +1778,39 @@ mod tests {
         sb.slots[3].state = SlotState::Faulty;
         let back = Superblock::decode(&sb.encode()).unwrap();
         assert_eq!(back.slots[3].state, SlotState::Faulty);
+    }
+
+    #[test]
+    fn flush_stamps_are_pinned() {
+        let (array, member) = ([0xA1u8; 16], [0xB2u8; 16]);
+        let old = FlushStamp {
+            session_nonce: 0x0102_0304_0506_0708,
+            event: 0x1112_1314_1516_1718,
+            begun: 5,
+            done: 4,
+        };
+        let new = FlushStamp { done: 5, ..old };
+        let b = new.encode(Some(&old), 1, &array, &member);
+        assert_eq!(b.len(), 4096);
+        for (at, stamp) in [(0, old), (2048, new)] {
+            assert_eq!(&b[at..at + 8], b"RKSTAMP1");
+            assert_eq!(&b[at + 8..at + 24], &array);
+            assert_eq!(&b[at + 24..at + 40], &member);
+            assert_eq!(get_u64(&b, at + 40), stamp.session_nonce);
+            assert_eq!(get_u64(&b, at + 48), stamp.event);
+            assert_eq!(get_u64(&b, at + 56), stamp.begun);
+            assert_eq!(get_u64(&b, at + 64), stamp.done);
+            assert!(b[at + 72..at + 508].iter().all(|&x| x == 0));
+            assert_eq!(get_u32(&b, at + 508), crc32fast::hash(&b[at..at + 508]));
+        }
+        assert!(b[512..2048].iter().all(|&x| x == 0) && b[2560..].iter().all(|&x| x == 0));
+        assert_eq!(FlushStamp::decode(&b, &array, &member), Some(new));
+        assert_eq!(FlushStamp::decode(&b, &member, &member), None);
+        assert_eq!(FlushStamp::decode(&b, &array, &array), None);
+        // A torn write of the newer copy leaves the older one.
+        let mut torn = b.clone();
+        torn[2048 + 60] ^= 1;
+        assert_eq!(FlushStamp::decode(&torn, &array, &member), Some(old));
     }
 
     #[test]

@@ -448,7 +448,13 @@ impl Array {
             checkpoints,
         };
         let offset = self.regions.journal_offset;
-        let failed = self.parallel(self.active_members(), |(role, member)| {
+        // Not to a member behind: the header would say it went through this checkpoint.
+        let targets: Vec<_> = self
+            .active_members()
+            .into_iter()
+            .filter(|(_, m)| !m.is_behind())
+            .collect();
+        let failed = self.parallel(targets, |(role, member)| {
             let disk = member.disk()?;
             let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
             buf.copy_from_slice(&header.encode(&self.uuid, &member.uuid()));
@@ -504,13 +510,18 @@ impl Array {
             journal.lock().reset_needed = true;
             return Ok(report);
         };
-        // A member without the newest checkpoint missed it (or went back to before it).
+        let found = self.gather(current, &mut report);
+        // A member without the newest checkpoint's header went back to before it — when the
+        // checkpoint is known to have completed on every member: records were logged under
+        // it (appends wait for the headers). Otherwise the crash may have cut the header
+        // writes, after every member's data was flushed.
         let older: Vec<usize> = (0..self.members.len())
             .filter(|&r| trusted(&self.members[r]))
             .filter(|&r| headers[r].is_none_or(|h| h.age() < current.age()))
             .collect();
-        self.fall_behind(&older, since, "its journal header is older than the newest");
-        let found = self.gather(current, &mut report);
+        if !found.is_empty() {
+            self.fall_behind(&older, since, "its journal header is older than the newest");
+        }
         let mut last = current.tail;
         let records: Vec<(u64, Found)> = found
             .into_iter()

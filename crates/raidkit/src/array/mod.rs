@@ -408,6 +408,9 @@ pub struct Array {
     sessions: Option<session::SessionMap>,
     /// The start event of the writing session in progress (0: none yet).
     session_start: AtomicU64,
+    /// Without a journal: the superblock event and the last flush begun under it, for the
+    /// flush stamps (`None` in journal mode or without room for the stamp).
+    stamps: Option<Mutex<session::Stamps>>,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -584,6 +587,7 @@ impl Array {
             &options.array,
             SessionMapBlock::fits(&regions)
                 .then(|| session::SessionMap::new(regions.data_size / layout.chunk(), 0)),
+            None,
         )?;
         if !zero {
             array.initial_sync(progress)?;
@@ -726,9 +730,11 @@ impl Array {
         } else {
             0
         };
-        // In a journal array, a member that went through the newest journal checkpoint of
-        // the session holds every write made before it (a checkpoint flushes every member
-        // before any header names it); after a crash the replay checks the rest.
+        // In a journal array, a member that went through the newest journal checkpoint holds
+        // every write made before it (a checkpoint flushes every member before any header
+        // names it), and every write since is in the journal: a clean close checkpoints
+        // last, and after a crash the replay writes the records again, rebuilding any part
+        // the member lacks.
         let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| -> Option<(u64, u64)> {
             let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
             disk.read_at(&mut buf, regions.journal_offset).ok()?;
@@ -744,22 +750,58 @@ impl Array {
         } else {
             None
         };
-        let in_session_only = |disk: &Arc<dyn Disk>, sb: &Superblock, since: u64| {
+        let through_checkpoint = |disk: &Arc<dyn Disk>, sb: &Superblock| {
             journal_session
-                && since == newest.session
-                && sb.session == newest.session
-                && sb.session_nonce == newest.session_nonce
-                && (newest.is_dirty()
-                    || newest_age.is_some() && journal_age(disk, &sb.member_uuid) >= newest_age)
+                && newest_age.is_some()
+                && journal_age(disk, &sb.member_uuid) >= newest_age
         };
-        for (disk, sb) in disks.iter().zip(&found) {
+        // Without a journal, the flush stamps of the members at the newest update: one
+        // whose last flush begun is below a flush completed everywhere went back in time.
+        let stamps: Vec<Option<format::FlushStamp>> = disks
+            .iter()
+            .zip(&found)
+            .map(|(disk, sb)| {
+                let usable = newest.flags & FLAG_JOURNAL == 0
+                    && newest.minor >= 3
+                    && newest.session != 0
+                    && SessionMapBlock::fits(&regions)
+                    && sb.event == newest.event
+                    && sb.session_nonce == newest.session_nonce;
+                usable
+                    .then(|| {
+                        session::read_stamp(
+                            disk.as_ref(),
+                            &regions,
+                            &newest.array_uuid,
+                            &sb.member_uuid,
+                        )
+                    })
+                    .flatten()
+                    .filter(|st| {
+                        st.session_nonce == newest.session_nonce && st.event == newest.event
+                    })
+            })
+            .collect();
+        let completed = stamps.iter().flatten().map(|st| st.done).max().unwrap_or(0);
+        let stamped = stamps
+            .iter()
+            .flatten()
+            .max_by_key(|st| (st.begun, st.done))
+            .copied();
+        for (index, (disk, sb)) in disks.iter().zip(&found).enumerate() {
             let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
             let name = disk.name().to_string();
+            let missed_flush = stamps[index].map_or(0, |st| st.begun) < completed;
             let state = match slot.map(|i| (i, newest.slots[i].state)) {
                 Some((i, SlotState::Active)) if i < n => {
                     match session::standing(sb, &newest, None) {
+                        session::Standing::Current if missed_flush => {
+                            log::warn!("{name}: missed a flush that completed on the others");
+                            behind.push((i, newest.session));
+                            MemberState::Active
+                        }
                         session::Standing::Current => MemberState::Active,
-                        session::Standing::Behind(since) if in_session_only(disk, sb, since) => {
+                        session::Standing::Behind(_) if through_checkpoint(disk, sb) => {
                             MemberState::Active
                         }
                         session::Standing::Behind(since) => {
@@ -992,6 +1034,7 @@ impl Array {
             marked,
             options,
             map,
+            stamped,
         )?;
         if let Some(journal) = &array.journal
             && journal.reset_needed()
@@ -1027,6 +1070,7 @@ impl Array {
         marked: Option<Vec<bool>>,
         options: &ArrayOptions,
         sessions: Option<session::SessionMap>,
+        stamped: Option<format::FlushStamp>,
     ) -> Result<Array, ArrayError> {
         let engine = match options.engine {
             Some(engine) => engine,
@@ -1076,6 +1120,14 @@ impl Array {
                     std::io::Error::other(e.to_string()),
                 ))
             })?;
+        let stamps = (sb.flags & FLAG_JOURNAL == 0 && sessions.is_some()).then(|| {
+            Mutex::new(session::Stamps {
+                event: sb.event,
+                begun: stamped.map_or(0, |st| st.begun),
+                writes: 0,
+                last: stamped,
+            })
+        });
         Ok(Array {
             layout,
             codec,
@@ -1104,6 +1156,7 @@ impl Array {
             resync_marked_only: AtomicBool::new(marked.is_some()),
             journal,
             replayed: Mutex::new(None),
+            stamps,
             sessions,
             session_start: AtomicU64::new(0),
         })
@@ -1537,6 +1590,7 @@ impl Array {
     /// [`flush`](Array::flush)'s work; the caller holds `flush_lock`.
     fn flush_locked(&self) -> Result<(), ArrayError> {
         let generation = self.intent_flush_begins();
+        let stamp = self.stamp_begin();
         let regions = self.regions;
         let results = self.parallel(self.active_members(), |(role, member)| {
             let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
@@ -1561,6 +1615,9 @@ impl Array {
                 .write_errors
                 .fetch_add(1, Ordering::Relaxed);
             self.fail_role(role, &format!("flush failed: {e}"));
+        }
+        if let Some(stamp) = stamp {
+            self.stamp_done(stamp);
         }
         self.intent_settle(generation);
         self.check_alive()

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::member::{BadBlocks, ChecksumTable, Incoming, Member, MemberState};
-use super::stripe::Blk;
+use super::stripe::{Blk, stored_mismatches};
 use super::{Array, ArrayError, check_block_size, refuse_if_member};
 use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
@@ -610,7 +610,8 @@ impl Array {
         let nrows = rows.end as usize;
         let width = self.width();
         let m = self.layout.m();
-        let (mut bufs, status) = self.read_rows_all(stripe, &rows, true);
+        let (mut bufs, status) = self.read_rows_all(stripe, &rows, false);
+        let mut entry_fixes: Vec<(usize, usize)> = Vec::new();
         let mut filled = Filled::default();
         let mut lost_row = vec![false; nrows];
         let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
@@ -636,6 +637,7 @@ impl Array {
                 }
                 continue;
             }
+            let stored = stored_mismatches(&bufs, &status, &lost, group.clone());
             {
                 let bytes = group.start * BS..group.end * BS;
                 let mut slices: Vec<&mut [u8]> =
@@ -657,7 +659,15 @@ impl Array {
                                 continue;
                             };
                             let block = &bufs[q][row * BS..(row + 1) * BS];
-                            if self
+                            if stored
+                                .iter()
+                                .any(|(p, r, bytes)| *p == q && *r == row && bytes[..] == block[..])
+                            {
+                                // Intact; its checksum entry was damaged.
+                                if q != pos {
+                                    entry_fixes.push((q, row));
+                                }
+                            } else if self
                                 .verify(&holder.table, holder_role, stripe, row as u64, block)
                                 .is_empty()
                             {
@@ -682,8 +692,13 @@ impl Array {
                 }
             }
         }
+        self.count_errors(stripe, &status, &entry_fixes);
+        for &(q, row) in &entry_fixes {
+            self.fix_entry(stripe, q, row as u64, &bufs[q][row * BS..(row + 1) * BS]);
+        }
         self.write_repairs(stripe, &rows, &bufs, &repairs);
-        filled.repaired = repairs.iter().map(|r| r.len() as u64).sum();
+        filled.repaired =
+            repairs.iter().map(|r| r.len() as u64).sum::<u64>() + entry_fixes.len() as u64;
         for (q, row) in relisted {
             let r = row as usize;
             let block = &bufs[q][r * BS..(r + 1) * BS];

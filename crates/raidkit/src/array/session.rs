@@ -26,8 +26,8 @@ use super::member::{Member, MemberState};
 use super::{Array, ArrayError};
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{
-    Regions, SESSION_MAP_BLOCK, SESSION_MAP_PER_BLOCK, SESSION_MAP_START, SessionMapBlock,
-    Superblock,
+    FLUSH_STAMP_SIZE, FLUSH_STAMP_START, FlushStamp, Regions, SESSION_MAP_BLOCK,
+    SESSION_MAP_PER_BLOCK, SESSION_MAP_START, SessionMapBlock, Superblock,
 };
 
 /// A region whose entry could not be read from any current member: treated as written by
@@ -192,6 +192,19 @@ impl SessionMap {
     }
 }
 
+/// The flush stamps as this array last wrote them.
+#[derive(Debug, Default)]
+pub(super) struct Stamps {
+    /// The superblock event the current count runs under.
+    pub event: u64,
+    /// The last flush begun under it.
+    pub begun: u64,
+    /// Stamp writes so far (which copy the next one goes to).
+    pub writes: u64,
+    /// The last stamp written (kept in the other copy by the next write).
+    pub last: Option<FlushStamp>,
+}
+
 /// A member that may lack the writes of the sessions since `since`: the regions it must get
 /// back before it serves them.
 #[derive(Debug)]
@@ -239,6 +252,19 @@ impl Behind {
             .filter(|&r| self.covers(r))
             .collect()
     }
+}
+
+/// A member's flush stamp, when it holds a valid one.
+pub(super) fn read_stamp(
+    disk: &dyn Disk,
+    regions: &Regions,
+    array_uuid: &[u8; 16],
+    member_uuid: &[u8; 16],
+) -> Option<FlushStamp> {
+    let mut buf = AlignedBuf::new(FLUSH_STAMP_SIZE);
+    disk.read_at(&mut buf, regions.bitmap_offset + FLUSH_STAMP_START)
+        .ok()?;
+    FlushStamp::decode(&buf, array_uuid, member_uuid)
 }
 
 /// What [`Array::catch_up`] did.
@@ -417,6 +443,82 @@ impl Array {
         }
     }
 
+    /// The first round of a flush without a journal: every active member gets a stamp
+    /// saying this flush began (the member flush that follows makes it durable with the
+    /// data). Returns the stamp for [`stamp_done`](Array::stamp_done).
+    pub(super) fn stamp_begin(&self) -> Option<FlushStamp> {
+        let (event, nonce) = {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            (meta.sb.event, meta.sb.session_nonce)
+        };
+        let stamps = self.stamps.as_ref()?;
+        let begun = {
+            let mut state = stamps.lock().unwrap_or_else(|e| e.into_inner());
+            if state.event != event {
+                state.event = event;
+                state.begun = 0;
+            }
+            state.begun += 1;
+            state.begun
+        };
+        let stamp = FlushStamp {
+            session_nonce: nonce,
+            event,
+            begun,
+            done: begun - 1,
+        };
+        self.write_stamps(&stamp, false);
+        Some(stamp)
+    }
+
+    /// The second round: the flush completed on every member, and every member says so
+    /// (written and flushed) before the flush returns.
+    pub(super) fn stamp_done(&self, begun: FlushStamp) {
+        let stamp = FlushStamp {
+            done: begun.begun,
+            ..begun
+        };
+        self.write_stamps(&stamp, true);
+    }
+
+    /// Writes `stamp` to every active member (the caller holds `flush_lock`): into the copy
+    /// after the last one written, keeping the previous stamp in the other.
+    fn write_stamps(&self, stamp: &FlushStamp, flush: bool) {
+        let Some(stamps) = self.stamps.as_ref() else {
+            return;
+        };
+        let (previous, copy) = {
+            let mut state = stamps.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = state.last.replace(*stamp);
+            state.writes += 1;
+            (previous, state.writes as usize)
+        };
+        let offset = self.regions.bitmap_offset + FLUSH_STAMP_START;
+        // Not to a member behind: its stamp must not say it went through flushes whose
+        // data it may lack.
+        let targets: Vec<(usize, &Member)> = self
+            .active_members()
+            .into_iter()
+            .filter(|(_, m)| !m.is_behind())
+            .collect();
+        let failed = self.parallel(targets, |(role, member)| {
+            let disk = member.disk()?;
+            let mut buf = AlignedBuf::new(FLUSH_STAMP_SIZE);
+            buf.copy_from_slice(&stamp.encode(previous.as_ref(), copy, &self.uuid, &member.uuid()));
+            disk.write_at(&buf, offset)
+                .and_then(|()| if flush { disk.flush() } else { Ok(()) })
+                .err()
+                .map(|e| (role, e))
+        });
+        for (role, e) in failed.into_iter().flatten() {
+            self.members[role]
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fail_role(role, &format!("flush stamp write failed: {e}"));
+        }
+    }
+
     /// Brings every member that is behind current: each region it may lack is rebuilt onto
     /// it, stripe by stripe, from the other members (online: each stripe is locked while it
     /// is rebuilt). A member whose regions all came back is flushed and recorded active.
@@ -496,8 +598,12 @@ impl Array {
                 }
                 member.set_behind(None);
                 log::info!("{}: resynchronised; current again", member.name());
-                let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-                self.commit(&mut meta);
+                {
+                    let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+                    self.commit(&mut meta);
+                }
+                // In a journal array it gets the journal header it was kept from.
+                self.journal_checkpoint()?;
                 report.members += 1;
             } else {
                 log::warn!(

@@ -103,6 +103,27 @@ pub(super) enum Sink<'s, 'a> {
     Collect(&'s mut Vec<Planned<'a>>),
 }
 
+/// Copies of the blocks of `lost` positions in rows `group` that were read but did not
+/// match their checksum: (position, row, bytes), taken before a reconstruction overwrites
+/// them, to tell a damaged entry (the rebuilt block equals the stored one) from damaged
+/// data.
+pub(super) fn stored_mismatches(
+    bufs: &[PoolBuf<'_>],
+    status: &[Vec<Blk>],
+    lost: &[usize],
+    group: Range<usize>,
+) -> Vec<(usize, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    for &pos in lost {
+        for r in group.clone() {
+            if status[pos][r] == Blk::Mismatch {
+                out.push((pos, r, bufs[pos][r * BS..(r + 1) * BS].to_vec()));
+            }
+        }
+    }
+    out
+}
+
 pub(super) fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
     let align = disk.buffer_align();
     align <= 1 || (buf.as_ptr() as usize).is_multiple_of(align)
@@ -557,7 +578,9 @@ impl Array {
         let first: Vec<bool> = (0..width)
             .map(|p| want[p] && status[p][0] == Blk::Unread)
             .collect();
-        self.read_positions(stripe, &rows, &first, bufs, &mut status, true);
+        // Errors are counted once the row is understood: a block whose checksum entry is
+        // what was damaged is no error of its data.
+        self.read_positions(stripe, &rows, &first, bufs, &mut status, false);
         let wanted_good = |status: &[Vec<Blk>]| {
             (0..width).all(|p| !want[p] || status[p].iter().all(|s| *s == Blk::Good))
         };
@@ -565,7 +588,8 @@ impl Array {
             return Ok(());
         }
         let rest: Vec<bool> = (0..width).map(|p| status[p][0] == Blk::Unread).collect();
-        self.read_positions(stripe, &rows, &rest, bufs, &mut status, true);
+        self.read_positions(stripe, &rows, &rest, bufs, &mut status, false);
+        let mut entry_fixes: Vec<(usize, usize)> = Vec::new();
 
         let m = self.layout.m();
         let mut unrecoverable: Option<(u64, u64, String)> = None;
@@ -617,6 +641,7 @@ impl Array {
                 }
                 continue;
             }
+            let stored = stored_mismatches(bufs, &status, &lost, group.clone());
             {
                 let bytes = group.start * BS..group.end * BS;
                 let mut slices: Vec<&mut [u8]> =
@@ -641,6 +666,15 @@ impl Array {
                         _ => continue,
                     }
                     let block = &bufs[pos][r * BS..(r + 1) * BS];
+                    if stored
+                        .iter()
+                        .any(|(p, row, bytes)| *p == pos && *row == r && bytes[..] == block[..])
+                    {
+                        // The redundancy gives back exactly what is stored: the block is
+                        // intact and its checksum entry is what was damaged.
+                        entry_fixes.push((pos, r));
+                        continue;
+                    }
                     if self
                         .verify(&holder.table, role, stripe, rows.start + r as u64, block)
                         .is_empty()
@@ -672,6 +706,15 @@ impl Array {
                     .map(|(pos, r)| (pos, rows.start + r as u64)),
             );
         }
+        self.count_errors(stripe, &status, &entry_fixes);
+        for &(pos, r) in &entry_fixes {
+            self.fix_entry(
+                stripe,
+                pos,
+                rows.start + r as u64,
+                &bufs[pos][r * BS..(r + 1) * BS],
+            );
+        }
         self.write_repairs(stripe, &rows, bufs, &repairs);
         for (pos, row) in relisted {
             let r = (row - rows.start) as usize;
@@ -690,6 +733,52 @@ impl Array {
                 })
             }
         }
+    }
+
+    /// Counts the read and checksum errors of `status` against the members holding them
+    /// (not against a disk being filled), leaving out the blocks in `except` (intact blocks
+    /// whose checksum entry was damaged).
+    pub(super) fn count_errors(&self, stripe: u64, status: &[Vec<Blk>], except: &[(usize, usize)]) {
+        for (pos, blocks) in status.iter().enumerate() {
+            let role = self.member_at(stripe, pos);
+            if self
+                .reader(role, stripe)
+                .is_none_or(|h| h.incoming.is_some())
+            {
+                continue;
+            }
+            let eio = blocks.iter().filter(|s| **s == Blk::Eio).count() as u64;
+            let mismatch = blocks
+                .iter()
+                .enumerate()
+                .filter(|(r, s)| **s == Blk::Mismatch && !except.contains(&(pos, *r)))
+                .count() as u64;
+            self.note_errors(role, eio, mismatch);
+        }
+    }
+
+    /// Rewrites the checksum entry of an intact block (`row` of `pos` in `stripe`) whose
+    /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
+    pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
+        let role = self.member_at(stripe, pos);
+        let Some(holder) = self.reader(role, stripe) else {
+            return;
+        };
+        let index = self.block_index(stripe, row);
+        holder
+            .table
+            .set(index, format::checksum_entry(role, index, block));
+        holder.table.mark_dirty(index, 1);
+        if holder.incoming.is_none() {
+            self.members[role]
+                .counters
+                .repaired
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        log::info!(
+            "{}: the checksum entry of block {index} was damaged (the block agrees with the row's redundancy); rewritten",
+            self.holder_name(role, stripe)
+        );
     }
 
     /// Rewrites repaired blocks on their members.
@@ -1445,8 +1534,10 @@ pub struct DamagedBlock {
     /// Whether it holds parity.
     pub parity: bool,
     /// What was wrong: `"checksum"`, `"read error"`, `"syndrome"` (named by the parity
-    /// equations although its checksum matched), or `"bad-block log"` (listed as lost by a
-    /// rebuild).
+    /// equations although its checksum matched), `"bad-block log"` (listed as lost by a
+    /// rebuild), or `"checksum entry"` (the block is intact — the redundancy gives back
+    /// exactly what is stored — and its checksum entry was damaged; repairing rewrites the
+    /// entry).
     pub found_by: &'static str,
     /// Whether it was rewritten with the right contents.
     pub repaired: bool,
@@ -1602,8 +1693,10 @@ impl Array {
         report: &mut ScrubReport,
     ) -> Result<(), ArrayError> {
         let width = self.width();
-        let (mut bufs, status, implied) = self.read_whole_rows(stripe, rows, k, true)?;
+        let (mut bufs, status, implied) = self.read_whole_rows(stripe, rows, k, false)?;
         let mut rewrites: Vec<(usize, u64)> = Vec::new();
+        // Intact blocks whose checksum entry was damaged: (position, row).
+        let mut entries: Vec<(usize, usize)> = Vec::new();
         for row in rows.clone() {
             let r = row as usize;
             let span = r * BS..(r + 1) * BS;
@@ -1658,11 +1751,20 @@ impl Array {
                 rebuilt = bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
                 let mut slices: Vec<&mut [u8]> = rebuilt.iter_mut().map(|b| &mut b[..]).collect();
                 self.reconstruct(&mut slices, &bad)?;
+                // A block named by its checksum that the redundancy gives back exactly as
+                // stored is intact: its checksum entry is what was damaged. (With a
+                // single parity, and more than one block named, nothing is left to tell.)
+                for f in found.iter_mut() {
+                    if f.1 == "checksum" && rebuilt[f.0] == bufs[f.0][span.clone()] {
+                        f.1 = "checksum entry";
+                    }
+                }
                 // Blocks named by their checksum must rebuild to what the checksum records.
                 fixable = found.iter().all(|&(p, how)| {
                     let role = self.member_at(stripe, p);
                     how == "syndrome"
                         || how == "bad-block log"
+                        || how == "checksum entry"
                         || self.reader(role, stripe).is_some_and(|h| {
                             self.verify(&h.table, role, stripe, row, &rebuilt[p])
                                 .is_empty()
@@ -1692,11 +1794,19 @@ impl Array {
                 ));
                 continue;
             }
-            if repair {
-                for &(pos, _) in &found {
+            for &(pos, how) in &found {
+                if how == "checksum entry" {
+                    entries.push((pos, r));
+                } else if repair {
                     bufs[pos][span.clone()].copy_from_slice(&rebuilt[pos]);
                     rewrites.push((pos, row));
                 }
+            }
+        }
+        self.count_errors(stripe, &status, &entries);
+        if repair {
+            for &(pos, r) in &entries {
+                self.fix_entry(stripe, pos, r as u64, &bufs[pos][r * BS..(r + 1) * BS]);
             }
         }
         self.write_blocks(stripe, &bufs, &rewrites)?;
