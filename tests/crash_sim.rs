@@ -15,6 +15,10 @@
 //!   check that parity agrees with the data. `RAIDKIT_CRASH_POINTS` (default 11,000: two
 //!   thirds journal, a sixth each bitmap and none) sets the total; a failure names its
 //!   mode, geometry, seed and point.
+//!   At a third of the points one member (within the redundancy budget) also goes back in
+//!   time: its image becomes one of its own earlier durable images. Every mode must then
+//!   give the model's bytes or refuse to start (without a journal, a dirty start with a
+//!   member that may lack data is the write hole); never wrong data.
 //! - **Power-line cases** (`the_bitmap_spares_the_resync_most_stripes`): the power fails
 //!   after a seeded number of member operations on `SimDisk`s, checking that the bitmap
 //!   narrows the resync and still leaves every stripe consistent.
@@ -640,6 +644,9 @@ fn record(level: Level, n: usize, mode: Consistency, seed: u64) -> Run {
     }
 }
 
+/// One member flush's writes: (offset, bytes).
+type Batch = Vec<(u64, Arc<Vec<u8>>)>;
+
 /// What crashing one run at many points found.
 #[derive(Default)]
 struct Explored {
@@ -654,6 +661,12 @@ struct Explored {
     first_failure: Option<String>,
     /// The first failure with every member present.
     clean_failure: Option<String>,
+    /// Points where a member went back to an earlier durable image of its own.
+    rollbacks: u64,
+    /// Of those, how many started with the member found behind.
+    found_behind: u64,
+    /// Of those (without a journal), how many starts were refused as dirty and degraded.
+    refused: u64,
 }
 
 impl Explored {
@@ -686,6 +699,8 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
     let mut rng = Rng::new(run.seed ^ 0x5eed);
     let mut durable = run.base.clone();
     let mut pending: Vec<Vec<(u64, Arc<Vec<u8>>)>> = vec![Vec::new(); run.n];
+    // Each member's flushed writes, batch by batch (its durable images over time).
+    let mut batches: Vec<Vec<Batch>> = vec![Vec::new(); run.n];
     let mut flushed = run.initial.clone();
     let mut latest = run.initial.clone();
     let mut since: Vec<usize> = Vec::new();
@@ -701,9 +716,13 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
                     data,
                 } => pending[*member].push((*offset, data.clone())),
                 Event::Flush { member } => {
-                    for (offset, data) in pending[*member].drain(..) {
-                        let o = offset as usize;
-                        durable[*member][o..o + data.len()].copy_from_slice(&data);
+                    let batch: Batch = pending[*member].drain(..).collect();
+                    for (offset, data) in &batch {
+                        let o = *offset as usize;
+                        durable[*member][o..o + data.len()].copy_from_slice(data);
+                    }
+                    if !batch.is_empty() {
+                        batches[*member].push(batch);
                     }
                 }
                 Event::Begin(i) => {
@@ -736,37 +755,76 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
                 image
             })
             .collect();
-        let budget = m - failed_by.len().min(m);
+        let mut budget = m - failed_by.len().min(m);
+        // Now and then a member goes back in time: its image becomes one of its own earlier
+        // durable images (it counts against the redundancy like a lost member).
+        let mut rollback = None;
+        if budget > 0 && rng.below(3) == 0 {
+            let r = rng.below(run.n);
+            if !failed_by.contains(&r) && !batches[r].is_empty() {
+                let keep = rng.below(batches[r].len());
+                rollback = Some((r, keep));
+                budget -= 1;
+            }
+        }
+        let mut images = images;
+        if let Some((r, keep)) = rollback {
+            let mut image = run.base[r].clone();
+            for batch in &batches[r][..keep] {
+                for (offset, data) in batch {
+                    let o = *offset as usize;
+                    image[o..o + data.len()].copy_from_slice(data);
+                }
+            }
+            images[r] = image;
+        }
         let lose = if budget == 0 {
             0
         } else {
             rng.below(budget + 1)
         };
-        let gone = pick_lost(&mut rng, run.n, lose, &failed_by);
+        let mut except = failed_by.clone();
+        except.extend(rollback.map(|(r, _)| r));
+        let gone = pick_lost(&mut rng, run.n, lose, &except);
         let degraded = !gone.is_empty() || !failed_by.is_empty();
         let mems = survivors(images, &gone);
         let label = format!(
-            "{:?} n={} {} seed {} point {point} of {len}, lost {gone:?}, failed {failed_by:?}",
+            "{:?} n={} {} seed {} point {point} of {len}, lost {gone:?}, failed {failed_by:?}, back in time {rollback:?}",
             run.level,
             run.n,
             run.mode.name(),
             run.seed
         );
+        out.rollbacks += u64::from(rollback.is_some());
         out.points += 1;
         out.degraded += u64::from(degraded);
         let options = ArrayOptions {
-            // The journal must not need it.
-            allow_dirty_degraded: run.mode != Consistency::Journal,
+            // The journal must not need it; nor a member back in time (without a journal the
+            // start is refused then, or the promise holds).
+            allow_dirty_degraded: run.mode != Consistency::Journal && rollback.is_none(),
             ..serial()
         };
         let array = match Array::assemble(open(&mems), &options) {
             Ok(array) => array,
+            Err(raidkit::ArrayError::DirtyDegraded { .. }) if rollback.is_some() => {
+                out.refused += 1;
+                continue;
+            }
             Err(e) => {
                 out.fail(degraded, format!("{label}: assemble failed: {e}"));
                 continue;
             }
         };
-        if run.mode != Consistency::Journal && array.status().unclean_start && !degraded {
+        let back_in_time = rollback.map(|(r, _)| r);
+        if let Some(r) = back_in_time
+            && array.status().members[r].behind_stripes.is_some()
+        {
+            out.found_behind += 1;
+        }
+        if run.mode != Consistency::Journal
+            && array.status().unclean_start
+            && (!degraded || back_in_time.is_some())
+        {
             array.resync(&|_, _| {}).unwrap();
         }
         let mut after = vec![0u8; size];
@@ -775,10 +833,15 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
             Ok(()) => check_units(&after, &flushed, &latest, &since, &run.writes, unit),
         };
         if let Some(why) = wrong {
-            out.fail(degraded, format!("{label}: {why}"));
+            // A member back in time must never give wrong data, whatever the mode.
+            out.fail(degraded && rollback.is_none(), format!("{label}: {why}"));
             continue;
         }
-        if !degraded {
+        if rollback.is_some() && gone.is_empty() && failed_by.is_empty() {
+            // Brought back, it carries its share again.
+            array.catch_up(&|_, _| {}).unwrap();
+        }
+        if !degraded || (rollback.is_some() && gone.is_empty() && failed_by.is_empty()) {
             array.close().unwrap();
             // Parity agrees with the data: without one member (a different one each
             // point), every byte reads the same.
@@ -889,12 +952,17 @@ fn journal_keeps_the_promise_at_every_crash_point() {
             );
             total.points += e.points;
             total.degraded += e.degraded;
+            total.rollbacks += e.rollbacks;
+            total.found_behind += e.found_behind;
         }
     }
     eprintln!(
-        "journal: {} crash points ({} degraded) kept the promise",
-        total.points, total.degraded
+        "journal: {} crash points ({} degraded, {} with a member back in time, found behind at start in {}) kept the promise",
+        total.points, total.degraded, total.rollbacks, total.found_behind
     );
+    // (A member back within the journal's span is put right by the replay itself; only one
+    // back past a checkpoint is found behind.)
+    assert!(total.rollbacks > 0);
 }
 
 /// Without the journal the promise holds (per sector, after a resync) only with every
@@ -919,15 +987,22 @@ fn bitmap_and_none_show_the_write_hole_only_when_degraded() {
                 total.points += e.points;
                 total.degraded += e.degraded;
                 total.broken += e.broken;
+                total.rollbacks += e.rollbacks;
+                total.found_behind += e.found_behind;
+                total.refused += e.refused;
             }
         }
         eprintln!(
-            "{}: {} crash points, {} degraded, {} of those broke the promise (the write hole)",
+            "{}: {} crash points, {} degraded, {} of those broke the promise (the write hole); {} with a member back in time: {} refused to start, {} started with it found behind, none gave wrong data",
             mode.name(),
             total.points,
             total.degraded,
-            total.broken
+            total.broken,
+            total.rollbacks,
+            total.refused,
+            total.found_behind
         );
+        assert!(total.refused + total.found_behind > 0, "{}", mode.name());
         assert!(
             total.broken > 0,
             "{}: the simulator should show the write hole",

@@ -116,6 +116,7 @@ const OFF_BITMAP_EPOCH: usize = 264;
 const OFF_SESSION: usize = 272;
 const OFF_SESSION_NONCE: usize = 280;
 const OFF_MAP_SINCE: usize = 288;
+const OFF_JOURNAL_CHECKPOINTS: usize = 296;
 const OFF_CRC: usize = SB_SIZE - 4;
 
 // Slot field offsets (bytes from the start of a slot).
@@ -429,6 +430,10 @@ pub struct Superblock {
     /// The session map ([`SessionMapBlock`]) records every region written by sessions that
     /// started at this event or later (minor 3; 0: no session map is kept).
     pub map_since: u64,
+    /// The checkpoint count of the newest journal checkpoint whose header every active
+    /// member holds (minor 3; journal arrays). A member whose journal header is older went
+    /// back in time.
+    pub journal_checkpoints: u64,
 }
 
 fn get<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
@@ -571,6 +576,11 @@ impl Superblock {
         put(&mut b, OFF_SESSION, &self.session.to_le_bytes());
         put(&mut b, OFF_SESSION_NONCE, &self.session_nonce.to_le_bytes());
         put(&mut b, OFF_MAP_SINCE, &self.map_since.to_le_bytes());
+        put(
+            &mut b,
+            OFF_JOURNAL_CHECKPOINTS,
+            &self.journal_checkpoints.to_le_bytes(),
+        );
         for (i, slot) in self.slots.iter().enumerate() {
             let at = HEADER_SIZE + i * SLOT_SIZE;
             put(&mut b, at + SLOT_UUID, &slot.uuid);
@@ -700,13 +710,14 @@ impl Superblock {
             get_u64(b, OFF_BITMAP_EPOCH)
         };
         // Before minor 3 these bytes were zero (or not ours to read).
-        let (session, session_nonce, map_since) = if minor < 3 {
-            (0, 0, 0)
+        let (session, session_nonce, map_since, journal_checkpoints) = if minor < 3 {
+            (0, 0, 0, 0)
         } else {
             (
                 get_u64(b, OFF_SESSION),
                 get_u64(b, OFF_SESSION_NONCE),
                 get_u64(b, OFF_MAP_SINCE),
+                get_u64(b, OFF_JOURNAL_CHECKPOINTS),
             )
         };
         let slot_count = usize::from(get_u16(b, OFF_SLOTS));
@@ -769,6 +780,7 @@ impl Superblock {
             session,
             session_nonce,
             map_since,
+            journal_checkpoints,
         })
     }
 }
@@ -1618,6 +1630,7 @@ mod tests {
             session: 0x2122_2324_2526_2728,
             session_nonce: 0x3132_3334_3536_3738,
             map_since: 0x4142_4344_4546_4748,
+            journal_checkpoints: 0x5152_5354_5556_5758,
         }
     }
 
@@ -1750,7 +1763,8 @@ mod tests {
         assert_eq!(get_u64(&bytes, 272), 0x2122_2324_2526_2728); // session
         assert_eq!(get_u64(&bytes, 280), 0x3132_3334_3536_3738); // session nonce
         assert_eq!(get_u64(&bytes, 288), 0x4142_4344_4546_4748); // map since
-        assert!(bytes[296..512].iter().all(|&x| x == 0));
+        assert_eq!(get_u64(&bytes, 296), 0x5152_5354_5556_5758); // journal checkpoints
+        assert!(bytes[304..512].iter().all(|&x| x == 0));
         assert_eq!(
             u32::from_le_bytes(get(&bytes, SB_SIZE - 4)),
             crc32fast::hash(&bytes[..SB_SIZE - 4])
@@ -1770,8 +1784,13 @@ mod tests {
         let back = Superblock::decode(&old.encode()).unwrap();
         assert_eq!(back.slots[3].state, SlotState::Faulty);
         assert_eq!(
-            (back.session, back.session_nonce, back.map_since),
-            (0, 0, 0)
+            (
+                back.session,
+                back.session_nonce,
+                back.map_since,
+                back.journal_checkpoints
+            ),
+            (0, 0, 0, 0)
         );
         // A faulty slot without `since` stays faulty in minor 3.
         let mut sb = sample();

@@ -22,7 +22,7 @@
 //! A checkpoint runs when a record does not fit, at a clean close, after a replay, and when
 //! a rebuild swaps a disk into a role.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -399,7 +399,8 @@ impl Array {
         let nonce = format::new_nonce();
         let result = self
             .flush()
-            .and_then(|()| self.write_journal_headers(tail, nonce, count));
+            .and_then(|()| self.write_journal_headers(tail, nonce, count))
+            .map(|()| self.record_journal_checkpoint(count));
         let mut st = journal.lock();
         if result.is_ok() {
             st.tail = tail;
@@ -426,12 +427,29 @@ impl Array {
         };
         let nonce = format::new_nonce();
         self.write_journal_headers(tail, nonce, count)?;
+        self.record_journal_checkpoint(count);
         let mut st = journal.lock();
         st.tail = tail;
         st.nonce = nonce;
         st.checkpoints = count;
         st.heads.iter_mut().for_each(|h| *h = 0);
         Ok(())
+    }
+
+    /// Records in the superblocks that every active member holds the header of checkpoint
+    /// `count` (before anything is logged under it): a member found later with an older
+    /// header went back in time.
+    ///
+    /// Only in a writing session: a checkpoint with nothing written since the last one
+    /// recorded (a replay that found nothing, at assemble) leaves every member's data as it
+    /// was, and recording it would mark members left out of a read-only start as faulty.
+    fn record_journal_checkpoint(&self, count: u64) {
+        if !self.ready.load(Ordering::Acquire) {
+            return;
+        }
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.sb.journal_checkpoints = count;
+        self.commit(&mut meta);
     }
 
     /// Writes the journal header to every active member and flushes it. A member that fails
@@ -499,29 +517,36 @@ impl Array {
                 JournalHeader::decode(&buf, &self.uuid, &m.uuid())
             })
             .collect();
-        let Some(current) = headers
-            .iter()
-            .flatten()
-            .filter(|h| h.tail < SEQ_LIMIT)
+        // The checkpoint to replay from: the newest one every member is known to hold (the
+        // superblocks record it once its headers are on every member, before anything is
+        // logged under it), unless no member holds that one any more (a newer one's headers
+        // reached them all, and only its record in the superblocks was cut).
+        let complete = self
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sb
+            .journal_checkpoints;
+        let valid = || headers.iter().flatten().filter(|h| h.tail < SEQ_LIMIT);
+        let Some(current) = valid()
+            .filter(|h| h.checkpoints == complete)
             .max_by_key(|h| h.age())
+            .or_else(|| valid().max_by_key(|h| h.age()))
             .copied()
         else {
             log::warn!("no member holds a valid journal header; nothing to replay");
             journal.lock().reset_needed = true;
             return Ok(report);
         };
-        let found = self.gather(current, &mut report);
-        // A member without the newest checkpoint's header went back to before it — when the
-        // checkpoint is known to have completed on every member: records were logged under
-        // it (appends wait for the headers). Otherwise the crash may have cut the header
-        // writes, after every member's data was flushed.
+        // A member whose header is older than a checkpoint every member held went back in
+        // time to before it. (A torn header was being written at the crash: its member
+        // holds everything the checkpoint before it covers.)
         let older: Vec<usize> = (0..self.members.len())
             .filter(|&r| trusted(&self.members[r]))
-            .filter(|&r| headers[r].is_none_or(|h| h.age() < current.age()))
+            .filter(|&r| headers[r].is_some_and(|h| h.checkpoints < complete))
             .collect();
-        if !found.is_empty() {
-            self.fall_behind(&older, since, "its journal header is older than the newest");
-        }
+        self.fall_behind(&older, since, "its journal header is older than the newest");
+        let found = self.gather(current, &mut report);
         let mut last = current.tail;
         let records: Vec<(u64, Found)> = found
             .into_iter()
@@ -555,13 +580,17 @@ impl Array {
         if !records.is_empty() {
             self.prepare_write();
         }
+        // Blocks whose part is missing are rebuilt once every record is in place, from the
+        // final contents of the rest of their rows: (stripe, row) → positions.
+        let mut rebuild: BTreeMap<(u64, u64), BTreeSet<usize>> = BTreeMap::new();
         for (_, record) in &records {
-            if self.replay_record(record)? {
+            if self.replay_record(record, &mut rebuild)? {
                 report.replayed += 1;
             } else {
                 report.incomplete += 1;
             }
         }
+        self.rebuild_missing_parts(&rebuild)?;
         {
             let mut st = journal.lock();
             st.next_seq = last;
@@ -646,86 +675,102 @@ impl Array {
         found
     }
 
-    /// Writes one record in place again. A part missing from a trusted member's journal (a
-    /// crash before it was written, damage, or a member that went back in time) is rebuilt
-    /// from the record's other parts and the stripe's blocks the record does not change,
-    /// when the redundancy allows: the record is coded like the stripe. A record missing
-    /// more is skipped (it was never durable, so none of it went in place). Returns whether
-    /// it was written.
-    fn replay_record(&self, record: &Found) -> Result<bool, ArrayError> {
+    /// Writes one record in place again: the parts found. A part missing from a trusted
+    /// member's journal (a crash before it was written, damage, or a member that went back in
+    /// time) is rebuilt later, from the rows' final contents (`rebuild`), when the
+    /// redundancy allows: the record is coded like the stripe. A record missing more is
+    /// skipped (it was never durable, so none of it went in place). Returns whether it was
+    /// written.
+    fn replay_record(
+        &self,
+        record: &Found,
+        rebuild: &mut BTreeMap<(u64, u64), BTreeSet<usize>>,
+    ) -> Result<bool, ArrayError> {
         let rows = record.first_row..record.first_row + u64::from(record.rows);
+        let stripe = record.stripe;
+        let listed = |pos: usize| record.positions.get(pos).copied().unwrap_or(false);
+        let has_part = |pos: usize| record.parts.iter().any(|(p, _)| *p == pos);
+        let serves = |pos: usize| self.serves(self.member_at(stripe, pos), stripe);
         let width = self.width();
-        let part = |pos: usize| record.parts.iter().find(|(p, _)| *p == pos);
-        // Positions whose blocks must be rebuilt: listed without a part, or on a member
-        // that does not serve the stripe.
-        let lost: Vec<usize> = (0..width)
-            .filter(|&pos| {
-                let serves = self.serves(self.member_at(record.stripe, pos), record.stripe);
-                let listed = record.positions.get(pos).copied().unwrap_or(false);
-                !serves || (listed && part(pos).is_none())
-            })
+        let missing: Vec<usize> = (0..width)
+            .filter(|&pos| listed(pos) && serves(pos) && !has_part(pos))
             .collect();
-        let missing: Vec<usize> = lost
-            .iter()
-            .copied()
-            .filter(|&pos| {
-                record.positions.get(pos).copied().unwrap_or(false)
-                    && self.serves(self.member_at(record.stripe, pos), record.stripe)
-                    && part(pos).is_none()
-            })
-            .collect();
-        self.mark_written(record.stripe..=record.stripe);
+        let absent = (0..width).filter(|&pos| !serves(pos)).count();
+        // With the blocks earlier records left missing in the same rows, each row must
+        // still be rebuildable; otherwise this record is taken as never durable (more
+        // members than the redundancy would lack parts of durable records).
+        let rebuildable = rows.clone().all(|row| {
+            let earlier = rebuild.get(&(stripe, row));
+            let left = earlier.map_or(0, |e| {
+                e.iter()
+                    .filter(|&&p| !has_part(p) && !missing.contains(&p))
+                    .count()
+            });
+            left + missing.len() + absent <= self.layout.m()
+        });
+        if !rebuildable {
+            return Ok(false);
+        }
+        self.mark_written(stripe..=stripe);
         // A member behind gets nothing here: its blocks come back with the rest.
-        for (pos, &listed) in record.positions.iter().enumerate() {
-            let member = &self.members[self.member_at(record.stripe, pos)];
-            if listed && let (Some(behind), Some(map)) = (member.behind(), &self.sessions) {
-                behind.add(map.region_of(record.stripe));
+        for pos in (0..width).filter(|&pos| listed(pos)) {
+            let member = &self.members[self.member_at(stripe, pos)];
+            if let (Some(behind), Some(map)) = (member.behind(), &self.sessions) {
+                behind.add(map.region_of(stripe));
             }
         }
-        if missing.is_empty() {
-            let writes: Vec<(usize, &[u8])> = record
-                .parts
-                .iter()
-                .filter(|(p, _)| self.serves(self.member_at(record.stripe, *p), record.stripe))
-                .map(|(p, d)| (*p, &d[..]))
-                .collect();
-            self.write_positions(record.stripe, &rows, writes)?;
-            return Ok(true);
-        }
-        if lost.len() > self.layout.m() {
-            return Ok(false);
-        }
-        // The blocks the record leaves as they are, read and verified in place.
-        let unchanged: Vec<bool> = (0..width)
-            .map(|pos| !record.positions.get(pos).copied().unwrap_or(false) && !lost.contains(&pos))
+        let writes: Vec<(usize, &[u8])> = record
+            .parts
+            .iter()
+            .filter(|(p, _)| serves(*p))
+            .map(|(p, d)| (*p, &d[..]))
             .collect();
-        let mut bufs = self.row_buffers(&rows);
-        if unchanged.iter().any(|u| *u)
-            && self
-                .load_rows(record.stripe, rows.clone(), &unchanged, &mut bufs)
-                .is_err()
-        {
-            return Ok(false);
+        self.write_positions(stripe, &rows, writes)?;
+        for row in rows {
+            // A block this record wrote supersedes an earlier record's missing one.
+            let entry = rebuild.entry((stripe, row)).or_default();
+            for (pos, _) in &record.parts {
+                entry.remove(pos);
+            }
+            entry.extend(missing.iter().copied());
         }
-        for (pos, data) in &record.parts {
-            bufs[*pos].copy_from_slice(data);
-        }
-        {
-            let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
-            self.reconstruct(&mut slices, &lost)?;
-        }
-        log::info!(
-            "journal record of stripe {}: {} missing part(s) rebuilt from the others",
-            record.stripe,
-            missing.len()
-        );
-        let writes: Vec<(usize, &[u8])> = (0..width)
-            .filter(|&pos| record.positions.get(pos).copied().unwrap_or(false))
-            .filter(|&pos| self.serves(self.member_at(record.stripe, pos), record.stripe))
-            .map(|pos| (pos, &bufs[pos][..]))
-            .collect();
-        self.write_positions(record.stripe, &rows, writes)?;
         Ok(true)
+    }
+
+    /// Rebuilds the blocks whose journal part was missing, row by row, from the other
+    /// blocks of the row as the replay left them (every record in place), and writes them.
+    fn rebuild_missing_parts(
+        &self,
+        rebuild: &BTreeMap<(u64, u64), BTreeSet<usize>>,
+    ) -> Result<(), ArrayError> {
+        let width = self.width();
+        for (&(stripe, row), positions) in rebuild.iter().filter(|(_, p)| !p.is_empty()) {
+            let rows = row..row + 1;
+            let lost: Vec<usize> = (0..width)
+                .filter(|&pos| {
+                    positions.contains(&pos) || !self.serves(self.member_at(stripe, pos), stripe)
+                })
+                .collect();
+            if lost.len() > self.layout.m() {
+                continue;
+            }
+            let want: Vec<bool> = (0..width).map(|pos| !lost.contains(&pos)).collect();
+            let mut bufs = self.row_buffers(&rows);
+            if self
+                .load_rows(stripe, rows.clone(), &want, &mut bufs)
+                .is_err()
+            {
+                continue;
+            }
+            {
+                let mut slices: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                self.reconstruct(&mut slices, &lost)?;
+            }
+            let writes: Vec<(usize, &[u8])> =
+                positions.iter().map(|&pos| (pos, &bufs[pos][..])).collect();
+            self.write_positions(stripe, &rows, writes)?;
+        }
+        Ok(())
     }
 
     /// The valid parts of one member's journal, in order: the chain from the first block,

@@ -556,6 +556,7 @@ impl Array {
             session_nonce: 0,
             // Every region is zero (never written by a session) from the start.
             map_since: u64::from(SessionMapBlock::fits(&regions)),
+            journal_checkpoints: 0,
         };
         let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
@@ -606,7 +607,7 @@ impl Array {
         if array.journal.is_some() {
             array.write_journal_headers(1, format::new_nonce(), 0)?;
         }
-        array.store_session_map(None);
+        array.store_session_map(None, false);
         {
             let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
@@ -712,49 +713,6 @@ impl Array {
         let mut filling: Vec<Filling> = Vec::new();
         // Members that may lack writes of recent sessions: (role, since).
         let mut behind: Vec<(usize, u64)> = Vec::new();
-        // The session map as the members at the newest update hold it.
-        let stripes = regions.data_size / layout.chunk();
-        let map = SessionMapBlock::fits(&regions).then(|| {
-            let sources: Vec<&dyn Disk> = disks
-                .iter()
-                .zip(&found)
-                .filter(|(_, sb)| {
-                    sb.event == newest.event && sb.session_nonce == newest.session_nonce
-                })
-                .map(|(d, _)| d.as_ref())
-                .collect();
-            session::SessionMap::load(stripes, &newest.array_uuid, &regions, &sources)
-        });
-        let map_since = if newest.minor >= 3 {
-            newest.map_since
-        } else {
-            0
-        };
-        // In a journal array, a member that went through the newest journal checkpoint holds
-        // every write made before it (a checkpoint flushes every member before any header
-        // names it), and every write since is in the journal: a clean close checkpoints
-        // last, and after a crash the replay writes the records again, rebuilding any part
-        // the member lacks.
-        let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| -> Option<(u64, u64)> {
-            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
-            disk.read_at(&mut buf, regions.journal_offset).ok()?;
-            Some(format::JournalHeader::decode(&buf, &newest.array_uuid, uuid)?.age())
-        };
-        let journal_session = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 3;
-        let newest_age = if journal_session {
-            disks
-                .iter()
-                .zip(&found)
-                .filter_map(|(d, sb)| journal_age(d, &sb.member_uuid))
-                .max()
-        } else {
-            None
-        };
-        let through_checkpoint = |disk: &Arc<dyn Disk>, sb: &Superblock| {
-            journal_session
-                && newest_age.is_some()
-                && journal_age(disk, &sb.member_uuid) >= newest_age
-        };
         // Without a journal, the flush stamps of the members at the newest update: one
         // whose last flush begun is below a flush completed everywhere went back in time.
         let stamps: Vec<Option<format::FlushStamp>> = disks
@@ -788,6 +746,45 @@ impl Array {
             .flatten()
             .max_by_key(|st| (st.begun, st.done))
             .copied();
+        // The session map as the members at the newest update hold it.
+        let stripes = regions.data_size / layout.chunk();
+        let map = SessionMapBlock::fits(&regions).then(|| {
+            // Only members at the newest update that missed no flush: a member back in time
+            // holds an old map that must not outvote copies torn at the crash.
+            let sources: Vec<&dyn Disk> = disks
+                .iter()
+                .zip(&found)
+                .enumerate()
+                .filter(|(i, (_, sb))| {
+                    sb.event == newest.event
+                        && sb.session_nonce == newest.session_nonce
+                        && stamps[*i].map_or(0, |st| st.begun) >= completed
+                })
+                .map(|(_, (d, _))| d.as_ref())
+                .collect();
+            session::SessionMap::load(stripes, &newest.array_uuid, &regions, &sources)
+        });
+        let map_since = if newest.minor >= 3 {
+            newest.map_since
+        } else {
+            0
+        };
+        // In a journal array, a member that went through the newest journal checkpoint holds
+        // every write made before it (a checkpoint flushes every member before any header
+        // names it), and every write since is in the journal: a clean close checkpoints
+        // last, and after a crash the replay writes the records again, rebuilding any part
+        // the member lacks.
+        let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| -> Option<(u64, u64)> {
+            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
+            disk.read_at(&mut buf, regions.journal_offset).ok()?;
+            Some(format::JournalHeader::decode(&buf, &newest.array_uuid, uuid)?.age())
+        };
+        let journal_session = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 3;
+        let through_checkpoint = |disk: &Arc<dyn Disk>, sb: &Superblock| {
+            journal_session
+                && journal_age(disk, &sb.member_uuid)
+                    .is_some_and(|(_, count)| count >= newest.journal_checkpoints)
+        };
         for (index, (disk, sb)) in disks.iter().zip(&found).enumerate() {
             let slot = newest.slots.iter().position(|s| s.uuid == sb.member_uuid);
             let name = disk.name().to_string();
@@ -1456,8 +1453,14 @@ impl Array {
             if let Some(map) = &self.sessions {
                 map.reset();
             }
-            self.store_session_map(None);
+            self.store_session_map(None, true);
             meta.sb.map_since = start;
+        } else if self
+            .sessions
+            .as_ref()
+            .is_some_and(|map| map.settle_unknown(start))
+        {
+            self.store_session_map(None, true);
         }
         meta.sb.session = start;
         meta.sb.session_nonce = format::new_nonce();

@@ -742,7 +742,7 @@ impl Array {
     /// Makes the filled incoming disk `role`'s member, under every stripe lock.
     fn finish(&self, role: usize, incoming: &Arc<Incoming>) -> Result<(), ArrayError> {
         // It got the marks made since it started; now the whole map.
-        self.store_session_map(Some(&incoming.disk));
+        self.store_session_map(Some(&incoming.disk), false);
         if let Err(e) = incoming.flush(&self.regions) {
             self.abandon(role, incoming, &format!("flush failed: {e}"));
             return Err(ArrayError::RebuildAbandoned {

@@ -164,6 +164,19 @@ impl SessionMap {
             .collect()
     }
 
+    /// Entries no copy could give (torn at a crash) become `session`: as if this session
+    /// wrote them, which can only make a later resync do more. Returns whether any did.
+    pub fn settle_unknown(&self, session: u64) -> bool {
+        let mut any = false;
+        for b in &self.born {
+            if b.load(Ordering::Relaxed) == UNKNOWN {
+                b.store(session, Ordering::Relaxed);
+                any = true;
+            }
+        }
+        any
+    }
+
     /// Sets every entry to zero (a new map).
     pub fn reset(&self) {
         for b in &self.born {
@@ -374,14 +387,15 @@ impl Array {
             .into_iter()
             .map(|i| (i, map.block(i, &extra, session).encode(&self.uuid)))
             .collect();
-        self.store_map_blocks(&encoded, None);
+        self.store_map_blocks(&encoded, None, false);
         for r in extra {
             map.born[r].store(session, Ordering::Release);
         }
     }
 
-    /// Writes the whole session map to every member (`None`) or to one disk.
-    pub(super) fn store_session_map(&self, only: Option<&Arc<dyn Disk>>) {
+    /// Writes the whole session map to every member (`None`) or to one disk. `meta_held`:
+    /// the caller holds the superblock lock and records failures with its next update.
+    pub(super) fn store_session_map(&self, only: Option<&Arc<dyn Disk>>, meta_held: bool) {
         let Some(map) = &self.sessions else {
             return;
         };
@@ -390,12 +404,17 @@ impl Array {
         let encoded: Vec<(usize, Vec<u8>)> = (0..SessionMapBlock::blocks(map.regions() as u64))
             .map(|i| (i, map.block(i, &none, 0).encode(&self.uuid)))
             .collect();
-        self.store_map_blocks(&encoded, only);
+        self.store_map_blocks(&encoded, only, meta_held);
     }
 
     /// Writes encoded map blocks to the active members and disks being filled (or to
     /// `only`). A member whose write fails is marked faulty.
-    fn store_map_blocks(&self, blocks: &[(usize, Vec<u8>)], only: Option<&Arc<dyn Disk>>) {
+    fn store_map_blocks(
+        &self,
+        blocks: &[(usize, Vec<u8>)],
+        only: Option<&Arc<dyn Disk>>,
+        meta_held: bool,
+    ) {
         let base = self.regions.bitmap_offset + SESSION_MAP_START;
         let write = |disk: &dyn Disk| -> Result<(), crate::disk::DiskError> {
             let mut buf = AlignedBuf::new(SESSION_MAP_BLOCK);
@@ -434,11 +453,15 @@ impl Array {
                     self.abandon(role, &i, &why);
                 }
             } else {
-                self.members[role]
-                    .counters
-                    .write_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                self.fail_role(role, &why);
+                let member = &self.members[role];
+                member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                if meta_held {
+                    if member.transition(MemberState::Active, MemberState::Faulty) {
+                        log::error!("{}: marked faulty: {why}", member.name());
+                    }
+                } else {
+                    self.fail_role(role, &why);
+                }
             }
         }
     }
@@ -593,7 +616,7 @@ impl Array {
                 // as current.
                 self.flush()?;
                 if let Some(disk) = member.disk() {
-                    self.store_session_map(Some(&disk));
+                    self.store_session_map(Some(&disk), false);
                     disk.flush().map_err(ArrayError::Disk)?;
                 }
                 member.set_behind(None);
@@ -650,6 +673,7 @@ mod tests {
             session,
             session_nonce: nonce,
             map_since: 1,
+            journal_checkpoints: 0,
         }
     }
 
