@@ -1060,3 +1060,193 @@ fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
     assert_eq!(report["resumed_from"].as_u64(), Some(position));
     assert_eq!(status_json(&now).1["scrub"], serde_json::Value::Null);
 }
+
+// ------------------------------------------------------------------ a member back in time
+
+/// Random bytes from a seed (xorshift), without another dependency.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn dirty(member: &str) -> bool {
+    let out = run(&["examine", "--json", member]);
+    out.status.success()
+        && serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["dirty"] == true
+}
+
+/// Starts `raidctl write` of `input` and stops it (SIGSTOP) once its writing session has
+/// begun (the superblocks say dirty): the caller copies a member, then `kill` ends it.
+fn write_and_stop(members: &[String], input: &Path) -> Option<std::process::Child> {
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+            .args(args(
+                &["write", "--input", &input.display().to_string()],
+                members,
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        loop {
+            if dirty(&members[0]) {
+                // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+                return Some(child);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break; // it finished first: try again
+            }
+        }
+    }
+    None
+}
+
+/// Issue 13's steps, from the outside: a member's file goes back in time — to a copy taken
+/// before a writing session, during one (after its first superblock update) or after it —
+/// and later sessions wrote the array. Every mode and level: `read` gives the bytes last
+/// written, or exits 1 with one clear line; never exit 0 with the stale bytes. A resync
+/// brings the member back; a replace with another member failed never builds from it.
+#[test]
+fn a_member_file_back_in_time_never_gives_stale_bytes() {
+    for (mode, level, n) in [
+        ("journal", ["--level", "5"], 4),
+        ("journal", ["--level", "6"], 5),
+        ("journal", ["--parity", "3"], 6),
+        ("bitmap", ["--level", "5"], 4),
+        ("bitmap", ["--level", "6"], 5),
+        ("none", ["--level", "5"], 4),
+        ("none", ["--parity", "3"], 6),
+    ] {
+        let dir = Dir::new();
+        let members = dir.members(n);
+        ok(&run_with(&args(
+            &[
+                "create",
+                level[0],
+                level[1],
+                "--size",
+                "24M",
+                "--chunk",
+                "64K",
+                "--consistency",
+                mode,
+            ],
+            &members,
+        )));
+        let (_, status) = status_json(&members);
+        let size = status["size"].as_u64().unwrap() as usize;
+        let label = format!("{mode} {} {}", level[0], level[1]);
+        let x = noise(1, size);
+        let y = noise(2, size);
+        let third = size / 3 / 4096 * 4096;
+        let z = noise(3, third);
+        let w = noise(4, third);
+        for (name, bytes) in [("x", &x), ("y", &y), ("z", &z), ("w", &w)] {
+            std::fs::write(dir.path(name), bytes).unwrap();
+        }
+        let input = |name: &str| dir.path(name).display().to_string();
+        ok(&run_with(&args(
+            &["write", "--input", &input("x")],
+            &members,
+        )));
+        let before = std::fs::read(&members[1]).unwrap();
+        // A long write, stopped in its session: the copy, then the kill.
+        let Some(mut child) = write_and_stop(&members, &dir.path("y")) else {
+            panic!("{label}: the write never got under way");
+        };
+        let during = std::fs::read(&members[1]).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        ok(&run_with(&args(
+            &["write", "--input", &input("z")],
+            &members,
+        )));
+        let after = std::fs::read(&members[1]).unwrap();
+        let third_s = third.to_string();
+        ok(&run_with(&args(
+            &["write", "--offset", &third_s, "--input", &input("w")],
+            &members,
+        )));
+        let now = snapshot(&members);
+        // What a read may give: z, then w, then per unit x or y (the killed write).
+        let unit = if mode == "journal" { 4096 } else { 512 };
+        let check = |got: &[u8], what: &str| {
+            assert_eq!(got.len(), size, "{what}");
+            assert!(got[..third] == z[..], "{what}: first third");
+            assert!(got[third..2 * third] == w[..], "{what}: second third");
+            for (u, chunk) in got[2 * third..].chunks(unit).enumerate() {
+                let at = 2 * third + u * unit;
+                let ok = chunk == &x[at..at + chunk.len()] || chunk == &y[at..at + chunk.len()];
+                assert!(ok, "{what}: unit at {at} is neither old nor new");
+            }
+        };
+        check(&ok(&run_with(&args(&["read"], &members))).stdout, &label);
+        for (when, copy) in [("before", &before), ("during", &during), ("after", &after)] {
+            let what = format!("{label}, m1 back to its copy {when} the session");
+            std::fs::write(&members[1], copy).unwrap();
+            let out = run_with(&args(&["read"], &members));
+            if out.status.success() {
+                check(&out.stdout, &what);
+            } else {
+                assert_ne!(
+                    mode,
+                    "journal",
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                refused(&out, 1, "may lack recent writes");
+            }
+            // A resync brings it back (accepting the write hole where the start is dirty).
+            let out = run_with(&args(&["resync", "--allow-dirty-degraded"], &members));
+            ok(&out);
+            let out = ok(&run_with(&args(&["read"], &members))).stdout.clone();
+            if mode == "journal" {
+                check(&out, &format!("{what}, after resync"));
+            }
+            for (path, image) in members.iter().zip(&now) {
+                std::fs::write(path, image).unwrap();
+            }
+        }
+        // Back in time, then another member failed and replaced: never built from m1's
+        // stale blocks — the data, or an error naming the range.
+        std::fs::write(&members[1], &during).unwrap();
+        let fail = run_with(&args(
+            &["fail", "--member", &members[2], "--no-rebuild"],
+            &members,
+        ));
+        if !fail.status.success() {
+            // Without a journal the array is still dirty from the killed write: a clear
+            // refusal (a member that may lack writes is a missing one then).
+            assert_ne!(mode, "journal");
+            refused(&fail, 1, "may lack recent writes");
+        } else {
+            let new = blank(&dir, "n2.img", 24 << 20);
+            let out = run_with(&args(
+                &["replace", "--old", &members[2], "--new", &new],
+                &members,
+            ));
+            assert!(
+                matches!(out.status.code(), Some(0) | Some(6)),
+                "{label}: replace: {:?} {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut now_members = members.clone();
+            now_members[2] = new;
+            let out = run_with(&args(&["read"], &now_members));
+            if out.status.success() {
+                check(&out.stdout, &format!("{label}: after the replace"));
+            } else {
+                refused(&out, 1, "cannot be recovered");
+            }
+        }
+    }
+}
