@@ -424,3 +424,109 @@ fn frozen_v1_2_journal_image_replays_degraded() {
         assert!(back == model, "without m{skip}: contents differ");
     }
 }
+
+const V1_3: &str = "v1.3-raid5-member-behind.rkimg";
+/// The write made while member 2 was away (it came back with its older image).
+const V1_3_MISSED: (u64, usize, u8) = (100_000, 60_000, 0x3c);
+
+/// Format 1.3: a RAID-5 array (bitmap mode) whose member 2 went back to an image taken
+/// before a writing session, and a later session recorded it behind in the member table.
+fn generate_v1_3(seed: u64) {
+    let disks: Vec<Arc<MemDisk>> = (0..4)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let boxed = |disks: &[Arc<MemDisk>]| -> Vec<Box<dyn Disk>> {
+        disks
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let array = Array::create(
+        boxed(&disks),
+        &CreateOptions::new(Level::Parity { m: 1 })
+            .chunk(16 << 10)
+            .name(V1_3)
+            .consistency(raidkit::array::Consistency::Bitmap),
+    )
+    .unwrap();
+    for (at, bytes) in writes(array.len(), seed) {
+        array.write_at(&bytes, at).unwrap();
+    }
+    array.close().unwrap();
+    let old = disks[2].snapshot();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let (at, len, byte) = V1_3_MISSED;
+    array.write_at(&vec![byte; len], at).unwrap();
+    array.close().unwrap();
+    let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
+    images[2] = old;
+    // A later session (it writes nothing new) records the member behind.
+    let now: Vec<Arc<MemDisk>> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
+        .collect();
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+    let model = expected_v1_3(array.len(), seed);
+    array.write_at(&model[..4096], 0).unwrap();
+    array.close().unwrap();
+    let images: Vec<Vec<u8>> = now.iter().map(|d| d.snapshot()).collect();
+    std::fs::write(path(V1_3), encode(&images, crc32fast::hash(&model))).unwrap();
+}
+
+fn expected_v1_3(size: u64, seed: u64) -> Vec<u8> {
+    let mut model = expected(size, seed);
+    let (at, len, byte) = V1_3_MISSED;
+    model[at as usize..at as usize + len].fill(byte);
+    model
+}
+
+#[test]
+fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
+    let seed = 13;
+    if std::env::var_os("RAIDKIT_WRITE_FROZEN_V1_3").is_some() {
+        generate_v1_3(seed);
+    }
+    let bytes = std::fs::read(path(V1_3)).unwrap_or_else(|e| panic!("{V1_3}: {e}"));
+    let (images, crc) = decode(&bytes);
+    assert_eq!(images.len(), 4);
+    // The member table records member 2 behind (a faulty slot with `since`).
+    let sb = raidkit::format::read_superblock(&MemDisk::from_image("m0", images[0].clone(), 4096))
+        .unwrap()
+        .superblock;
+    assert_eq!(sb.minor, 3);
+    assert!(matches!(
+        sb.slots[2].state,
+        raidkit::format::SlotState::Behind { .. }
+    ));
+    let disks: Vec<Arc<MemDisk>> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
+        .collect();
+    let open = |skip: Option<usize>| -> Vec<Box<dyn Disk>> {
+        disks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect()
+    };
+    let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    assert_eq!(status.state, ArrayState::Degraded);
+    assert!(status.members[2].behind_stripes.is_some_and(|s| s > 0));
+    let model = expected_v1_3(array.len(), seed);
+    assert_eq!(crc32fast::hash(&model), crc, "the generator changed");
+    let mut back = vec![0u8; array.len() as usize];
+    array.read_at(&mut back, 0).unwrap();
+    assert!(back == model, "contents differ");
+    array.resync(&|_, _| {}).unwrap();
+    assert_eq!(array.status().state, ArrayState::Clean);
+    array.close().unwrap();
+    for skip in 0..disks.len() {
+        let array = Array::assemble(open(Some(skip)), &ArrayOptions::default()).unwrap();
+        array.read_at(&mut back, 0).unwrap();
+        assert!(back == model, "without m{skip}: contents differ");
+    }
+}

@@ -1122,7 +1122,9 @@ fn a_member_file_back_in_time_never_gives_stale_bytes() {
         ("journal", ["--parity", "3"], 6),
         ("bitmap", ["--level", "5"], 4),
         ("bitmap", ["--level", "6"], 5),
+        ("bitmap", ["--parity", "3"], 6),
         ("none", ["--level", "5"], 4),
+        ("none", ["--level", "6"], 5),
         ("none", ["--parity", "3"], 6),
     ] {
         let dir = Dir::new();
