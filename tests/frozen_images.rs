@@ -384,19 +384,8 @@ fn frozen_v1_2_journal_image_replays_degraded() {
     let (images, crc) = decode(&bytes);
     assert_eq!(images.len(), 4);
     // Dirty and degraded: a journal array starts without any flag, after its replay.
-    let disks: Vec<Arc<MemDisk>> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
-        .collect();
-    let open = |skip: Option<usize>| -> Vec<Box<dyn Disk>> {
-        disks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
-            .collect()
-    };
+    let disks = mem_disks(&images);
+    let open = |skip: Option<usize>| without(&disks, skip);
     let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
     let status = array.status();
     assert_eq!(status.name, V1_2);
@@ -461,11 +450,7 @@ fn generate_v1_3(seed: u64) {
     let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
     images[2] = old;
     // A later session (it writes nothing new) records the member behind.
-    let now: Vec<Arc<MemDisk>> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
-        .collect();
+    let now = mem_disks(&images);
     let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
     let model = expected_v1_3(array.len(), seed);
     array.write_at(&model[..4096], 0).unwrap();
@@ -499,19 +484,8 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
         sb.slots[2].state,
         raidkit::format::SlotState::Behind { .. }
     ));
-    let disks: Vec<Arc<MemDisk>> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
-        .collect();
-    let open = |skip: Option<usize>| -> Vec<Box<dyn Disk>> {
-        disks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
-            .collect()
-    };
+    let disks = mem_disks(&images);
+    let open = |skip: Option<usize>| without(&disks, skip);
     let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
     let status = array.status();
     assert_eq!(status.state, ArrayState::Degraded);
@@ -529,4 +503,23 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
         array.read_at(&mut back, 0).unwrap();
         assert!(back == model, "without m{skip}: contents differ");
     }
+}
+
+/// Memory disks `m0`, `m1`, … holding `images`.
+fn mem_disks(images: &[Vec<u8>]) -> Vec<Arc<MemDisk>> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
+        .collect()
+}
+
+/// `disks` as members to assemble, all but `skip`.
+fn without(disks: &[Arc<MemDisk>], skip: Option<usize>) -> Vec<Box<dyn Disk>> {
+    disks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
+        .collect()
 }

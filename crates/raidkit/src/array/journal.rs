@@ -465,25 +465,12 @@ impl Array {
             nonce,
             checkpoints,
         };
-        let offset = self.regions.journal_offset;
-        // Not to a member behind: the header would say it went through this checkpoint.
-        let targets: Vec<_> = self
-            .active_members()
-            .into_iter()
-            .filter(|(_, m)| !m.is_behind())
-            .collect();
-        let failed = self.parallel(targets, |(role, member)| {
-            let disk = member.disk()?;
-            let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
-            buf.copy_from_slice(&header.encode(&self.uuid, &member.uuid()));
-            disk.write_at(&buf, offset)
-                .and_then(|()| disk.flush())
-                .err()
-                .map(|e| (role, e))
-        });
-        for (role, e) in failed.into_iter().flatten() {
-            self.fail_role(role, &format!("journal header write failed: {e}"));
-        }
+        self.write_vouching(
+            self.regions.journal_offset,
+            true,
+            "journal header",
+            |uuid| header.encode(&self.uuid, uuid),
+        );
         self.check_alive()
     }
 

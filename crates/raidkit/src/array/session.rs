@@ -516,9 +516,25 @@ impl Array {
             state.writes += 1;
             (previous, state.writes as usize)
         };
-        let offset = self.regions.bitmap_offset + FLUSH_STAMP_START;
-        // Not to a member behind: its stamp must not say it went through flushes whose
-        // data it may lack.
+        self.write_vouching(
+            self.regions.bitmap_offset + FLUSH_STAMP_START,
+            flush,
+            "flush stamp",
+            |uuid| stamp.encode(previous.as_ref(), copy, &self.uuid, uuid),
+        );
+    }
+
+    /// Writes a block that vouches for a member's data (a flush stamp, a journal header) at
+    /// `offset` of every active member — not of a member behind, which may lack the data —
+    /// flushing it when `flush`. `encode` gives the block for a member UUID. A member whose
+    /// write fails is marked faulty.
+    pub(super) fn write_vouching(
+        &self,
+        offset: u64,
+        flush: bool,
+        what: &str,
+        encode: impl Fn(&[u8; 16]) -> Vec<u8> + Sync,
+    ) {
         let targets: Vec<(usize, &Member)> = self
             .active_members()
             .into_iter()
@@ -526,8 +542,9 @@ impl Array {
             .collect();
         let failed = self.parallel(targets, |(role, member)| {
             let disk = member.disk()?;
-            let mut buf = AlignedBuf::new(FLUSH_STAMP_SIZE);
-            buf.copy_from_slice(&stamp.encode(previous.as_ref(), copy, &self.uuid, &member.uuid()));
+            let bytes = encode(&member.uuid());
+            let mut buf = AlignedBuf::new(bytes.len());
+            buf.copy_from_slice(&bytes);
             disk.write_at(&buf, offset)
                 .and_then(|()| if flush { disk.flush() } else { Ok(()) })
                 .err()
@@ -538,7 +555,7 @@ impl Array {
                 .counters
                 .write_errors
                 .fetch_add(1, Ordering::Relaxed);
-            self.fail_role(role, &format!("flush stamp write failed: {e}"));
+            self.fail_role(role, &format!("{what} write failed: {e}"));
         }
     }
 
