@@ -258,6 +258,10 @@ fn a_missed_close_costs_only_what_the_session_wrote() {
         let now = from_images(&images);
         let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
         let behind = array.status().members[1].behind_stripes.unwrap();
+        eprintln!(
+            "{}: d1 missed the close: behind in {behind} of {stripes} stripes",
+            mode.name()
+        );
         assert!(
             behind > 0 && behind < stripes / 10,
             "{}: {behind} of {stripes} stripes",
