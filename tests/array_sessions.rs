@@ -438,3 +438,38 @@ fn a_damaged_checksum_entry_does_not_make_intact_data_unreadable() {
         }
     }
 }
+
+/// A catch-up that the members given cannot do (too many left out) is refused before
+/// anything is written: the members left out are not recorded faulty for nothing.
+#[test]
+fn a_catch_up_without_enough_members_writes_nothing() {
+    let disks: Vec<Arc<MemDisk>> = (0..5)
+        .map(|i| Arc::new(MemDisk::new(&format!("d{i}"), MEMBER, 4096)))
+        .collect();
+    let array = Array::create(
+        boxed(&disks),
+        &CreateOptions::new(Level::Parity { m: 2 }).chunk(CHUNK),
+    )
+    .unwrap();
+    array.write_at(&Rng::new(6).block(100_000), 0).unwrap();
+    array.close().unwrap();
+    let old = disks[1].snapshot();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    array.write_at(&Rng::new(7).block(100_000), 0).unwrap();
+    array.close().unwrap();
+    let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
+    images[1] = old;
+    let now = from_images(&images);
+    let given: Vec<Arc<MemDisk>> = now[..3].to_vec(); // d3 and d4 left out
+    let array = Array::assemble(boxed(&given), &ArrayOptions::default()).unwrap();
+    assert!(array.status().members[1].behind_stripes.is_some());
+    let before: Vec<Vec<u8>> = given.iter().map(|d| d.snapshot()).collect();
+    let err = array.catch_up(&|_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("give every member"), "{err}");
+    array.close().unwrap();
+    let after: Vec<Vec<u8>> = given.iter().map(|d| d.snapshot()).collect();
+    assert!(before == after, "nothing written");
+    // With every member given it works.
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+    assert_eq!(array.catch_up(&|_, _| {}).unwrap().members, 1);
+}

@@ -587,6 +587,18 @@ impl Array {
                 state: "behind".to_string(),
             });
         };
+        // Rebuilding a member's regions needs the redundancy to cover it and every role
+        // without an active member; otherwise nothing is written (a start that left members
+        // out would otherwise record them faulty for nothing).
+        let unavailable = self.unavailable();
+        if unavailable + 1 > self.layout.m() {
+            let (role, _) = &behind[0];
+            return Err(ArrayError::MemberState {
+                member: self.members[*role].name(),
+                action: "bring back (rebuilding its regions needs the other members: give every member)",
+                state: format!("behind, with {unavailable} role(s) lacking an active member"),
+            });
+        }
         self.prepare_write();
         let stripes = self.regions.data_size / self.layout.chunk();
         let total: u64 = behind
