@@ -1220,6 +1220,11 @@ pub struct JournalHeader {
     pub checkpoints: u64,
 }
 
+/// Journal sequence numbers, tails and checkpoint counts from this on are refused as
+/// damaged by the decoders: counting up from one, a journal never gets near them, and
+/// refusing them keeps every `+ 1` on a decoded value from overflowing.
+pub const JOURNAL_SEQ_LIMIT: u64 = 1 << 62;
+
 impl JournalHeader {
     /// Encodes the block for member `member_uuid` of array `array_uuid`.
     pub fn encode(&self, array_uuid: &[u8; 16], member_uuid: &[u8; 16]) -> Vec<u8> {
@@ -1235,7 +1240,9 @@ impl JournalHeader {
         b
     }
 
-    /// Decodes the block: `None` unless it is a valid header of this member of this array.
+    /// Decodes the block: `None` unless it is a valid header of this member of this array,
+    /// with a tail and a checkpoint count below [`JOURNAL_SEQ_LIMIT`] (a header beyond it
+    /// is damaged, whatever its CRC says).
     pub fn decode(
         b: &[u8],
         array_uuid: &[u8; 16],
@@ -1249,11 +1256,13 @@ impl JournalHeader {
         {
             return None;
         }
-        Some(JournalHeader {
+        let header = JournalHeader {
             tail: get_u64(b, 40),
             nonce: get_u64(b, 48),
             checkpoints: get_u64(b, 56),
-        })
+        };
+        (header.tail < JOURNAL_SEQ_LIMIT && header.checkpoints < JOURNAL_SEQ_LIMIT)
+            .then_some(header)
     }
 
     /// The order of headers: the higher (tail, checkpoint count) is the newer.
@@ -1539,7 +1548,12 @@ impl PartHeader {
         let width = get_u16(b, 78);
         let position = get_u16(b, 76);
         let rows = get_u32(b, 72);
-        if width == 0 || usize::from(width) > PART_MAX_WIDTH || position >= width || rows == 0 {
+        if width == 0
+            || usize::from(width) > PART_MAX_WIDTH
+            || position >= width
+            || rows == 0
+            || get_u64(b, 48) >= JOURNAL_SEQ_LIMIT
+        {
             return None;
         }
         let positions: Vec<bool> = (0..usize::from(width))

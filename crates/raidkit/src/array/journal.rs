@@ -33,9 +33,6 @@ use crate::disk::AlignedBuf;
 use crate::format::{self, CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
 
 const JB: u64 = JOURNAL_BLOCK as u64;
-/// Sequence numbers and tails from this on are refused as damaged: counting up from one, a
-/// journal never gets near them, and refusing them keeps every `+ 1` from overflowing.
-const SEQ_LIMIT: u64 = 1 << 62;
 /// Parts up to this size go out with their header in one write (a copy); larger ones are
 /// written from the caller's buffer after their header.
 const SMALL_PART: usize = 64 << 10;
@@ -499,9 +496,7 @@ impl Array {
             .iter()
             .map(|m| {
                 let disk = m.disk().filter(|_| trusted(m))?;
-                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
-                disk.read_at(&mut buf, self.regions.journal_offset).ok()?;
-                JournalHeader::decode(&buf, &self.uuid, &m.uuid())
+                read_header(disk.as_ref(), &self.regions, &self.uuid, &m.uuid())
             })
             .collect();
         // The checkpoint to replay from: the newest one every member is known to hold (the
@@ -514,7 +509,7 @@ impl Array {
             .unwrap_or_else(|e| e.into_inner())
             .sb
             .journal_checkpoints;
-        let valid = || headers.iter().flatten().filter(|h| h.tail < SEQ_LIMIT);
+        let valid = || headers.iter().flatten();
         let Some(current) = valid()
             .filter(|h| h.checkpoints == complete)
             .max_by_key(|h| h.age())
@@ -791,7 +786,6 @@ impl Array {
                 header.first_row..header.first_row.saturating_add(u64::from(header.rows));
             if header.nonce != current.nonce
                 || header.seq < current.tail
-                || header.seq >= SEQ_LIMIT
                 || prev.is_some_and(|p| header.seq <= p)
                 || usize::from(header.width) != self.width()
                 || header.stripe >= stripes
@@ -818,4 +812,19 @@ impl Array {
         }
         (out, None)
     }
+}
+
+/// Reads a member's journal header: the one reader of it (assemble's election, the
+/// journal's start, replay), so one bound applies everywhere — the decoder's
+/// ([`format::JOURNAL_SEQ_LIMIT`]). `None` when it cannot be read or is not a valid header
+/// of this member of this array.
+pub(super) fn read_header(
+    disk: &dyn crate::disk::Disk,
+    regions: &format::Regions,
+    array_uuid: &[u8; 16],
+    member_uuid: &[u8; 16],
+) -> Option<JournalHeader> {
+    let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+    disk.read_at(&mut buf, regions.journal_offset).ok()?;
+    JournalHeader::decode(&buf, array_uuid, member_uuid)
 }

@@ -50,7 +50,7 @@ pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildRepor
 pub use session::CatchUpReport;
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
-use crate::disk::{AlignedBuf, Disk};
+use crate::disk::Disk;
 use crate::format::{
     self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, ReadError, Regions,
     ScrubMark, SessionMapBlock, Slot, SlotState, Superblock, VERSION_MINOR,
@@ -774,10 +774,8 @@ impl Array {
         // names it), and every write since is in the journal: a clean close checkpoints
         // last, and after a crash the replay writes the records again, rebuilding any part
         // the member lacks.
-        let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| -> Option<(u64, u64)> {
-            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
-            disk.read_at(&mut buf, regions.journal_offset).ok()?;
-            Some(format::JournalHeader::decode(&buf, &newest.array_uuid, uuid)?.age())
+        let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| {
+            journal::read_header(disk.as_ref(), &regions, &newest.array_uuid, uuid).map(|h| h.age())
         };
         let journal_session = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 3;
         let through_checkpoint = |disk: &Arc<dyn Disk>, sb: &Superblock| {
@@ -1930,10 +1928,7 @@ fn read_journal_header(
         .iter()
         .filter(|m| m.is_active() && !m.is_behind())
         .filter_map(|m| {
-            let disk = m.disk()?;
-            let mut buf = AlignedBuf::new(format::JOURNAL_BLOCK);
-            disk.read_at(&mut buf, regions.journal_offset).ok()?;
-            format::JournalHeader::decode(&buf, &sb.array_uuid, &m.uuid())
+            journal::read_header(m.disk()?.as_ref(), regions, &sb.array_uuid, &m.uuid())
         })
         .max_by_key(|h| h.age());
     match newest {
