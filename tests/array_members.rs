@@ -9,6 +9,7 @@ use raidkit::array::{
 };
 use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
+use raidkit::format;
 use raidkit::layout::Level;
 use raidkit_workspace_tests::Rng;
 
@@ -454,4 +455,150 @@ fn an_unreadable_journal_fails_its_member_at_replay() {
     let mut back = vec![0u8; size];
     array.read_at(&mut back, 0).unwrap();
     assert!(back == model, "every write that returned is there");
+}
+
+fn mem_disks(prefix: &str, n: usize, size: u64) -> Vec<Arc<MemDisk>> {
+    (0..n)
+        .map(|i| Arc::new(MemDisk::new(&format!("{prefix}{i}"), size, 4096)))
+        .collect()
+}
+
+fn boxed(disks: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
+    disks
+        .iter()
+        .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+        .collect()
+}
+
+/// Issue 14, finding 3: create checks the spares with the members, before anything is
+/// written. A spare holding a damaged raidkit superblock, a spare too small, or a spare
+/// named like a member is refused, and no disk given (members or spares) changes.
+#[test]
+fn create_refuses_a_bad_spare_before_writing_anything() {
+    let options = CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK);
+    // A spare that once was a member of another array, its superblocks since damaged.
+    let old = mem_disks("old", 3, MEMBER);
+    Array::create(boxed(&old), &options)
+        .unwrap()
+        .close()
+        .unwrap();
+    let mut image = old[0].snapshot();
+    for at in [format::SB_OFFSETS[0], format::SB_OFFSETS[1]] {
+        image[at as usize + 200] ^= 0xff;
+    }
+    let damaged = Arc::new(MemDisk::from_image("damaged", image, 4096));
+    assert!(matches!(
+        format::read_superblock(damaged.as_ref()),
+        Err(format::ReadError::NoValidCopy(..))
+    ));
+    let small = Arc::new(MemDisk::new("small", MEMBER / 2, 4096));
+    let twin = Arc::new(MemDisk::new("d1", MEMBER, 4096));
+    for (spare, what) in [
+        (damaged, "damaged superblock"),
+        (small, "too small"),
+        (twin, "named like a member"),
+    ] {
+        let members = mem_disks("d", 4, MEMBER);
+        let before: Vec<Vec<u8>> = members.iter().map(|d| d.snapshot()).collect();
+        let spare_before = spare.snapshot();
+        let err = Array::create_with_spares(
+            boxed(&members),
+            boxed(std::slice::from_ref(&spare)),
+            &options,
+            &|_, _| {},
+        )
+        .map(|_| ())
+        .expect_err(what);
+        match (&err, what) {
+            (ArrayError::AlreadyMember { member, .. }, "damaged superblock") => {
+                assert_eq!(member, "damaged")
+            }
+            (ArrayError::MemberTooSmall { member, .. }, "too small") => assert_eq!(member, "small"),
+            (ArrayError::DuplicateName { member }, "named like a member") => {
+                assert_eq!(member, "d1")
+            }
+            _ => panic!("{what}: unexpected error {err}"),
+        }
+        for (disk, image) in members.iter().zip(&before) {
+            assert!(
+                &disk.snapshot() == image,
+                "{what}: {} was written",
+                disk.name()
+            );
+        }
+        assert!(
+            spare.snapshot() == spare_before,
+            "{what}: the spare was written"
+        );
+    }
+    // With good spares the first superblocks already record them.
+    let members = mem_disks("d", 4, MEMBER);
+    let spares = mem_disks("s", 2, MEMBER);
+    let array =
+        Array::create_with_spares(boxed(&members), boxed(&spares), &options, &|_, _| {}).unwrap();
+    array.close().unwrap();
+    let mut all = boxed(&members);
+    all.extend(boxed(&spares));
+    let array = Array::assemble(all, &ArrayOptions::default()).unwrap();
+    let status = array.status();
+    assert_eq!(
+        status
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Spare)
+            .count(),
+        2,
+        "{status:?}"
+    );
+}
+
+/// Issue 14, finding 4: errors say what is wrong. A disk named like one the array holds
+/// names what holds it (not itself twice); a damaged bad-block log is not "no valid
+/// superblock".
+#[test]
+fn errors_name_what_is_wrong() {
+    let members = mem_disks("d", 4, MEMBER);
+    let options = CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK);
+    let array = Array::create(boxed(&members), &options).unwrap();
+    let err = array
+        .add_spare(Box::new(MemDisk::new("d2", MEMBER, 4096)), false)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "d2: already in this array (role 2)");
+    array
+        .add_spare(Box::new(MemDisk::new("s0", MEMBER, 4096)), false)
+        .unwrap();
+    let err = array
+        .add_spare(Box::new(MemDisk::new("s0", MEMBER, 4096)), false)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "s0: already in this array (a spare)");
+    let twice = Array::create(
+        boxed(&[members[0].clone(), members[0].clone()]),
+        &CreateOptions::new(Level::Mirror).chunk(CHUNK).force(true),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(twice.to_string(), "d0: given twice");
+    array.close().unwrap();
+
+    let sb = format::read_superblock(members[1].as_ref())
+        .unwrap()
+        .superblock;
+    let log = format::BadLog {
+        ranges: vec![(3, 2)],
+    };
+    format::write_bad_log(members[1].as_ref(), &sb.member_uuid, &log).unwrap();
+    assert_eq!(
+        format::read_bad_log(members[1].as_ref(), &sb.member_uuid, &sb.regions).unwrap(),
+        log
+    );
+    let mut image = members[1].snapshot();
+    image[format::BADLOG_OFFSET as usize + 40] ^= 0xff;
+    let damaged = MemDisk::from_image("d1", image, 4096);
+    let err = format::read_bad_log(&damaged, &sb.member_uuid, &sb.regions).unwrap_err();
+    assert!(matches!(err, format::ReadError::BadLog(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("damaged bad-block log") && !message.contains("superblock"),
+        "{message}"
+    );
 }

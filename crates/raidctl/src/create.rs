@@ -122,22 +122,6 @@ pub fn run(args: CreateArgs) -> Result<()> {
                 smallest >> 20
             );
         }
-        // Spares are checked before anything is written.
-        for spare in &spares {
-            if spare.len() < smallest {
-                bail!(
-                    "{}: {} bytes is smaller than the members ({smallest} bytes)",
-                    spare.name(),
-                    spare.len()
-                );
-            }
-            if !args.force && raidkit::format::read_superblock(spare.as_ref()).is_ok() {
-                bail!(
-                    "{}: already holds a raidkit superblock (hint: --force overwrites it)",
-                    spare.name()
-                );
-            }
-        }
         let options = CreateOptions::new(level)
             .chunk(chunk)
             .name(&args.name)
@@ -148,7 +132,8 @@ pub fn run(args: CreateArgs) -> Result<()> {
             (None, false) => options,
         };
         let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
-        let array = Array::create_with_progress(disks, &options, &|done, total| {
+        // The library checks the spares with the members before anything is written.
+        let array = Array::create_with_spares(disks, spares, &options, &|done, total| {
             let mut slot = progress.lock().unwrap_or_else(|e| e.into_inner());
             if slot.as_ref().is_none_or(|p| p.total() != total) {
                 *slot = Some(Progress::new("initial sync", total));
@@ -159,9 +144,6 @@ pub fn run(args: CreateArgs) -> Result<()> {
         })?;
         if let Some(p) = progress.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             p.finish();
-        }
-        for spare in spares {
-            array.add_spare(spare, args.force)?;
         }
         let status = array.status();
         eprintln!(

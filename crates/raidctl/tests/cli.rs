@@ -675,6 +675,54 @@ fn create_refuses_bad_arguments_and_foreign_data() {
     }
 }
 
+/// Issue 14, finding 3: a spare with a damaged raidkit superblock is refused before
+/// anything is written (it used to pass the CLI's check, the array was created, and adding
+/// the spare failed with an array left behind).
+#[test]
+fn create_refuses_a_spare_with_a_damaged_superblock_before_writing() {
+    let dir = Dir::new();
+    // The spare: once a member of another array, its superblock copies since damaged.
+    let old = create(&dir, "1", 2);
+    let spare = old[0].clone();
+    let mut image = std::fs::read(&spare).unwrap();
+    for at in [0usize, 4096] {
+        image[at + 200] ^= 0xff;
+    }
+    std::fs::write(&spare, &image).unwrap();
+    let members: Vec<String> = (0..3)
+        .map(|i| dir.path(&format!("n{i}.img")).display().to_string())
+        .collect();
+    for p in &members {
+        std::fs::File::create(p).unwrap().set_len(8 << 20).unwrap();
+    }
+    let mut all = members.clone();
+    all.push(spare.clone());
+    let before = snapshot(&all);
+    let err = refused(
+        &run_with(&args(
+            &[
+                "create", "--level", "5", "--chunk", "64K", "--spare", &spare,
+            ],
+            &members,
+        )),
+        1,
+        &spare,
+    );
+    assert!(err.contains("already a member"), "{err}");
+    assert!(before == snapshot(&all), "a disk was written");
+    // Not a raidkit member now: status says so for each member given.
+    refused(&run(&["status", &members[0]]), 1, &members[0]);
+    // With --force the damaged spare is taken.
+    ok(&run_with(&args(
+        &[
+            "create", "--level", "5", "--chunk", "64K", "--force", "--spare", &spare,
+        ],
+        &members,
+    )));
+    let (_, json) = status_json(&all);
+    assert_eq!(json["members"][3]["state"], "spare", "{json}");
+}
+
 #[test]
 fn an_unreadable_member_is_a_clear_error() {
     let dir = Dir::new();

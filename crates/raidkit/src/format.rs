@@ -153,7 +153,7 @@ pub enum FormatError {
     #[error("no raidkit superblock (bad magic)")]
     BadMagic,
     /// The CRC-32 does not match.
-    #[error("superblock checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
     BadChecksum {
         /// The CRC stored in the copy.
         stored: u32,
@@ -811,6 +811,9 @@ pub enum ReadError {
     /// Neither copy is valid; the errors of both copies.
     #[error("{}", no_valid_copy(.0, .1))]
     NoValidCopy(FormatError, FormatError),
+    /// The bad-block log (not the superblock) is damaged.
+    #[error("damaged bad-block log: {0}")]
+    BadLog(FormatError),
 }
 
 fn no_valid_copy(first: &FormatError, second: &FormatError) -> String {
@@ -1589,8 +1592,7 @@ pub fn read_bad_log(
 ) -> Result<BadLog, ReadError> {
     let mut buf = AlignedBuf::new(BADLOG_SIZE);
     disk.read_at(&mut buf, BADLOG_OFFSET)?;
-    BadLog::decode(&buf, uuid, regions.data_size / CSUM_BLOCK)
-        .map_err(|e| ReadError::NoValidCopy(e.clone(), e))
+    BadLog::decode(&buf, uuid, regions.data_size / CSUM_BLOCK).map_err(ReadError::BadLog)
 }
 
 /// Writes the bad-block log of member `uuid`. Does not flush.

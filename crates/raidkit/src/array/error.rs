@@ -52,6 +52,23 @@ pub enum ArrayError {
         /// The member's array.
         found: String,
     },
+    /// The same disk was given twice under one name.
+    #[error("{member}: given twice")]
+    DuplicateName {
+        /// The disk's name.
+        member: String,
+    },
+    /// A disk given to the array already serves it under that name.
+    #[error("{member}: already in this array ({holder})")]
+    NameTaken {
+        /// The disk's name.
+        member: String,
+        /// What holds it: a role, a spare, or a disk being rebuilt into a role.
+        holder: String,
+    },
+    /// The array's I/O threads could not be started.
+    #[error("cannot start the array's I/O threads: {0}")]
+    Threads(String),
     /// The same member was given twice.
     #[error("{member}: given twice (also as {other})")]
     DuplicateMember {

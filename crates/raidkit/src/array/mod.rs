@@ -439,10 +439,9 @@ fn check_block_size(disk: &dyn Disk) -> Result<(), ArrayError> {
 
 fn check_unique_names(disks: &[Arc<dyn Disk>]) -> Result<(), ArrayError> {
     for (i, a) in disks.iter().enumerate() {
-        if let Some(b) = disks[..i].iter().find(|b| b.name() == a.name()) {
-            return Err(ArrayError::DuplicateMember {
+        if disks[..i].iter().any(|b| b.name() == a.name()) {
+            return Err(ArrayError::DuplicateName {
                 member: a.name().to_string(),
-                other: b.name().to_string(),
             });
         }
     }
@@ -468,17 +467,36 @@ impl Array {
         options: &CreateOptions,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Array, ArrayError> {
+        Array::create_with_spares(disks, Vec::new(), options, progress)
+    }
+
+    /// [`create_with_progress`](Array::create_with_progress), with `spares` as hot spares
+    /// from the start. The spares are checked with the members, before anything is
+    /// written to any disk: block size, distinct names, a raidkit superblock (valid or
+    /// damaged) or foreign data unless `force`, at least the members' size, room in the
+    /// member table. The first superblocks already record them.
+    pub fn create_with_spares(
+        disks: Vec<Box<dyn Disk>>,
+        spares: Vec<Box<dyn Disk>>,
+        options: &CreateOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Array, ArrayError> {
         if disks.is_empty() {
             return Err(ArrayError::NoMembers);
         }
         let disks: Vec<Arc<dyn Disk>> = disks.into_iter().map(Arc::from).collect();
+        let spares: Vec<Arc<dyn Disk>> = spares.into_iter().map(Arc::from).collect();
         let layout = Layout::new(options.level, disks.len(), options.chunk)?;
-        check_unique_names(&disks)?;
-        for disk in &disks {
+        let every: Vec<Arc<dyn Disk>> = disks.iter().chain(&spares).cloned().collect();
+        check_unique_names(&every)?;
+        if every.len() > format::MAX_SLOTS {
+            return Err(ArrayError::TableFull(format::MAX_SLOTS));
+        }
+        for disk in &every {
             check_block_size(disk.as_ref())?;
         }
         if !options.force {
-            for disk in &disks {
+            for disk in &every {
                 refuse_if_member(disk.as_ref())?;
                 if let Some(what) = format::foreign_signature(disk.as_ref())? {
                     return Err(ArrayError::ForeignData {
@@ -500,6 +518,13 @@ impl Array {
             },
             other => ArrayError::Format(other),
         })?;
+        if let Some(spare) = spares.iter().find(|d| d.len() < smallest.len()) {
+            return Err(ArrayError::MemberTooSmall {
+                member: spare.name().to_string(),
+                size: spare.len(),
+                needed: smallest.len(),
+            });
+        }
         if disks.iter().any(|d| d.len() != smallest.len()) {
             log::info!(
                 "members differ in size; using {} bytes of each (the size of {})",
@@ -577,12 +602,24 @@ impl Array {
                 )
             })
             .collect();
+        let spares = spares
+            .iter()
+            .map(|disk| {
+                Member::new(
+                    disk.name().to_string(),
+                    Some(disk.clone()),
+                    MemberState::Spare,
+                    format::new_uuid(),
+                    None,
+                )
+            })
+            .collect();
         let array = Array::build(
             layout,
             regions,
             sb,
             members,
-            Vec::new(),
+            spares,
             false,
             None,
             &options.array,
@@ -1106,15 +1143,7 @@ impl Array {
             .num_threads(threads)
             .thread_name(|i| format!("raidkit-io-{i}"))
             .build()
-            .map_err(|e| {
-                ArrayError::Disk(crate::disk::DiskError::io(
-                    "array",
-                    crate::disk::Op::Open,
-                    0,
-                    0,
-                    std::io::Error::other(e.to_string()),
-                ))
-            })?;
+            .map_err(|e| ArrayError::Threads(e.to_string()))?;
         let stamps = (sb.flags & FLAG_JOURNAL == 0 && sessions.is_some()).then(|| {
             Mutex::new(session::Stamps {
                 event: sb.event,

@@ -319,17 +319,29 @@ impl Array {
         }
         {
             let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-            let taken = self
-                .members
-                .iter()
-                .chain(others.iter().filter(|m| Some(m.uuid()) != own_spare))
-                .any(|m| {
-                    m.name() == disk.name() || m.incoming().is_some_and(|i| i.name == disk.name())
-                });
-            if taken {
-                return Err(ArrayError::DuplicateMember {
+            let role = self.members.iter().enumerate().find_map(|(role, m)| {
+                if m.name() == disk.name() {
+                    Some(format!("role {role}"))
+                } else {
+                    m.incoming()
+                        .filter(|i| i.name == disk.name())
+                        .map(|_| format!("being rebuilt into role {role}"))
+                }
+            });
+            let spare = || {
+                others
+                    .iter()
+                    .filter(|m| Some(m.uuid()) != own_spare)
+                    .find(|m| m.name() == disk.name())
+                    .map(|m| match m.state() {
+                        MemberState::Spare => "a spare".to_string(),
+                        _ => "a disk it holds outside its roles".to_string(),
+                    })
+            };
+            if let Some(holder) = role.or_else(spare) {
+                return Err(ArrayError::NameTaken {
                     member: disk.name().to_string(),
-                    other: disk.name().to_string(),
+                    holder,
                 });
             }
             others.retain(|m| Some(m.uuid()) != own_spare);
