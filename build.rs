@@ -1,31 +1,10 @@
-//! Links Debian's ISA-L (`libisal-dev`) into the workspace tests and benches when it is
-//! installed, so parity can be cross-checked and compared against it; sets `cfg(have_isal)`.
-//! `.ci/run` installs it; without it, the ISA-L tests print a skip line and the bench
-//! leaves ISA-L out.
-
-use std::path::Path;
-
-const CANDIDATES: &[&str] = &[
-    "/usr/lib/x86_64-linux-gnu/libisal.so",
-    "/usr/lib/aarch64-linux-gnu/libisal.so",
-    "/usr/lib64/libisal.so",
-    "/usr/lib/libisal.so",
-    "/usr/local/lib/libisal.so",
-];
+//! Sets `cfg(have_isal)` for the workspace's tests and benches when the test kit found and
+//! linked ISA-L (its build script says so through `DEP_ISAL_FOUND`).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(have_isal)");
-    println!("cargo::rerun-if-env-changed=RAIDKIT_NO_ISAL");
-    for path in CANDIDATES {
-        println!("cargo::rerun-if-changed={path}");
-    }
-    if std::env::var_os("RAIDKIT_NO_ISAL").is_some() {
-        return;
-    }
-    if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| p.exists()) {
-        let dir = found.parent().expect("library path has a parent");
-        println!("cargo::rustc-link-search=native={}", dir.display());
-        println!("cargo::rustc-link-lib=dylib=isal");
+    println!("cargo::rerun-if-env-changed=DEP_ISAL_FOUND");
+    if std::env::var_os("DEP_ISAL_FOUND").is_some() {
         println!("cargo::rustc-cfg=have_isal");
     }
 }

@@ -29,7 +29,7 @@ use raidkit::array::{
 };
 use raidkit::disk::{self, AlignedBuf, Disk, FileDisk, FileMode};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
 
 const MEMBERS: usize = 6;
 

@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use raidkit::disk::{AlignedBuf, Disk, FileDisk, FileMode, IoRequest, UringDisk};
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Engine {

@@ -13,7 +13,7 @@ use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use raidkit::parity::{BlockUpdate, Codec, Engine};
-use raidkit_workspace_tests::{Arena, Rng};
+use raidkit_testkit::{Arena, Rng};
 
 const KS: [usize; 3] = [4, 8, 12];
 
@@ -204,7 +204,7 @@ fn isal_case(
     block: usize,
     decode: bool,
 ) {
-    use raidkit_workspace_tests::isal;
+    use raidkit_testkit::isal;
     // Decoding m blocks from k survivors is the same ec_encode_data call with other
     // coefficients, so both use ISA-L's Cauchy rows; only the source set differs.
     let mut tables = isal::tables(k, m, &isal::cauchy_rows(k, m));
@@ -224,7 +224,7 @@ fn isal_case(
 fn isal_raid(c: &mut Criterion) {
     #[cfg(have_isal)]
     {
-        use raidkit_workspace_tests::isal;
+        use raidkit_testkit::isal;
         for (name, q) in [("p", false), ("pq", true)] {
             let mut g = group(c, name);
             for block in blocks() {

@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use raidkit::parity::{BlockUpdate, Codec, Engine};
-use raidkit_workspace_tests::{Arena, Rng};
+use raidkit_testkit::{Arena, Rng};
 
 /// A stripe arena that bench closures reach through raw pointers, so that no call
 /// allocates and several closures can share one arena (they run one at a time).
@@ -238,7 +238,7 @@ fn add_raidkit(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
 
 #[cfg(have_isal)]
 fn add_isal(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
-    use raidkit_workspace_tests::isal;
+    use raidkit_testkit::isal;
 
     let s = Stripe::new(k + 4, block, rng);
     // Cross-check once: ISA-L's P and Q equal ours on this data.
@@ -264,13 +264,13 @@ fn add_isal(cases: &mut Cases, k: usize, block: usize, rng: &mut Rng) {
 #[cfg(have_isal)]
 fn add_isal_variant(
     cases: &mut Cases,
-    variant: raidkit_workspace_tests::isal::Variant,
+    variant: raidkit_testkit::isal::Variant,
     s: &Stripe,
     k: usize,
     block: usize,
 ) {
     use raidkit::parity::matrix;
-    use raidkit_workspace_tests::isal;
+    use raidkit_testkit::isal;
 
     let name = variant.label();
     let st = s.clone();

@@ -9,8 +9,9 @@ use raidkit::array::{Array, ArrayError, ArrayOptions, ArrayState, CreateOptions,
 use raidkit::disk::{self, Disk, FileDisk, FileMode};
 use raidkit::format::{self, SB_OFFSETS, SB_SIZE, Superblock};
 use raidkit::layout::Level;
-use raidkit::testkit::LoopbackArray;
-use raidkit_workspace_tests::{Rng, loop_device};
+use raidkit_testkit::LoopbackArray;
+use raidkit_testkit::arrays::read_all;
+use raidkit_testkit::{Rng, loop_device};
 
 const MIB: u64 = 1 << 20;
 
@@ -45,12 +46,6 @@ fn raid6(seed: u64) -> (LoopbackArray, Vec<u8>) {
     (test, data)
 }
 
-fn read_all(array: &Array) -> Vec<u8> {
-    let mut back = vec![0u8; array.len() as usize];
-    array.read_at(&mut back, 0).unwrap();
-    back
-}
-
 /// Rewrites both superblock copies of a member through `edit` (with valid CRCs).
 fn edit_superblocks(path: &Path, edit: impl Fn(&mut Superblock)) {
     let disk = FileDisk::open(path, FileMode::Buffered).unwrap();
@@ -81,7 +76,7 @@ fn members_in_any_order_read_back() {
     paths.swap(0, 2);
     test.reassemble_from(&paths).unwrap();
     assert_eq!(test.status().state, ArrayState::Clean);
-    assert!(read_all(&test) == data);
+    assert!(read_all(&test).unwrap() == data);
     // Roles follow the superblocks, not the order given.
     let status = test.status();
     for (role, member) in status.members.iter().enumerate() {
@@ -99,7 +94,7 @@ fn read_only_use_writes_nothing() {
     // Degraded, read-only: member 0 left out.
     let array = Array::assemble(open(&paths[1..]), &ArrayOptions::default()).unwrap();
     assert_eq!(array.status().state, ArrayState::Degraded);
-    assert!(read_all(&array) == data);
+    assert!(read_all(&array).unwrap() == data);
     array.close().unwrap();
     assert!(
         before == images(&paths),
@@ -142,7 +137,15 @@ fn duplicate_members_are_refused() {
         &ArrayOptions::default(),
     )
     .unwrap_err();
-    assert!(matches!(err, ArrayError::DuplicateMember { .. }), "{err}");
+    // Named once, not twice over (issue 14, finding 4).
+    assert!(
+        matches!(&err, ArrayError::DuplicateName { member } if *member == paths[1].display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("{}: given twice", paths[1].display())
+    );
     // A copy of a member under another name: the same member UUID.
     test.flush().unwrap();
     let copy = test.dir().join("copy.img");
@@ -229,7 +232,7 @@ fn superblock_damaged_in_every_copy_is_refused_and_one_copy_is_enough() {
     set_bytes(&paths[0], SB_OFFSETS[newest] + 200, &[0xAB]);
     test.reassemble().unwrap();
     assert_eq!(test.status().state, ArrayState::Clean);
-    assert!(read_all(&test) == data);
+    assert!(read_all(&test).unwrap() == data);
     test.flush().unwrap();
     // Both copies damaged.
     set_bytes(&paths[4], SB_OFFSETS[0] + 200, &[0xAB]);
@@ -275,7 +278,7 @@ fn stale_member_is_kept_out_and_reported() {
     assert_eq!(status.state, ArrayState::Degraded);
     assert_eq!(status.members[2].state, MemberState::Stale);
     assert_eq!(status.members[2].name, paths[2].display().to_string());
-    assert!(read_all(&test) == data);
+    assert!(read_all(&test).unwrap() == data);
 }
 
 #[test]
@@ -339,7 +342,7 @@ fn create_over_used_members_syncs_parity() {
         &CreateOptions::new(Level::Parity { m: 2 }).chunk(16 << 10),
     )
     .unwrap();
-    let before = read_all(&array);
+    let before = read_all(&array).unwrap();
     // Every member can be lost and the data stays the same: parity agrees with it.
     for lost in 0..4 {
         let others: Vec<PathBuf> = paths
@@ -349,7 +352,7 @@ fn create_over_used_members_syncs_parity() {
             .collect();
         array.flush().unwrap();
         let degraded = Array::assemble(open(&others), &ArrayOptions::default()).unwrap();
-        assert!(read_all(&degraded) == before, "lost {lost}");
+        assert!(read_all(&degraded).unwrap() == before, "lost {lost}");
     }
 }
 
@@ -388,7 +391,7 @@ fn arrays_on_loop_devices() {
         order.rotate_left(1);
         let array = Array::assemble(open(&order[..3]), &ArrayOptions::default()).unwrap();
         assert_eq!(array.status().state, ArrayState::Degraded, "{level:?}");
-        assert!(read_all(&array) == data, "{level:?}");
+        assert!(read_all(&array).unwrap() == data, "{level:?}");
         array.close().unwrap();
     }
 }

@@ -3,10 +3,11 @@
 //! is refused with an error that lists the missing roles; and losing one more member at run
 //! time makes reads fail, never return wrong data. Also: writes in every degraded state.
 
-use raidkit::array::{Array, ArrayError, ArrayOptions, ArrayState, CreateOptions};
+use raidkit::array::{Array, ArrayError, ArrayState, CreateOptions};
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::assemble_images;
 
 const MEMBER: u64 = 4 << 20;
 const CHUNK: u64 = 4096;
@@ -51,18 +52,6 @@ fn build(level: Level, n: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<u8>) {
     (disks.iter().map(|d| d.snapshot()).collect(), data)
 }
 
-fn assemble(images: &[Vec<u8>], without: &[usize]) -> Result<Array, ArrayError> {
-    let disks: Vec<Box<dyn Disk>> = images
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !without.contains(i))
-        .map(|(i, img)| {
-            Box::new(MemDisk::from_image(&format!("m{i}"), img.clone(), 4096)) as Box<dyn Disk>
-        })
-        .collect();
-    Array::assemble(disks, &ArrayOptions::default())
-}
-
 #[test]
 fn every_failure_set_reads_back_or_is_refused() {
     for (level, n) in geometries() {
@@ -73,7 +62,7 @@ fn every_failure_set_reads_back_or_is_refused() {
         };
         for missing in subsets(n, m + 1) {
             let label = format!("{level:?} n={n} missing={missing:?}");
-            match assemble(&images, &missing) {
+            match assemble_images(&images, &missing) {
                 Ok(array) => {
                     assert!(
                         missing.len() <= m,
@@ -113,7 +102,7 @@ fn one_failure_past_the_redundancy_is_an_error() {
             Level::Parity { m } => m,
         };
         let missing: Vec<usize> = (0..m).collect();
-        let array = assemble(&images, &missing).unwrap();
+        let array = assemble_images(&images, &missing).unwrap();
         array.fail_member(&format!("m{m}")).unwrap();
         assert_eq!(array.status().state, ArrayState::Failed);
         let mut failures = 0;
@@ -152,7 +141,7 @@ fn writes_in_every_degraded_state() {
             .step_by(3)
         {
             let label = format!("{level:?} n={n} missing={missing:?}");
-            let array = assemble(&images, &missing).unwrap();
+            let array = assemble_images(&images, &missing).unwrap();
             let mut rng = Rng::new(missing.len() as u64 * 77 + n as u64);
             let mut model = data.clone();
             for _ in 0..6 {

@@ -13,25 +13,11 @@ use raidkit::array::{Array, ArrayError, ArrayOptions, Consistency, CreateOptions
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::format::{self, JournalHeader};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{boxed, from_images};
 
 const MEMBER: u64 = 8 << 20;
 const CHUNK: u64 = 16 << 10;
-
-fn boxed(disks: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
-    disks
-        .iter()
-        .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-        .collect()
-}
-
-fn from_images(images: &[Vec<u8>]) -> Vec<Arc<MemDisk>> {
-    images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image.clone(), 4096)))
-        .collect()
-}
 
 fn journal_array(level: Level, n: usize) -> (Vec<Arc<MemDisk>>, Array) {
     let disks: Vec<Arc<MemDisk>> = (0..n)
@@ -93,7 +79,7 @@ fn a_journal_header_with_an_absurd_tail_is_damaged_not_newest() {
             // A crash: the images as they are, without a close; the replay must run.
             let images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
             array.close().expect("close");
-            let crashed = from_images(&images);
+            let crashed = from_images("d", &images);
             let again = Array::assemble(boxed(&crashed), &ArrayOptions::default())
                 .expect("assemble after a crash");
             want[CHUNK as usize..][..second.len()].copy_from_slice(&second);
@@ -163,7 +149,7 @@ fn a_damaged_journal_part_is_rebuilt_from_the_record() {
             }
         }
         assert!(damaged.is_some(), "no data member's part found");
-        let crashed = from_images(&after);
+        let crashed = from_images("d", &after);
         let again = Array::assemble(boxed(&crashed), &ArrayOptions::default())
             .expect("assemble after a crash with a damaged part");
         let report = again.status().replay.expect("a replay ran");

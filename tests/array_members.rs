@@ -7,11 +7,12 @@ use std::sync::Arc;
 use raidkit::array::{
     Array, ArrayError, ArrayOptions, ArrayState, Consistency, CreateOptions, MemberState,
 };
-use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::format;
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{boxed, mem_disks, read_all};
+use raidkit_testkit::sim::SimDisk;
 
 const MEMBER: u64 = 4 << 20;
 const CHUNK: u64 = 16 << 10;
@@ -46,11 +47,6 @@ fn setup(level: Level, n: usize, options: ArrayOptions) -> Setup {
         data,
         data_offset,
     }
-}
-
-fn read_all(array: &Array) -> Result<Vec<u8>, ArrayError> {
-    let mut back = vec![0u8; array.len() as usize];
-    array.read_at(&mut back, 0).map(|()| back)
 }
 
 #[test]
@@ -455,19 +451,6 @@ fn an_unreadable_journal_fails_its_member_at_replay() {
     let mut back = vec![0u8; size];
     array.read_at(&mut back, 0).unwrap();
     assert!(back == model, "every write that returned is there");
-}
-
-fn mem_disks(prefix: &str, n: usize, size: u64) -> Vec<Arc<MemDisk>> {
-    (0..n)
-        .map(|i| Arc::new(MemDisk::new(&format!("{prefix}{i}"), size, 4096)))
-        .collect()
-}
-
-fn boxed(disks: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
-    disks
-        .iter()
-        .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-        .collect()
 }
 
 /// Issue 14, finding 3: create checks the spares with the members, before anything is

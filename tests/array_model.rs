@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use raidkit::array::{Array, ArrayError, ArrayOptions, CreateOptions};
-use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::sim::SimDisk;
 
 const MIB: u64 = 1 << 20;
 const MEMBER: u64 = 4 * MIB;

@@ -11,27 +11,15 @@ use raidkit::array::{
     Array, ArrayError, ArrayOptions, ArrayState, Consistency, CreateOptions, MemberState,
     RebuildOptions, RebuildReport,
 };
-use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{boxed, mem_disks, read_all};
+use raidkit_testkit::sim::SimDisk;
 use sha2::{Digest, Sha256};
 
 const MEMBER: u64 = 4 << 20;
 const CHUNK: u64 = 16 << 10;
-
-fn boxed<D: Disk + 'static>(disks: Vec<Arc<D>>) -> Vec<Box<dyn Disk>> {
-    disks
-        .into_iter()
-        .map(|d| Box::new(d) as Box<dyn Disk>)
-        .collect()
-}
-
-fn mems(prefix: &str, n: usize, size: u64) -> Vec<Arc<MemDisk>> {
-    (0..n)
-        .map(|i| Arc::new(MemDisk::new(&format!("{prefix}{i}"), size, 4096)))
-        .collect()
-}
 
 fn quiet() -> ArrayOptions {
     ArrayOptions {
@@ -56,11 +44,6 @@ fn create_in(disks: Vec<Box<dyn Disk>>, level: Level, mode: Option<Consistency>)
         &options.chunk(CHUNK).force(true).array_options(quiet()),
     )
     .unwrap()
-}
-
-fn read_all(array: &Array) -> Result<Vec<u8>, ArrayError> {
-    let mut back = vec![0u8; array.len() as usize];
-    array.read_at(&mut back, 0).map(|()| back)
 }
 
 fn hash(bytes: &[u8]) -> [u8; 32] {
@@ -124,15 +107,15 @@ fn every_raid6_pair_failed_and_rebuilt_reads_back_by_hash() {
     for n in [4usize, 5, 6] {
         for a in 0..n {
             for b in a + 1..n {
-                let disks = mems("m", n, MEMBER);
-                let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+                let disks = mem_disks("m", n, MEMBER);
+                let array = create(boxed(&disks), Level::Parity { m: 2 });
                 let data = Rng::new((n * 100 + a * 10 + b) as u64).block(array.len() as usize);
                 array.write_at(&data, 0).unwrap();
                 let expect = hash(&data);
                 array.fail_member(&format!("m{a}")).unwrap();
                 array.fail_member(&format!("m{b}")).unwrap();
                 assert!(!array.needs_rebuild(), "no spare yet");
-                let spares = mems("s", 2, MEMBER);
+                let spares = mem_disks("s", 2, MEMBER);
                 for s in &spares {
                     array.add_spare(Box::new(s.clone()), false).unwrap();
                 }
@@ -171,10 +154,7 @@ fn every_raid6_pair_rebuilt_on_loop_devices() {
             .unwrap()
             .set_len(8 << 20)
             .unwrap();
-        match raidkit_workspace_tests::loop_device(
-            &path,
-            "every_raid6_pair_rebuilt_on_loop_devices",
-        ) {
+        match raidkit_testkit::loop_device(&path, "every_raid6_pair_rebuilt_on_loop_devices") {
             Some(device) => loops.push(device),
             None => return,
         }
@@ -223,8 +203,8 @@ fn rebuild_while_a_writer_keeps_writing() {
         (Level::Parity { m: 2 }, 5),
         (Level::Mirror, 3),
     ] {
-        let disks = mems("m", n, MEMBER);
-        let array = Arc::new(create(boxed(disks.clone()), level));
+        let disks = mem_disks("m", n, MEMBER);
+        let array = Arc::new(create(boxed(&disks), level));
         let model = Arc::new(Mutex::new(Rng::new(7).block(array.len() as usize)));
         array.write_at(&model.lock().unwrap(), 0).unwrap();
         array.fail_member("m1").unwrap();
@@ -278,8 +258,8 @@ fn rebuild_while_a_writer_keeps_writing() {
 /// status says so, and after a reassemble the rebuild continues from it.
 #[test]
 fn an_interrupted_rebuild_continues_from_its_checkpoint() {
-    let disks = mems("m", 5, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+    let disks = mem_disks("m", 5, MEMBER);
+    let array = create(boxed(&disks), Level::Parity { m: 2 });
     let data = Rng::new(5).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.fail_member("m3").unwrap();
@@ -309,7 +289,7 @@ fn an_interrupted_rebuild_continues_from_its_checkpoint() {
 
     let mut now: Vec<Arc<MemDisk>> = disks.clone();
     now[3] = spare.clone();
-    let array = Array::assemble(boxed(now.clone()), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
     let status = array.status();
     assert_eq!(status.rebuilds.len(), 1);
     assert_eq!(status.rebuilds[0].done, done, "the checkpoint is recorded");
@@ -360,13 +340,13 @@ fn a_crash_mid_rebuild_resumes_and_verifies() {
                 ))
             })
             .collect();
-        let mut array = create_in(boxed(sims[..n].to_vec()), level, mode);
+        let mut array = create_in(boxed(&sims[..n]), level, mode);
         let data = Rng::new(seed).block(array.len() as usize);
         array.write_at(&data, 0).unwrap();
         array.flush().unwrap();
         if !dirty {
             array.close().unwrap();
-            array = Array::assemble(boxed(sims[..n].to_vec()), &quiet()).unwrap();
+            array = Array::assemble(boxed(&sims[..n]), &quiet()).unwrap();
         }
         array.fail_member("d0").unwrap();
         array.add_spare(Box::new(sims[n].clone()), false).unwrap();
@@ -402,10 +382,10 @@ fn a_crash_mid_rebuild_resumes_and_verifies() {
             ..ArrayOptions::default()
         };
         if dirty && !journal {
-            let refused = Array::assemble(boxed(present.clone()), &ArrayOptions::default());
+            let refused = Array::assemble(boxed(&present), &ArrayOptions::default());
             assert!(matches!(refused, Err(ArrayError::DirtyDegraded { .. })));
         }
-        let array = Array::assemble(boxed(present.clone()), &allow).unwrap();
+        let array = Array::assemble(boxed(&present), &allow).unwrap();
         let status = array.status();
         assert_eq!(status.rebuilds.len(), 1, "{level:?}");
         assert_eq!(
@@ -457,7 +437,7 @@ fn lse_setup_in(level: Level, n: usize, bad: &[(usize, u64)], mode: Option<Consi
             ))
         })
         .collect();
-    let array = create_in(boxed(sims[..n].to_vec()), level, mode);
+    let array = create_in(boxed(&sims[..n]), level, mode);
     let data = Rng::new(9).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.flush().unwrap();
@@ -530,7 +510,7 @@ fn raid5_rebuild_with_a_latent_sector_error_records_the_range_and_rebuilds_the_r
     }
     // The list survives a reassemble.
     s.array.close().unwrap();
-    let present: Vec<Box<dyn Disk>> = boxed(s.sims[1..].to_vec());
+    let present: Vec<Box<dyn Disk>> = boxed(&s.sims[1..]);
     let array = Array::assemble(present, &quiet()).unwrap();
     let spare = array
         .status()
@@ -592,8 +572,8 @@ fn raid6_rebuild_with_a_latent_sector_error_repairs_it_fully() {
 /// the old member is released.
 #[test]
 fn hot_replace_keeps_redundancy_and_releases_the_old_member() {
-    let disks = mems("m", 4, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Parity { m: 1 });
+    let disks = mem_disks("m", 4, MEMBER);
+    let array = create(boxed(&disks), Level::Parity { m: 1 });
     let data = Rng::new(21).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.flush().unwrap();
@@ -608,7 +588,7 @@ fn hot_replace_keeps_redundancy_and_releases_the_old_member() {
     let corrupted = Arc::new(MemDisk::from_image("m2", image, 4096));
     let mut now = disks.clone();
     now[2] = corrupted;
-    let array = Array::assemble(boxed(now.clone()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&now), &quiet()).unwrap();
     let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
     let total = array.regions().data_size;
     let failed_other = AtomicBool::new(false);
@@ -650,8 +630,8 @@ fn hot_replace_keeps_redundancy_and_releases_the_old_member() {
 /// Replacing a failed member with a new disk is a rebuild onto it.
 #[test]
 fn replacing_a_failed_member_rebuilds_onto_the_new_disk() {
-    let disks = mems("m", 3, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Mirror);
+    let disks = mem_disks("m", 3, MEMBER);
+    let array = create(boxed(&disks), Level::Mirror);
     let data = Rng::new(4).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.fail_member("m1").unwrap();
@@ -679,8 +659,8 @@ fn replacing_a_failed_member_rebuilds_onto_the_new_disk() {
 
 #[test]
 fn a_failure_starts_an_automatic_rebuild_onto_a_spare() {
-    let disks = mems("m", 5, MEMBER);
-    let array = Arc::new(create(boxed(disks.clone()), Level::Parity { m: 2 }));
+    let disks = mem_disks("m", 5, MEMBER);
+    let array = Arc::new(create(boxed(&disks), Level::Parity { m: 2 }));
     let data = Rng::new(8).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     let spare = Arc::new(MemDisk::new("spare", MEMBER, 4096));
@@ -712,8 +692,8 @@ fn a_failure_starts_an_automatic_rebuild_onto_a_spare() {
 
 #[test]
 fn nothing_to_rebuild_and_bad_replacements_change_nothing() {
-    let disks = mems("m", 4, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Parity { m: 1 });
+    let disks = mem_disks("m", 4, MEMBER);
+    let array = create(boxed(&disks), Level::Parity { m: 1 });
     let data = Rng::new(2).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.flush().unwrap();
@@ -762,8 +742,8 @@ fn nothing_to_rebuild_and_bad_replacements_change_nothing() {
 #[test]
 fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
     for hot in [true, false] {
-        let disks = mems("m", 4, MEMBER);
-        let array = create(boxed(disks.clone()), Level::Parity { m: 1 });
+        let disks = mem_disks("m", 4, MEMBER);
+        let array = create(boxed(&disks), Level::Parity { m: 1 });
         let data = Rng::new(12).block(array.len() as usize);
         array.write_at(&data, 0).unwrap();
         if !hot {
@@ -799,7 +779,7 @@ fn a_failing_new_disk_is_abandoned_and_nothing_is_lost() {
         assert_eq!(read_all(&array).unwrap(), data);
         // The superblocks agree: reassembled, nobody is rebuilding.
         array.close().unwrap();
-        let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+        let array = Array::assemble(boxed(&disks), &quiet()).unwrap();
         assert!(array.status().rebuilds.is_empty());
         let good = Arc::new(MemDisk::new("good", MEMBER, 4096));
         replace_now(&array, "m2", Box::new(good.clone())).unwrap();
@@ -831,7 +811,7 @@ fn a_lost_row_stays_lost(mode: Consistency) {
     s.array.write_at(&[7u8; 4096], 5 * stripe_data).unwrap();
     let Lse { array, sims, .. } = s;
     std::mem::forget(array);
-    let array = Array::assemble(boxed(sims[1..].to_vec()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&sims[1..]), &quiet()).unwrap();
     if mode == Consistency::Journal {
         let replay = array.status().replay.expect("replayed");
         assert!(replay.replayed >= 1, "{replay:?}");
@@ -858,15 +838,15 @@ fn a_lost_row_stays_lost(mode: Consistency) {
 /// A disk being filled that returns errors is not held against the member it replaces.
 #[test]
 fn the_new_disks_errors_do_not_fail_the_old_member() {
-    let disks = mems("m", 4, MEMBER);
-    create(boxed(disks.clone()), Level::Parity { m: 1 })
+    let disks = mem_disks("m", 4, MEMBER);
+    create(boxed(&disks), Level::Parity { m: 1 })
         .close()
         .unwrap();
     let strict = ArrayOptions {
         error_threshold: 2,
         ..ArrayOptions::default()
     };
-    let array = Array::assemble(boxed(disks.clone()), &strict).unwrap();
+    let array = Array::assemble(boxed(&disks), &strict).unwrap();
     let data = Rng::new(13).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     let new = Arc::new(SimDisk::with_block_size("new", MEMBER, 4096, 3));
@@ -900,8 +880,8 @@ fn the_new_disks_errors_do_not_fail_the_old_member() {
 /// spare, which the same replace (without force) takes again, starting over.
 #[test]
 fn a_cancelled_hot_replace_can_be_run_again() {
-    let disks = mems("m", 4, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+    let disks = mem_disks("m", 4, MEMBER);
+    let array = create(boxed(&disks), Level::Parity { m: 2 });
     let data = Rng::new(14).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
@@ -937,7 +917,7 @@ fn a_cancelled_hot_replace_can_be_run_again() {
     let mut expect = data.clone();
     expect[4096..4096 + fresh.len()].copy_from_slice(&fresh);
     array.close().unwrap();
-    let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&disks), &quiet()).unwrap();
     let report = replace_now(&array, "m0", Box::new(new.clone())).unwrap();
     assert_eq!(report.resumed_from, 0);
     let status = array.status();
@@ -955,11 +935,11 @@ fn a_cancelled_hot_replace_can_be_run_again() {
 /// position (that update would mark the absent member faulty for good).
 #[test]
 fn a_check_scrub_does_not_demote_an_absent_member() {
-    let disks = mems("m", 5, MEMBER);
-    let array = create(boxed(disks.clone()), Level::Parity { m: 2 });
+    let disks = mem_disks("m", 5, MEMBER);
+    let array = create(boxed(&disks), Level::Parity { m: 2 });
     array.write_at(&[9u8; 50_000], 0).unwrap();
     array.close().unwrap();
-    let array = Array::assemble(boxed(disks[..4].to_vec()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&disks[..4]), &quiet()).unwrap();
     let cancel = AtomicBool::new(false);
     let report = array
         .scrub(
@@ -974,7 +954,7 @@ fn a_check_scrub_does_not_demote_an_absent_member() {
     assert!(report.cancelled);
     assert_eq!(array.status().scrub, None);
     array.close().unwrap();
-    let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&disks), &quiet()).unwrap();
     assert_eq!(
         array.status().state,
         ArrayState::Clean,
@@ -999,11 +979,11 @@ fn a_journal_replay_sends_a_rebuild_back_over_stripes_written_since_its_checkpoi
             ))
         })
         .collect();
-    let array = create_in(boxed(sims[..4].to_vec()), Level::Parity { m: 1 }, None);
+    let array = create_in(boxed(&sims[..4]), Level::Parity { m: 1 }, None);
     let mut data = Rng::new(70).block(array.len() as usize);
     array.write_at(&data, 0).unwrap();
     array.close().unwrap();
-    let array = Array::assemble(boxed(sims[..4].to_vec()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&sims[..4]), &quiet()).unwrap();
     array.fail_member("d0").unwrap();
     array.add_spare(Box::new(sims[4].clone()), false).unwrap();
     let total = array.regions().data_size;
@@ -1033,7 +1013,7 @@ fn a_journal_replay_sends_a_rebuild_back_over_stripes_written_since_its_checkpoi
             ))
         })
         .collect();
-    let array = Array::assemble(boxed(disks.clone()), &quiet()).unwrap();
+    let array = Array::assemble(boxed(&disks), &quiet()).unwrap();
     let status = array.status();
     assert!(status.replay.is_some_and(|r| r.replayed > 0));
     // Reads first: without the step back they would return the new disk's old blocks.

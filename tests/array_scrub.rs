@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::array::{Array, ArrayOptions, CreateOptions, ScrubOptions};
-use raidkit::disk::sim::SimDisk;
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::format;
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::sim::SimDisk;
 
 const MEMBER: u64 = 4 << 20;
 const CHUNK: u64 = 16 << 10;
@@ -271,7 +271,7 @@ fn damage_beyond_the_budget_is_reported_unrecoverable() {
 fn campaign_on_loopback_files_is_found_and_repaired_completely() {
     use std::os::unix::fs::FileExt;
     for (level, n) in [(Level::Parity { m: 1 }, 4), (Level::Parity { m: 2 }, 5)] {
-        let mut lb = raidkit::testkit::LoopbackArray::new(level, n, 6 << 20, CHUNK).unwrap();
+        let mut lb = raidkit_testkit::LoopbackArray::new(level, n, 6 << 20, CHUNK).unwrap();
         let size = lb.array().len() as usize;
         let old = Rng::new(1).block(size);
         lb.array().write_at(&old, 0).unwrap();

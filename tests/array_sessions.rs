@@ -14,46 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use raidkit::array::{Array, ArrayError, ArrayOptions, Consistency, CreateOptions, ScrubOptions};
-use raidkit::disk::{Disk, MemDisk};
+use raidkit::disk::MemDisk;
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{boxed, from_images, read_all, same};
 
 const MEMBER: u64 = 8 << 20;
 const CHUNK: u64 = 16 << 10;
-
-fn boxed(disks: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
-    disks
-        .iter()
-        .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-        .collect()
-}
-
-/// Panics naming the first byte where `got` differs from `want` (never printing them).
-#[track_caller]
-fn same(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let at = got
-            .iter()
-            .zip(want)
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len());
-        panic!("{what}: wrong data from byte {at} (of {})", want.len());
-    }
-}
-
-fn read_all(array: &Array) -> Result<Vec<u8>, ArrayError> {
-    let mut back = vec![0u8; array.len() as usize];
-    array.read_at(&mut back, 0).map(|()| back)
-}
-
-/// Fresh disks holding `images`, named like the originals.
-fn from_images(images: &[Vec<u8>]) -> Vec<Arc<MemDisk>> {
-    images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("d{i}"), image.clone(), 4096)))
-        .collect()
-}
 
 const GEOMETRIES: [(Level, usize); 4] = [
     (Level::Mirror, 3),
@@ -140,7 +107,7 @@ fn back_in_time(level: Level, n: usize, mode: Consistency, seed: u64, seen: &mut
         if crashed { ", last session killed" } else { "" }
     );
     seen.cases += 1;
-    let now = from_images(&images);
+    let now = from_images("d", &images);
     let array = match Array::assemble(boxed(&now), &ArrayOptions::default()) {
         Ok(array) => array,
         Err(e @ ArrayError::DirtyDegraded { .. }) => {
@@ -255,7 +222,7 @@ fn a_missed_close_costs_only_what_the_session_wrote() {
         array.close().unwrap();
         let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
         images[1] = d1;
-        let now = from_images(&images);
+        let now = from_images("d", &images);
         let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
         let behind = array.status().members[1].behind_stripes.unwrap();
         eprintln!(
@@ -306,7 +273,7 @@ fn rebuilds_never_compute_from_a_member_behind() {
         array.close().unwrap();
         let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
         images[1] = old;
-        let now = from_images(&images);
+        let now = from_images("d", &images);
         let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
         array.fail_member("d2").unwrap();
         let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
@@ -373,7 +340,7 @@ fn a_damaged_checksum_entry_does_not_make_intact_data_unreadable() {
         for how in ["read", "scrub"] {
             let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
             images[1] = damaged.clone();
-            let now = from_images(&images);
+            let now = from_images("d", &images);
             let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
             if how == "read" {
                 same(&read_all(&array).unwrap(), &model, &format!("{level:?}"));
@@ -459,7 +426,7 @@ fn a_catch_up_without_enough_members_writes_nothing() {
     array.close().unwrap();
     let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
     images[1] = old;
-    let now = from_images(&images);
+    let now = from_images("d", &images);
     let given: Vec<Arc<MemDisk>> = now[..3].to_vec(); // d3 and d4 left out
     let array = Array::assemble(boxed(&given), &ArrayOptions::default()).unwrap();
     assert!(array.status().members[1].behind_stripes.is_some());

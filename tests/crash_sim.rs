@@ -31,10 +31,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use raidkit::array::{Array, ArrayOptions, Consistency, CreateOptions};
-use raidkit::disk::sim::{PowerLine, SimDisk};
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::boxed;
+use raidkit_testkit::sim::{PowerLine, SimDisk};
 
 const MEMBER: u64 = 4 << 20;
 const CHUNK: u64 = 16 << 10;
@@ -90,12 +91,6 @@ impl Model {
     }
 }
 
-fn open(mems: &[Arc<MemDisk>]) -> Vec<Box<dyn Disk>> {
-    mems.iter()
-        .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-        .collect()
-}
-
 /// Whether the members agree with `all`, the array's contents: left out one at a time,
 /// every byte still reads the same (parity matches the data everywhere).
 fn parity_agrees(mems: &[Arc<MemDisk>], all: &[u8]) -> bool {
@@ -110,7 +105,7 @@ fn reads_the_same_without(mems: &[Arc<MemDisk>], leave: usize, all: &[u8]) -> bo
         .filter(|(i, _)| *i != leave)
         .map(|(_, d)| d.clone())
         .collect();
-    let array = Array::assemble(open(&rest), &serial()).unwrap();
+    let array = Array::assemble(boxed(&rest), &serial()).unwrap();
     let mut back = vec![0u8; all.len()];
     array.read_at(&mut back, 0).is_ok() && back == all
 }
@@ -175,11 +170,6 @@ fn run_case(level: Level, n: usize, seed: u64, lose: usize, bitmap: bool) -> Out
             ))
         })
         .collect();
-    let boxed = |sims: &[Arc<SimDisk>]| -> Vec<Box<dyn Disk>> {
-        sims.iter()
-            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-            .collect()
-    };
     let array = Array::create(
         boxed(&sims),
         &CreateOptions::new(level)
@@ -243,7 +233,7 @@ fn run_case(level: Level, n: usize, seed: u64, lose: usize, bitmap: bool) -> Out
         .collect();
     let gone = pick_lost(&mut rng, n, lose, &[]);
     let mems = survivors(images, &gone);
-    let array = Array::assemble(open(&mems), &serial()).unwrap();
+    let array = Array::assemble(boxed(&mems), &serial()).unwrap();
     let mut skipped = 0;
     if array.status().unclean_start && gone.is_empty() {
         skipped = array.resync(&|_, _| {}).unwrap().skipped_stripes;
@@ -349,11 +339,6 @@ fn concurrent_case(mode: Consistency) {
                     ))
                 })
                 .collect();
-            let boxed = |sims: &[Arc<SimDisk>]| -> Vec<Box<dyn Disk>> {
-                sims.iter()
-                    .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-                    .collect()
-            };
             let options = ArrayOptions {
                 serial_io: false,
                 ..serial()
@@ -428,7 +413,7 @@ fn concurrent_case(mode: Consistency) {
                 allow_dirty_degraded: false,
                 ..serial()
             };
-            let array = Array::assemble(open(&mems), &strict).unwrap();
+            let array = Array::assemble(boxed(&mems), &strict).unwrap();
             if array.status().unclean_start {
                 array.resync(&|_, _| {}).unwrap();
             }
@@ -564,14 +549,8 @@ fn record(level: Level, n: usize, mode: Consistency, seed: u64) -> Run {
             })
         })
         .collect();
-    let boxed = || -> Vec<Box<dyn Disk>> {
-        disks
-            .iter()
-            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-            .collect()
-    };
     let array = Array::create(
-        boxed(),
+        boxed(&disks),
         &CreateOptions::new(level)
             .chunk(CHUNK)
             .consistency(mode)
@@ -591,7 +570,7 @@ fn record(level: Level, n: usize, mode: Consistency, seed: u64) -> Run {
         })
         .collect();
     trace.lock().unwrap().clear();
-    let array = Array::assemble(boxed(), &serial()).unwrap();
+    let array = Array::assemble(boxed(&disks), &serial()).unwrap();
     let stripe = array.layout().stripe_data() as usize;
     let m = array.layout().m();
     let mut writes = Vec::new();
@@ -804,7 +783,7 @@ fn explore(run: &Run, points: usize, unit: usize) -> Explored {
             allow_dirty_degraded: run.mode != Consistency::Journal && rollback.is_none(),
             ..serial()
         };
-        let array = match Array::assemble(open(&mems), &options) {
+        let array = match Array::assemble(boxed(&mems), &options) {
             Ok(array) => array,
             Err(raidkit::ArrayError::DirtyDegraded { .. }) if rollback.is_some() => {
                 out.refused += 1;

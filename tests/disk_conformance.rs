@@ -8,7 +8,7 @@ use raidkit::disk::{
     self, BlockDisk, Disk, DiskError, DiskInfo, FailStop, FileDisk, FileMode, IoRequest, MemDisk,
     MmapDisk, Op, UringDisk,
 };
-use raidkit_workspace_tests::{Rng, conformance, loop_device, pattern, read};
+use raidkit_testkit::{Rng, conformance, loop_device, pattern, read};
 
 const SIZE: u64 = 4 << 20;
 

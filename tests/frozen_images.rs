@@ -16,7 +16,8 @@ use std::sync::Arc;
 use raidkit::array::{Array, ArrayOptions, ArrayState, CreateOptions};
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{assemble_images, from_images};
 
 const MEMBER: u64 = 4 << 20;
 const BLOCK: usize = 4096;
@@ -115,18 +116,6 @@ fn generate(name: &str, level: Level, n: usize, chunk: u64, seed: u64) {
     std::fs::write(path(name), encode(&images, crc)).unwrap();
 }
 
-fn assemble(images: &[Vec<u8>], skip: Option<usize>) -> Array {
-    let disks: Vec<Box<dyn Disk>> = images
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != skip)
-        .map(|(i, image)| {
-            Box::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)) as Box<dyn Disk>
-        })
-        .collect();
-    Array::assemble(disks, &ArrayOptions::default()).unwrap()
-}
-
 #[test]
 fn frozen_v1_images_assemble_and_read() {
     for (seed, (name, level, n, chunk)) in IMAGES.into_iter().enumerate() {
@@ -137,7 +126,7 @@ fn frozen_v1_images_assemble_and_read() {
         let (images, crc) = decode(&bytes);
         assert_eq!(images.len(), n, "{name}");
         for skip in [None, Some(0), Some(n - 1)] {
-            let array = assemble(&images, skip);
+            let array = assemble_images(&images, skip.as_slice()).unwrap();
             let status = array.status();
             assert_eq!(
                 (status.level, status.members.len(), status.chunk),
@@ -182,7 +171,7 @@ const V1_1_LOST_BLOCK: u64 = 9;
 
 fn generate_v1_1(seed: u64) {
     use raidkit::array::{RebuildOptions, ScrubOptions};
-    use raidkit::disk::sim::SimDisk;
+    use raidkit_testkit::sim::SimDisk;
     use std::sync::atomic::{AtomicBool, Ordering};
     let sims: Vec<Arc<SimDisk>> = (0..5)
         .map(|i| Arc::new(SimDisk::with_block_size(&format!("d{i}"), MEMBER, 4096, i)))
@@ -236,7 +225,7 @@ fn generate_v1_1(seed: u64) {
         .unwrap();
     array.close().unwrap();
     let images: Vec<Vec<u8>> = sims[1..].iter().map(|d| d.live_image()).collect();
-    let size = assemble(&images, None).len();
+    let size = assemble_images(&images, &[]).unwrap().len();
     let crc = crc32fast::hash(&expected(size, seed));
     std::fs::write(path(V1_1), encode(&images, crc)).unwrap();
 }
@@ -252,7 +241,7 @@ fn frozen_v1_1_image_continues_its_rebuild_and_scrub() {
     let bytes = std::fs::read(path(V1_1)).unwrap_or_else(|e| panic!("{V1_1}: {e}"));
     let (images, crc) = decode(&bytes);
     assert_eq!(images.len(), 4);
-    let array = assemble(&images, None);
+    let array = assemble_images(&images, &[]).unwrap();
     let status = array.status();
     assert_eq!(status.name, V1_1);
     assert_eq!(status.state, ArrayState::Degraded);
@@ -317,7 +306,7 @@ const V1_2_LOGGED: (u64, u8) = (8192, 0x5a);
 const V1_2_LOST: (u64, u8) = (200_704, 0xa5);
 
 fn generate_v1_2(seed: u64) {
-    use raidkit::disk::sim::{PowerLine, SimDisk};
+    use raidkit_testkit::sim::{PowerLine, SimDisk};
     let sims: Vec<Arc<SimDisk>> = (0..5)
         .map(|i| Arc::new(SimDisk::with_block_size(&format!("d{i}"), MEMBER, 4096, i)))
         .collect();
@@ -361,7 +350,7 @@ fn generate_v1_2(seed: u64) {
             d.live_image()
         })
         .collect();
-    let size = assemble(&images, None).len();
+    let size = assemble_images(&images, &[]).unwrap().len();
     let crc = crc32fast::hash(&expected_v1_2(size, seed));
     std::fs::write(path(V1_2), encode(&images, crc)).unwrap();
 }
@@ -384,7 +373,7 @@ fn frozen_v1_2_journal_image_replays_degraded() {
     let (images, crc) = decode(&bytes);
     assert_eq!(images.len(), 4);
     // Dirty and degraded: a journal array starts without any flag, after its replay.
-    let disks = mem_disks(&images);
+    let disks = from_images("m", &images);
     let open = |skip: Option<usize>| without(&disks, skip);
     let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
     let status = array.status();
@@ -450,7 +439,7 @@ fn generate_v1_3(seed: u64) {
     let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
     images[2] = old;
     // A later session (it writes nothing new) records the member behind.
-    let now = mem_disks(&images);
+    let now = from_images("m", &images);
     let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
     let model = expected_v1_3(array.len(), seed);
     array.write_at(&model[..4096], 0).unwrap();
@@ -484,7 +473,7 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
         sb.slots[2].state,
         raidkit::format::SlotState::Behind { .. }
     ));
-    let disks = mem_disks(&images);
+    let disks = from_images("m", &images);
     let open = |skip: Option<usize>| without(&disks, skip);
     let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
     let status = array.status();
@@ -503,15 +492,6 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
         array.read_at(&mut back, 0).unwrap();
         assert!(back == model, "without m{skip}: contents differ");
     }
-}
-
-/// Memory disks `m0`, `m1`, … holding `images`.
-fn mem_disks(images: &[Vec<u8>]) -> Vec<Arc<MemDisk>> {
-    images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| Arc::new(MemDisk::from_image(&format!("m{i}"), image.clone(), 4096)))
-        .collect()
 }
 
 /// `disks` as members to assemble, all but `skip`.

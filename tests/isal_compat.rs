@@ -12,7 +12,7 @@ fn isal_not_installed() {
 #[cfg(have_isal)]
 mod with_isal {
     use raidkit::parity::{Codec, EngineKind, matrix};
-    use raidkit_workspace_tests::{Arena, Rng, engine_or_skip, isal};
+    use raidkit_testkit::{Arena, Rng, engine_or_skip, isal};
 
     fn random_arena(rng: &mut Rng, k: usize, extra: usize, len: usize) -> Arena {
         let mut arena = Arena::new(k + extra, len, 0);

@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 
 use raidkit::array::{self, Array, ArrayOptions, Consistency, CreateOptions};
 use raidkit::layout::Level;
-use raidkit_workspace_tests::Rng;
+use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::read_all;
 
 const MEMBERS: usize = 4;
 const MEMBER: u64 = 8 << 20;
@@ -63,12 +64,6 @@ fn child_writer() {
     }
 }
 
-fn read_all(array: &Array) -> Vec<u8> {
-    let mut back = vec![0u8; array.len() as usize];
-    array.read_at(&mut back, 0).unwrap();
-    back
-}
-
 fn kills() -> u64 {
     std::env::var("RAIDKIT_KILLS")
         .ok()
@@ -107,7 +102,7 @@ fn kill_campaign(mode: Consistency, kills: u64, unit: usize) {
     )
     .unwrap();
     let size = array.len() as usize;
-    let mut base = read_all(&array);
+    let mut base = read_all(&array).unwrap();
     array.close().unwrap();
     let me = std::env::current_exe().unwrap();
     let mut rng = Rng::new(77);
@@ -174,7 +169,7 @@ fn kill_campaign(mode: Consistency, kills: u64, unit: usize) {
             array.resync(&|_, _| {}).unwrap();
             resynced += 1;
         }
-        let after = read_all(&array);
+        let after = read_all(&array).unwrap();
         for (s, sector) in after.chunks(unit).enumerate() {
             let r = s * unit..s * unit + sector.len();
             // The sector after the flushed state and each prefix of the later writes.
@@ -214,7 +209,7 @@ fn kill_campaign(mode: Consistency, kills: u64, unit: usize) {
             )
             .unwrap();
             assert!(
-                read_all(&degraded) == after,
+                read_all(&degraded).unwrap() == after,
                 "kill {kill}: parity disagrees with the data without member {leave}"
             );
         }

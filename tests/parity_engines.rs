@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use raidkit::parity::{
     BlockUpdate, Codec, Engine, EngineKind, ParityError, SyndromeCheck, gf, matrix, reference,
 };
-use raidkit_workspace_tests::{Arena, Rng, engine_or_skip};
+use raidkit_testkit::{Arena, Rng, engine_or_skip};
 
 /// k data blocks of `len` random bytes each, starting `offset` bytes past 64-byte alignment,
 /// followed by `extra` zeroed blocks.

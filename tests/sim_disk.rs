@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use raidkit::disk::sim::{Fault, FaultRates, SECTOR, SimDisk};
 use raidkit::disk::{Disk, DiskError, FailStop};
-use raidkit_workspace_tests::{Rng, conformance, pattern, read};
+use raidkit_testkit::sim::{Fault, FaultRates, SECTOR, SimDisk};
+use raidkit_testkit::{Rng, conformance, pattern, read};
 
 const SIZE: u64 = 1 << 20;
 

@@ -13,9 +13,11 @@
 //!   chosen at run time, RAID-6 recovery of every loss case, raid6check-style location of a
 //!   single corrupt block, and a k+m erasure code for up to four parity blocks.
 //! - [`disk`]: the member-disk trait and its backends (files, block devices, io_uring,
-//!   memory maps, memory), a fail-stop wrapper, and with the `testing` feature a seeded
-//!   fault-injecting simulated disk.
-//! - [`testkit`]: throw-away arrays over temporary loopback files, for tests.
+//!   memory maps, memory) and a fail-stop wrapper.
+//!
+//! Throw-away arrays over temporary loopback files, the seeded fault-injecting simulated
+//! disk and the helpers the tests share live in the workspace's unpublished
+//! `raidkit-testkit` crate, so that none of it is in the library's dependencies.
 //!
 //! ```
 //! use raidkit::parity::Engine;
@@ -37,12 +39,7 @@ mod error;
 pub mod format;
 pub mod layout;
 pub mod parity;
-pub mod testkit;
 
 pub use array::{Array, ArrayError};
 
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
 pub use error::Error;

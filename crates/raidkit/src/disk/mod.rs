@@ -31,8 +31,6 @@ mod failstop;
 mod file;
 mod memory;
 mod mmap;
-#[cfg(feature = "testing")]
-pub mod sim;
 mod uring;
 
 use std::fmt;

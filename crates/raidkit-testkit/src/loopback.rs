@@ -3,11 +3,11 @@
 //! [`LoopbackArray::new`] creates `members` sparse files in a fresh temporary directory,
 //! builds an array of the given level over them and returns it open. Dropping it closes the
 //! array and removes the directory. The files are real files, opened as raidkit opens any
-//! member ([`crate::disk::open`]), so the array behaves as it would in production.
+//! member ([`raidkit::disk::open`]), so the array behaves as it would in production.
 //!
 //! ```
 //! use raidkit::layout::Level;
-//! use raidkit::testkit::LoopbackArray;
+//! use raidkit_testkit::LoopbackArray;
 //!
 //! // RAID-6 over six 8 MiB files with 64 KiB chunks.
 //! let mut test = LoopbackArray::new(Level::Parity { m: 2 }, 6, 8 << 20, 64 << 10)?;
@@ -25,10 +25,10 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use crate::Error;
-use crate::array::{Array, ArrayOptions, CreateOptions};
-use crate::disk::{Disk, DiskError, Op};
-use crate::layout::Level;
+use raidkit::Error;
+use raidkit::array::{Array, ArrayOptions, CreateOptions};
+use raidkit::disk::{Disk, DiskError, Op};
+use raidkit::layout::Level;
 
 /// An array over temporary loopback files, removed on drop. Dereferences to [`Array`].
 #[derive(Debug)]
@@ -134,7 +134,7 @@ impl LoopbackArray {
 }
 
 fn open_all(paths: &[PathBuf]) -> Result<Vec<Box<dyn Disk>>, Error> {
-    Ok(crate::array::open_members(paths)?)
+    Ok(raidkit::array::open_members(paths)?)
 }
 
 impl Deref for LoopbackArray {

@@ -1,4 +1,4 @@
-//! A seeded, deterministic simulated disk for fault and crash tests (feature `testing`).
+//! A seeded, deterministic simulated disk for fault and crash tests.
 //!
 //! [`SimDisk`] keeps two images: the **live** one that reads see, and the **durable** one
 //! as of the last successful flush, plus the list of writes since then. It injects, on
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Disk, DiskError, DiskInfo, Op};
+use raidkit::disk::{Disk, DiskError, DiskInfo, Op};
 
 /// The unit of atomicity and of latent errors.
 pub const SECTOR: u64 = 512;

@@ -1,6 +1,21 @@
-//! Support code shared by the workspace's integration tests (`tests/`) and benches
-//! (`benches/`): engine selection with loud skips, seeded data, page-aligned stripe
-//! buffers, and bindings to ISA-L when it is installed (`cfg(have_isal)`).
+//! raidkit's test kit (not published): what the workspace's integration tests (`tests/`),
+//! benches (`benches/`) and users' own tests share.
+//!
+//! - [`LoopbackArray`]: a throw-away array over temporary loopback files, in one call.
+//! - [`sim`]: the seeded, fault-injecting simulated disk and its shared power line.
+//! - [`arrays`]: memory-disk arrays and the helpers every array test needs (whole reads,
+//!   images, first-difference asserts).
+//! - Engine selection with loud skips, seeded data ([`Rng`]), page-aligned stripe buffers
+//!   ([`Arena`]), the disk conformance suite, loop devices, and bindings to ISA-L when it is
+//!   installed (`cfg(have_isal)`).
+//!
+//! It must not hold behaviour the library relies on: only ways to build, break and check.
+
+pub mod arrays;
+mod loopback;
+pub mod sim;
+
+pub use loopback::LoopbackArray;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -519,3 +534,8 @@ pub fn loop_device(backing: &Path, test: &str) -> Option<LoopDevice> {
         }
     }
 }
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
