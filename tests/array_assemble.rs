@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use raidkit::array::{Array, ArrayError, ArrayOptions, ArrayState, CreateOptions, MemberState};
 use raidkit::disk::{self, Disk, FileDisk, FileMode};
-use raidkit::format::{self, SB_OFFSETS, SB_SIZE, Superblock};
+use raidkit::format::{SB_OFFSETS, SB_SIZE, Superblock};
 use raidkit::layout::Level;
 use raidkit_testkit::LoopbackArray;
 use raidkit_testkit::arrays::read_all;
@@ -227,7 +227,7 @@ fn superblock_damaged_in_every_copy_is_refused_and_one_copy_is_enough() {
     // One copy damaged (the newest): the other copy is used.
     let newest = {
         let disk = disk::open(&paths[0]).unwrap();
-        format::read_superblock(&disk).unwrap().copy
+        raidkit::meta::read_superblock(&disk).unwrap().copy
     };
     set_bytes(&paths[0], SB_OFFSETS[newest] + 200, &[0xAB]);
     test.reassemble().unwrap();

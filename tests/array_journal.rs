@@ -50,7 +50,7 @@ fn a_journal_header_with_an_absurd_tail_is_damaged_not_newest() {
         array.close().expect("close");
         for tail in [u64::MAX, format::JOURNAL_SEQ_LIMIT] {
             for disk in &disks {
-                let sb = format::read_superblock(disk.as_ref())
+                let sb = raidkit::meta::read_superblock(disk.as_ref())
                     .expect("sb")
                     .superblock;
                 let header = JournalHeader {
@@ -118,7 +118,7 @@ fn a_damaged_journal_part_is_rebuilt_from_the_record() {
         let mut after: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
         array.close().expect("close");
 
-        let regions = format::read_superblock(disks[0].as_ref())
+        let regions = raidkit::meta::read_superblock(disks[0].as_ref())
             .expect("sb")
             .superblock
             .regions;

@@ -471,8 +471,8 @@ fn create_refuses_a_bad_spare_before_writing_anything() {
     }
     let damaged = Arc::new(MemDisk::from_image("damaged", image, 4096));
     assert!(matches!(
-        format::read_superblock(damaged.as_ref()),
-        Err(format::ReadError::NoValidCopy(..))
+        raidkit::meta::read_superblock(damaged.as_ref()),
+        Err(raidkit::meta::ReadError::NoValidCopy(..))
     ));
     let small = Arc::new(MemDisk::new("small", MEMBER / 2, 4096));
     let twin = Arc::new(MemDisk::new("d1", MEMBER, 4096));
@@ -563,22 +563,25 @@ fn errors_name_what_is_wrong() {
     assert_eq!(twice.to_string(), "d0: given twice");
     array.close().unwrap();
 
-    let sb = format::read_superblock(members[1].as_ref())
+    let sb = raidkit::meta::read_superblock(members[1].as_ref())
         .unwrap()
         .superblock;
     let log = format::BadLog {
         ranges: vec![(3, 2)],
     };
-    format::write_bad_log(members[1].as_ref(), &sb.member_uuid, &log).unwrap();
+    raidkit::meta::write_bad_log(members[1].as_ref(), &sb.member_uuid, &log).unwrap();
     assert_eq!(
-        format::read_bad_log(members[1].as_ref(), &sb.member_uuid, &sb.regions).unwrap(),
+        raidkit::meta::read_bad_log(members[1].as_ref(), &sb.member_uuid, &sb.regions).unwrap(),
         log
     );
     let mut image = members[1].snapshot();
     image[format::BADLOG_OFFSET as usize + 40] ^= 0xff;
     let damaged = MemDisk::from_image("d1", image, 4096);
-    let err = format::read_bad_log(&damaged, &sb.member_uuid, &sb.regions).unwrap_err();
-    assert!(matches!(err, format::ReadError::BadLog(_)), "{err:?}");
+    let err = raidkit::meta::read_bad_log(&damaged, &sb.member_uuid, &sb.regions).unwrap_err();
+    assert!(
+        matches!(err, raidkit::meta::ReadError::BadLog(_)),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(
         message.starts_with("damaged bad-block log") && !message.contains("superblock"),

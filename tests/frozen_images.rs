@@ -465,7 +465,7 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
     let (images, crc) = decode(&bytes);
     assert_eq!(images.len(), 4);
     // The member table records member 2 behind (a faulty slot with `since`).
-    let sb = raidkit::format::read_superblock(&MemDisk::from_image("m0", images[0].clone(), 4096))
+    let sb = raidkit::meta::read_superblock(&MemDisk::from_image("m0", images[0].clone(), 4096))
         .unwrap()
         .superblock;
     assert_eq!(sb.minor, 3);

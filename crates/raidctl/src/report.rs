@@ -233,8 +233,8 @@ pub fn examine(args: ExamineArgs) -> Result<()> {
     check_paths(std::slice::from_ref(&args.member))?;
     let disk = raidkit::disk::open(&args.member)?;
     let name = args.member.display().to_string();
-    let read =
-        format::read_superblock(&disk).with_context(|| format!("{name}: not a raidkit member"))?;
+    let read = raidkit::meta::read_superblock(&disk)
+        .with_context(|| format!("{name}: not a raidkit member"))?;
     let sb = &read.superblock;
     let n = usize::from(sb.members);
     let role = (sb.slot as usize) < n;

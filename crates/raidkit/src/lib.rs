@@ -37,7 +37,9 @@ pub mod array;
 pub mod disk;
 mod error;
 pub mod format;
+mod ids;
 pub mod layout;
+pub mod meta;
 pub mod parity;
 
 pub use array::{Array, ArrayError};

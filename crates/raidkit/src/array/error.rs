@@ -1,8 +1,9 @@
 //! Array errors: each names the member (its disk name and role) or the byte range.
 
 use crate::disk::DiskError;
-use crate::format::{FormatError, ReadError};
+use crate::format::FormatError;
 use crate::layout::LayoutError;
+use crate::meta::ReadError;
 use crate::parity::ParityError;
 
 /// Errors of array operations.

@@ -30,7 +30,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::stripe::{Planned, aligned_for};
 use super::{Array, ArrayError};
 use crate::disk::AlignedBuf;
-use crate::format::{self, CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
+use crate::format::{CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
 
 const JB: u64 = JOURNAL_BLOCK as u64;
 /// Parts up to this size go out with their header in one write (a copy); larger ones are
@@ -393,7 +393,7 @@ impl Array {
         let tail = st.next_seq;
         let count = st.checkpoints + 1;
         drop(st);
-        let nonce = format::new_nonce();
+        let nonce = crate::ids::new_nonce();
         let result = self
             .flush()
             .and_then(|()| self.write_journal_headers(tail, nonce, count))
@@ -422,7 +422,7 @@ impl Array {
             let st = journal.lock();
             (st.next_seq, st.checkpoints + 1)
         };
-        let nonce = format::new_nonce();
+        let nonce = crate::ids::new_nonce();
         self.write_journal_headers(tail, nonce, count)?;
         self.record_journal_checkpoint(count);
         let mut st = journal.lock();
@@ -496,7 +496,12 @@ impl Array {
             .iter()
             .map(|m| {
                 let disk = m.disk().filter(|_| trusted(m))?;
-                read_header(disk.as_ref(), &self.regions, &self.uuid, &m.uuid())
+                crate::meta::read_journal_header(
+                    disk.as_ref(),
+                    &self.regions,
+                    &self.uuid,
+                    &m.uuid(),
+                )
             })
             .collect();
         // The checkpoint to replay from: the newest one every member is known to hold (the
@@ -812,19 +817,4 @@ impl Array {
         }
         (out, None)
     }
-}
-
-/// Reads a member's journal header: the one reader of it (assemble's election, the
-/// journal's start, replay), so one bound applies everywhere — the decoder's
-/// ([`format::JOURNAL_SEQ_LIMIT`]). `None` when it cannot be read or is not a valid header
-/// of this member of this array.
-pub(super) fn read_header(
-    disk: &dyn crate::disk::Disk,
-    regions: &format::Regions,
-    array_uuid: &[u8; 16],
-    member_uuid: &[u8; 16],
-) -> Option<JournalHeader> {
-    let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
-    disk.read_at(&mut buf, regions.journal_offset).ok()?;
-    JournalHeader::decode(&buf, array_uuid, member_uuid)
 }

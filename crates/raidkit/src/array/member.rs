@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::session::Behind;
 use crate::disk::{AlignedBuf, Disk, DiskError};
-use crate::format::{self, BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
+use crate::format::{BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
 
 /// A member's state in the running array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,7 +235,7 @@ impl BadBlocks {
             return Ok(());
         }
         let log = self.snapshot();
-        format::write_bad_log(disk, uuid, &log).inspect_err(|_| {
+        crate::meta::write_bad_log(disk, uuid, &log).inspect_err(|_| {
             self.dirty.store(true, Ordering::Release);
         })
     }

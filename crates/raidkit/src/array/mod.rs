@@ -52,10 +52,11 @@ pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 
 use crate::disk::Disk;
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, ReadError, Regions,
-    ScrubMark, SessionMapBlock, Slot, SlotState, Superblock, VERSION_MINOR,
+    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, Regions, ScrubMark,
+    SessionMapBlock, Slot, SlotState, Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
+use crate::meta::ReadError;
 use crate::parity::{Codec, Engine};
 
 /// A disk found being rebuilt at assemble: role, disk, member UUID, checkpoint.
@@ -415,7 +416,7 @@ pub struct Array {
 
 /// A random, non-zero bitmap epoch.
 fn new_epoch() -> u64 {
-    let uuid = format::new_uuid();
+    let uuid = crate::ids::new_uuid();
     u64::from_le_bytes(uuid[..8].try_into().expect("eight bytes")) | 1
 }
 
@@ -498,7 +499,7 @@ impl Array {
         if !options.force {
             for disk in &every {
                 refuse_if_member(disk.as_ref())?;
-                if let Some(what) = format::foreign_signature(disk.as_ref())? {
+                if let Some(what) = crate::disk::foreign_signature(disk.as_ref())? {
                     return Err(ArrayError::ForeignData {
                         member: disk.name().to_string(),
                         what,
@@ -537,13 +538,13 @@ impl Array {
             InitialSync::Full => false,
             InitialSync::Auto => disks.iter().all(|d| d.is_known_zeroed()),
         };
-        let array_uuid = format::new_uuid();
+        let array_uuid = crate::ids::new_uuid();
         let size = layout.capacity(regions.data_size);
         let consistency = options.effective_consistency();
         let n = disks.len();
         let slots: Vec<Slot> = (0..n)
             .map(|_| Slot {
-                uuid: format::new_uuid(),
+                uuid: crate::ids::new_uuid(),
                 state: SlotState::Active,
             })
             .collect();
@@ -609,7 +610,7 @@ impl Array {
                     disk.name().to_string(),
                     Some(disk.clone()),
                     MemberState::Spare,
-                    format::new_uuid(),
+                    crate::ids::new_uuid(),
                     None,
                 )
             })
@@ -642,7 +643,7 @@ impl Array {
             .into_iter()
             .collect::<Result<(), ArrayError>>()?;
         if array.journal.is_some() {
-            array.write_journal_headers(1, format::new_nonce(), 0)?;
+            array.write_journal_headers(1, crate::ids::new_nonce(), 0)?;
         }
         array.store_session_map(None, false);
         {
@@ -681,20 +682,21 @@ impl Array {
         let mut found = Vec::with_capacity(disks.len());
         for disk in &disks {
             check_block_size(disk.as_ref())?;
-            let read = format::read_superblock(disk.as_ref()).map_err(|source| match source {
-                ReadError::NoValidCopy(FormatError::UnknownVersion { major, minor }, _)
-                | ReadError::NoValidCopy(_, FormatError::UnknownVersion { major, minor }) => {
-                    ArrayError::UnknownVersion {
-                        member: disk.name().to_string(),
-                        major,
-                        minor,
+            let read =
+                crate::meta::read_superblock(disk.as_ref()).map_err(|source| match source {
+                    ReadError::NoValidCopy(FormatError::UnknownVersion { major, minor }, _)
+                    | ReadError::NoValidCopy(_, FormatError::UnknownVersion { major, minor }) => {
+                        ArrayError::UnknownVersion {
+                            member: disk.name().to_string(),
+                            major,
+                            minor,
+                        }
                     }
-                }
-                source => ArrayError::Superblock {
-                    member: disk.name().to_string(),
-                    source,
-                },
-            })?;
+                    source => ArrayError::Superblock {
+                        member: disk.name().to_string(),
+                        source,
+                    },
+                })?;
             if let Some(other) = read.other.as_ref().filter(|e| **e != FormatError::BadMagic) {
                 log::warn!(
                     "{}: one superblock copy is invalid ({other}); using the other",
@@ -812,7 +814,8 @@ impl Array {
         // last, and after a crash the replay writes the records again, rebuilding any part
         // the member lacks.
         let journal_age = |disk: &Arc<dyn Disk>, uuid: &[u8; 16]| {
-            journal::read_header(disk.as_ref(), &regions, &newest.array_uuid, uuid).map(|h| h.age())
+            crate::meta::read_journal_header(disk.as_ref(), &regions, &newest.array_uuid, uuid)
+                .map(|h| h.age())
         };
         let journal_session = newest.flags & FLAG_JOURNAL != 0 && newest.minor >= 3;
         let through_checkpoint = |disk: &Arc<dyn Disk>, sb: &Superblock| {
@@ -1127,7 +1130,7 @@ impl Array {
             }));
         }
         let journal = (sb.flags & FLAG_JOURNAL != 0).then(|| {
-            let (tail, nonce, checkpoints, reset) = read_journal_header(&members, &regions, &sb);
+            let (tail, nonce, checkpoints, reset) = newest_checkpoint(&members, &regions, &sb);
             journal::Journal::new(
                 members.len(),
                 regions.journal_size,
@@ -1403,7 +1406,7 @@ impl Array {
                     let disk = member
                         .disk()
                         .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
-                    format::write_superblock(disk.as_ref(), &sb)
+                    crate::meta::write_superblock(disk.as_ref(), &sb)
                         .and_then(|()| disk.flush())
                         .map_err(|e| {
                             member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -1415,7 +1418,7 @@ impl Array {
                             ArrayError::Disk(e)
                         })
                 }
-                Target::Incoming(role, incoming) => format::write_superblock(
+                Target::Incoming(role, incoming) => crate::meta::write_superblock(
                     incoming.disk.as_ref(),
                     &sb,
                 )
@@ -1490,7 +1493,7 @@ impl Array {
             self.store_session_map(None, true);
         }
         meta.sb.session = start;
-        meta.sb.session_nonce = format::new_nonce();
+        meta.sb.session_nonce = crate::ids::new_nonce();
         self.session_start.store(start, Ordering::Release);
         self.commit(&mut meta);
         self.ready.store(true, Ordering::Release);
@@ -1881,7 +1884,7 @@ impl Array {
                 disk.name().to_string(),
                 Some(disk),
                 MemberState::Spare,
-                format::new_uuid(),
+                crate::ids::new_uuid(),
                 None,
             ));
         let uuid = self
@@ -1948,7 +1951,7 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
 /// count, reset needed). Members behind are not asked.
 /// Without a valid header (or when an older build wrote the array last) the journal starts
 /// over at the first write, after a checkpoint.
-fn read_journal_header(
+fn newest_checkpoint(
     members: &[Member],
     regions: &Regions,
     sb: &Superblock,
@@ -1957,7 +1960,7 @@ fn read_journal_header(
         .iter()
         .filter(|m| m.is_active() && !m.is_behind())
         .filter_map(|m| {
-            journal::read_header(m.disk()?.as_ref(), regions, &sb.array_uuid, &m.uuid())
+            crate::meta::read_journal_header(m.disk()?.as_ref(), regions, &sb.array_uuid, &m.uuid())
         })
         .max_by_key(|h| h.age());
     match newest {
@@ -2003,7 +2006,7 @@ fn read_intent(
 /// A member's bad-block log; a damaged one counts as empty, with a warning (its blocks
 /// still fail verification: a lost block's checksum entry never matches).
 fn load_bad_log(disk: &dyn Disk, uuid: &[u8; 16], regions: &Regions) -> BadBlocks {
-    match format::read_bad_log(disk, uuid, regions) {
+    match crate::meta::read_bad_log(disk, uuid, regions) {
         Ok(log) => BadBlocks::from_log(log),
         Err(e) => {
             log::warn!("{}: cannot read its bad-block log ({e})", disk.name());
@@ -2015,7 +2018,7 @@ fn load_bad_log(disk: &dyn Disk, uuid: &[u8; 16], regions: &Regions) -> BadBlock
 /// Refuses a disk that holds a raidkit superblock copy (valid or not: a newer version's, a
 /// damaged one) or that cannot be read.
 fn refuse_if_member(disk: &dyn Disk) -> Result<(), ArrayError> {
-    let array = match format::read_superblock(disk) {
+    let array = match crate::meta::read_superblock(disk) {
         Ok(found) => format::uuid_string(&found.superblock.array_uuid),
         Err(ReadError::NoValidCopy(FormatError::BadMagic, FormatError::BadMagic))
         | Err(ReadError::TooSmall { .. }) => return Ok(()),

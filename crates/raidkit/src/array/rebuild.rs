@@ -270,7 +270,7 @@ impl Array {
             }
         }
         let disk = self.admit(new, force)?;
-        self.start_incoming(role, disk.name().to_string(), disk, format::new_uuid())?;
+        self.start_incoming(role, disk.name().to_string(), disk, crate::ids::new_uuid())?;
         self.fill(role, options, cancel, progress)
     }
 
@@ -286,7 +286,7 @@ impl Array {
         check_block_size(disk.as_ref())?;
         // A spare of this very array (an interrupted hot replace leaves its disk as one),
         // given or recorded, may be taken again without force; it leaves the spare list.
-        let own_spare = format::read_superblock(disk.as_ref())
+        let own_spare = crate::meta::read_superblock(disk.as_ref())
             .ok()
             .map(|r| r.superblock)
             .filter(|sb| sb.array_uuid == self.uuid)

@@ -31,6 +31,7 @@ mod failstop;
 mod file;
 mod memory;
 mod mmap;
+mod probe;
 mod uring;
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub use failstop::FailStop;
 pub use file::{FileDisk, FileMode};
 pub use memory::MemDisk;
 pub use mmap::MmapDisk;
+pub use probe::foreign_signature;
 pub use uring::UringDisk;
 
 /// What a request or error is about.
