@@ -34,6 +34,7 @@ mod error;
 mod intent;
 mod journal;
 mod member;
+mod pipeline;
 mod pool;
 mod rebuild;
 mod session;

@@ -22,12 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::member::{BadBlocks, ChecksumTable, Incoming, Member, MemberState};
-use super::stripe::{Blk, stored_mismatches};
+use super::pipeline::{BS, Found, Heal, Row, Walk};
 use super::{Array, ArrayError, check_block_size, refuse_if_member};
 use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
 
-const BS: usize = CSUM_BLOCK as usize;
 /// Stripes filled concurrently.
 const FILL_GROUP: u64 = 4;
 /// XORed into the checksum entry of a block written as lost, so it never verifies.
@@ -479,9 +478,6 @@ impl Array {
         self.running.store(role + 1, Ordering::Release);
         let _running = Running(self);
         let started = Instant::now();
-        let every = (options.checkpoint_every / chunk).max(1);
-        let mut recorded = start;
-        let mut next = start;
         let abandoned = |incoming: &Incoming| ArrayError::RebuildAbandoned {
             member: incoming.name.clone(),
             reason: self
@@ -491,57 +487,47 @@ impl Array {
                 .clone()
                 .unwrap_or_else(|| "a write to it failed".to_string()),
         };
-        while next < stripes {
-            if cancel.load(Ordering::Relaxed) {
-                report.cancelled = true;
-                break;
-            }
-            if incoming.failed.load(Ordering::Acquire) {
+        let walk = Walk {
+            stripes: start..stripes,
+            group: FILL_GROUP,
+            cancel,
+            rate: options.rate,
+            bytes_per_stripe: chunk,
+            checkpoint_every: options.checkpoint_every / chunk,
+        };
+        let walked = self.walk(
+            &walk,
+            &mut || {
+                if incoming.failed.load(Ordering::Acquire) {
+                    return Err(abandoned(&incoming));
+                }
+                self.check_alive()
+            },
+            &|stripe| self.fill_stripe(stripe, role, &incoming),
+            // The stripes are the incoming disk's before their locks are released.
+            &|end| incoming.done.store(end, Ordering::Release),
+            &mut |next, filled| {
+                report.bytes += filled.len() as u64 * chunk;
+                for (stripe, f) in filled {
+                    report.repaired += f.repaired;
+                    self.note_lost(stripe, role, &f.lost_rows, &mut report);
+                }
+                progress(&Progress {
+                    done: next * chunk,
+                    total: stripes * chunk,
+                    this_run: report.bytes,
+                    elapsed: started.elapsed(),
+                });
+            },
+            &mut |_| self.record_fill(&incoming),
+        );
+        match walked {
+            Ok(walked) => report.cancelled = walked.cancelled,
+            Err(e) if incoming.failed.load(Ordering::Acquire) => {
+                log::error!("{}: {e}", incoming.name);
                 return Err(abandoned(&incoming));
             }
-            self.check_alive()?;
-            let group: Vec<u64> = (next..stripes.min(next + FILL_GROUP)).collect();
-            let end = next + group.len() as u64;
-            let filled = {
-                let _exclusive = self.lock_all(next..end);
-                let filled = self.parallel(group, |stripe| {
-                    self.fill_stripe(stripe, role, &incoming)
-                        .map(|f| (stripe, f))
-                });
-                let filled: Result<Vec<_>, ArrayError> = filled.into_iter().collect();
-                let filled = match filled {
-                    Ok(filled) => filled,
-                    Err(e) if incoming.failed.load(Ordering::Acquire) => {
-                        log::error!("{}: {e}", incoming.name);
-                        return Err(abandoned(&incoming));
-                    }
-                    Err(e) => return Err(e),
-                };
-                incoming.done.store(end, Ordering::Release);
-                filled
-            };
-            for (stripe, f) in filled {
-                report.repaired += f.repaired;
-                self.note_lost(stripe, role, &f.lost_rows, &mut report);
-            }
-            report.bytes += (end - next) * chunk;
-            next = end;
-            progress(&Progress {
-                done: next * chunk,
-                total: stripes * chunk,
-                this_run: report.bytes,
-                elapsed: started.elapsed(),
-            });
-            if next - recorded >= every && next < stripes {
-                self.record_fill(&incoming)?;
-                recorded = next;
-            }
-            if let Some(rate) = options.rate.filter(|&r| r > 0) {
-                let due = Duration::from_secs_f64(report.bytes as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
+            Err(e) => return Err(e),
         }
         if report.cancelled {
             if self.members[role].is_active() {
@@ -621,101 +607,47 @@ impl Array {
         let rows = 0..self.rows_per_chunk();
         let nrows = rows.end as usize;
         let width = self.width();
-        let m = self.layout.m();
-        let (mut bufs, status) = self.read_rows_all(stripe, &rows, false);
-        let mut entry_fixes: Vec<(usize, usize)> = Vec::new();
+        let (mut bufs, status) = self.read_rows_all(stripe, &rows);
+        // Rows where the role's block is good need nothing (a hot replace copying it).
+        let recovery = self.recover(stripe, &rows, &mut bufs, &status, &|lost| {
+            !lost.contains(&pos)
+        })?;
+        // The policy of a fill: a row is trusted when every damaged block of a present
+        // member rebuilds to what its checksum records; otherwise its redundancy cannot be
+        // trusted and the role's row is lost. Damage of the other members is healed on the
+        // way; the role's own block is only ever written to the incoming disk.
         let mut filled = Filled::default();
         let mut lost_row = vec![false; nrows];
-        let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
-        let mut relisted: Vec<(usize, u64)> = Vec::new();
-        let lost_at = |r: usize| -> Vec<usize> {
-            (0..width).filter(|&p| status[p][r] != Blk::Good).collect()
+        let mut heal = Heal {
+            fix_entries: true,
+            repairs: vec![Vec::new(); width],
+            ..Heal::default()
         };
-        let mut r = 0;
-        while r < nrows {
-            let lost = lost_at(r);
-            let mut end = r + 1;
-            while end < nrows && lost_at(end) == lost {
-                end += 1;
-            }
-            let group = r..end;
-            r = end;
-            if !lost.contains(&pos) {
-                continue; // a hot replace copying a good block
-            }
-            if lost.len() > m {
-                for row in group {
-                    lost_row[row] = true;
-                }
-                continue;
-            }
-            let stored = stored_mismatches(&bufs, &status, &lost, group.clone());
-            {
-                let bytes = group.start * BS..group.end * BS;
-                let mut slices: Vec<&mut [u8]> =
-                    bufs.iter_mut().map(|b| &mut b[bytes.clone()]).collect();
-                self.reconstruct(&mut slices, &lost)?;
-            }
-            // Damaged blocks of present members must rebuild to what their checksums record;
-            // otherwise the row's redundancy cannot be trusted and the row is lost.
-            for row in group {
-                let mut trusted = true;
-                let mut fixes = Vec::new();
-                let mut listed = Vec::new();
-                for &q in &lost {
-                    let status = status[q][row];
-                    match status {
-                        Blk::Eio | Blk::Mismatch => {
-                            let holder_role = self.member_at(stripe, q);
-                            let Some(holder) = self.reader(holder_role, stripe) else {
-                                continue;
-                            };
-                            let block = &bufs[q][row * BS..(row + 1) * BS];
-                            if stored
-                                .iter()
-                                .any(|(p, r, bytes)| *p == q && *r == row && bytes[..] == block[..])
-                            {
-                                // Intact; its checksum entry was damaged.
-                                if q != pos {
-                                    entry_fixes.push((q, row));
-                                }
-                            } else if self
-                                .verify(&holder.table, holder_role, stripe, row as u64, block)
-                                .is_empty()
-                            {
-                                if q != pos {
-                                    fixes.push(q);
-                                }
-                            } else {
-                                trusted = false;
-                            }
+        for (r, verdict) in recovery.rows.iter().enumerate() {
+            match verdict {
+                Row::TooMany(_) => lost_row[r] = true,
+                Row::Rebuilt(found) => {
+                    let others = found.iter().filter(|f| f.0 != pos);
+                    heal.entries
+                        .extend(others.clone().filter(|f| f.1 == Found::Entry).map(|f| (f.0, r)));
+                    if !verdict.trusted() {
+                        lost_row[r] = true;
+                        continue;
+                    }
+                    for &(q, how) in others {
+                        match how {
+                            Found::Verified => heal.repairs[q].push(r),
+                            Found::Listed => heal.relisted.push((q, r)),
+                            _ => {}
                         }
-                        Blk::Listed if q != pos => listed.push((q, row as u64)),
-                        _ => {}
                     }
                 }
-                if trusted {
-                    for q in fixes {
-                        repairs[q].push(row);
-                    }
-                    relisted.extend(listed);
-                } else {
-                    lost_row[row] = true;
-                }
+                Row::Intact | Row::Skipped(_) => {}
             }
         }
-        self.count_errors(stripe, &status, &entry_fixes);
-        for &(q, row) in &entry_fixes {
-            self.fix_entry(stripe, q, row as u64, &bufs[q][row * BS..(row + 1) * BS]);
-        }
-        self.write_repairs(stripe, &rows, &bufs, &repairs);
-        filled.repaired =
-            repairs.iter().map(|r| r.len() as u64).sum::<u64>() + entry_fixes.len() as u64;
-        for (q, row) in relisted {
-            let r = row as usize;
-            let block = &bufs[q][r * BS..(r + 1) * BS];
-            self.write_positions(stripe, &(row..row + 1), vec![(q, block)])?;
-        }
+        self.heal(stripe, &rows, &bufs, &status, &heal)?;
+        filled.repaired = heal.repairs.iter().map(|r| r.len() as u64).sum::<u64>()
+            + heal.entries.len() as u64;
         // The role's blocks: lost rows as zeros with an entry that never verifies. Entries
         // left from an earlier fill of this stripe (before a resume) no longer count.
         let base = self.block_index(stripe, 0);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::member::{BadBlocks, ChecksumTable, Incoming};
+use super::pipeline::{BS, Blk, Found, Heal, Row, Walk};
 use super::pool::PoolBuf;
 use super::{Array, ArrayError, Progress};
 use crate::disk::{AlignedBuf, Disk};
@@ -19,7 +20,6 @@ use crate::format::{self, CSUM_BLOCK};
 use crate::layout::Level;
 use crate::parity::BlockUpdate;
 
-const BS: usize = CSUM_BLOCK as usize;
 /// Full-stripe rows up to this size per block are written without overlapping the data
 /// writes with the parity computation (not worth a hand-off).
 const SMALL_WRITE: usize = 64 << 10;
@@ -33,23 +33,6 @@ type Piece<'a> = (u64, usize, Range<u64>, &'a mut [u8]);
 /// Whole rows as read by a resync or scrub: the blocks of every position, each block's
 /// status, and the parity the data implies (positions `k..`).
 type WholeRows<'a> = (Vec<PoolBuf<'a>>, Vec<Vec<Blk>>, Vec<PoolBuf<'a>>);
-
-/// What is known about one block during a recovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Blk {
-    /// Not read yet.
-    Unread,
-    /// Read and verified.
-    Good,
-    /// The member returned an I/O error.
-    Eio,
-    /// Read, but the checksum does not match.
-    Mismatch,
-    /// The member is not in service.
-    Absent,
-    /// In the member's bad-block log: its contents are known lost.
-    Listed,
-}
 
 /// A disk holding a role's blocks of one stripe: the role's member, or the disk taking the
 /// role over (for stripes it already holds).
@@ -101,27 +84,6 @@ impl Planned<'_> {
 pub(super) enum Sink<'s, 'a> {
     Direct,
     Collect(&'s mut Vec<Planned<'a>>),
-}
-
-/// Copies of the blocks of `lost` positions in rows `group` that were read but did not
-/// match their checksum: (position, row, bytes), taken before a reconstruction overwrites
-/// them, to tell a damaged entry (the rebuilt block equals the stored one) from damaged
-/// data.
-pub(super) fn stored_mismatches(
-    bufs: &[PoolBuf<'_>],
-    status: &[Vec<Blk>],
-    lost: &[usize],
-    group: Range<usize>,
-) -> Vec<(usize, usize, Vec<u8>)> {
-    let mut out = Vec::new();
-    for &pos in lost {
-        for r in group.clone() {
-            if status[pos][r] == Blk::Mismatch {
-                out.push((pos, r, bufs[pos][r * BS..(r + 1) * BS].to_vec()));
-            }
-        }
-    }
-    out
 }
 
 pub(super) fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
@@ -473,89 +435,6 @@ impl Array {
         (0..self.width()).map(|_| self.buffers.take(len)).collect()
     }
 
-    /// Reads `positions` of `rows` into `bufs`, verifying each block into `status`.
-    fn read_positions(
-        &self,
-        stripe: u64,
-        rows: &Range<u64>,
-        positions: &[bool],
-        bufs: &mut [PoolBuf<'_>],
-        status: &mut [Vec<Blk>],
-        count: bool,
-    ) {
-        let jobs: Vec<_> = bufs
-            .iter_mut()
-            .zip(status.iter_mut())
-            .enumerate()
-            .filter(|(pos, _)| positions[*pos])
-            .collect();
-        let bytes = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        type Failure = (usize, String, Option<Arc<Incoming>>);
-        let failed: Vec<Option<Failure>> =
-            self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
-                let role = self.member_at(stripe, pos);
-                let Some(Holder {
-                    disk,
-                    table,
-                    bad,
-                    incoming,
-                }) = self.reader(role, stripe)
-                else {
-                    status.fill(Blk::Absent);
-                    return None;
-                };
-                // Errors of a disk being filled are its own: they may abandon it, never
-                // count against (or fail) the role's member.
-                let count = count && incoming.is_none();
-                let offset = self.disk_offset(stripe, rows.start);
-                let base = self.block_index(stripe, rows.start);
-                if bad.overlaps(base, rows.end - rows.start) {
-                    for (i, s) in status.iter_mut().enumerate() {
-                        if bad.overlaps(base + i as u64, 1) {
-                            *s = Blk::Listed;
-                        }
-                    }
-                }
-                match disk.read_at(buf, offset) {
-                    Ok(()) => {}
-                    Err(e) if e.is_io() => {
-                        // Find the blocks that fail, one by one.
-                        for (i, block) in buf.chunks_mut(BS).enumerate() {
-                            if disk.read_at(block, offset + (i * BS) as u64).is_err() {
-                                status[i] = Blk::Eio;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        status.fill(Blk::Absent);
-                        return Some((role, e.to_string(), incoming));
-                    }
-                }
-                let wrong = self.verify(&table, role, stripe, rows.start, buf);
-                for (i, s) in status.iter_mut().enumerate() {
-                    if *s == Blk::Unread {
-                        *s = if wrong.contains(&i) {
-                            Blk::Mismatch
-                        } else {
-                            Blk::Good
-                        };
-                    }
-                }
-                let eio = status.iter().filter(|s| **s == Blk::Eio).count() as u64;
-                let mismatch = status.iter().filter(|s| **s == Blk::Mismatch).count() as u64;
-                if count {
-                    self.note_errors(role, eio, mismatch);
-                }
-                None
-            });
-        for (role, why, incoming) in failed.into_iter().flatten() {
-            match incoming {
-                Some(incoming) => self.abandon(role, &incoming, &why),
-                None => self.fail_role(role, &why),
-            }
-        }
-    }
-
     /// Fills `bufs[pos]` with rows `rows` of `stripe` for every wanted position: read and
     /// verified, or rebuilt from the stripe's redundancy (then checked against the block's
     /// own checksum where the member is present, and written back). Fails naming the range
@@ -568,58 +447,48 @@ impl Array {
         bufs: &mut [PoolBuf<'_>],
     ) -> Result<(), ArrayError> {
         let width = self.width();
-        let nrows = (rows.end - rows.start) as usize;
-        let mut status: Vec<Vec<Blk>> = (0..width)
-            .map(|pos| {
-                let active = self.serves(self.member_at(stripe, pos), stripe);
-                vec![if active { Blk::Unread } else { Blk::Absent }; nrows]
-            })
-            .collect();
+        let mut status = self.unread(stripe, &rows);
+        // The wanted blocks first; the others only when one of those needs recovering.
+        // Errors are counted once the rows are understood (`heal`).
         let first: Vec<bool> = (0..width)
             .map(|p| want[p] && status[p][0] == Blk::Unread)
             .collect();
-        // Errors are counted once the row is understood: a block whose checksum entry is
-        // what was damaged is no error of its data.
-        self.read_positions(stripe, &rows, &first, bufs, &mut status, false);
-        let wanted_good = |status: &[Vec<Blk>]| {
-            (0..width).all(|p| !want[p] || status[p].iter().all(|s| *s == Blk::Good))
-        };
-        if wanted_good(&status) {
+        self.read_positions(stripe, &rows, &first, bufs, &mut status);
+        if (0..width).all(|p| !want[p] || status[p].iter().all(|s| *s == Blk::Good)) {
             return Ok(());
         }
         let rest: Vec<bool> = (0..width).map(|p| status[p][0] == Blk::Unread).collect();
-        self.read_positions(stripe, &rows, &rest, bufs, &mut status, false);
-        let mut entry_fixes: Vec<(usize, usize)> = Vec::new();
+        self.read_positions(stripe, &rows, &rest, bufs, &mut status);
+        let recovery = self.recover(stripe, &rows, bufs, &status, &|_| false)?;
 
+        // The policy of a read: a block is judged on its own (a repaired block is written
+        // back whatever else its row holds); a listed block is back only when its row's
+        // redundancy agreed with every checksum; a wanted block that cannot be rebuilt, or
+        // rebuilds to something its checksum rejects, is an error naming the range.
         let m = self.layout.m();
         let mut unrecoverable: Option<(u64, u64, String)> = None;
-        let mut repairs: Vec<Vec<usize>> = vec![Vec::new(); width];
-        let mut relisted: Vec<(usize, u64)> = Vec::new();
-        let lost_at = |row: usize| -> Vec<usize> {
-            (0..width)
-                .filter(|&p| status[p][row] != Blk::Good)
-                .collect()
+        let mut heal = Heal {
+            fix_entries: true,
+            repairs: vec![Vec::new(); width],
+            ..Heal::default()
         };
-        let mut row = 0;
-        while row < nrows {
-            let lost = lost_at(row);
-            let mut end = row + 1;
-            while end < nrows && lost_at(end) == lost {
-                end += 1;
-            }
-            let group = row..end;
-            row = end;
-            if lost.is_empty() {
-                continue;
-            }
-            let lost_wanted: Vec<usize> = lost.iter().copied().filter(|&p| want[p]).collect();
-            if lost.len() > m {
-                if let Some(&p) = lost_wanted.first()
-                    && unrecoverable.is_none()
-                {
+        for (r, row) in recovery.rows.iter().enumerate() {
+            match row {
+                Row::TooMany(lost) => {
+                    let Some(&p) = lost.iter().find(|&&p| want[p]) else {
+                        continue;
+                    };
+                    if unrecoverable.is_some() {
+                        continue;
+                    }
+                    // The run of rows lost the same way.
+                    let end = (r..recovery.rows.len())
+                        .take_while(|&e| recovery.rows[e] == *row)
+                        .last()
+                        .map_or(r + 1, |e| e + 1);
                     let listed: Vec<String> = lost
                         .iter()
-                        .filter(|&&q| group.clone().any(|r| status[q][r] == Blk::Listed))
+                        .filter(|&&q| (r..end).any(|x| status[q][x] == Blk::Listed))
                         .map(|&q| self.holder_name(self.member_at(stripe, q), stripe))
                         .collect();
                     let why = if listed.is_empty() {
@@ -631,96 +500,47 @@ impl Array {
                         )
                     };
                     unrecoverable = Some((
-                        rows.start + group.start as u64,
-                        rows.start + group.end as u64,
+                        rows.start + r as u64,
+                        rows.start + end as u64,
                         format!(
                             "{} of {width} blocks per row are unreadable or damaged (position {p}); the stripe survives {m}{why}",
                             lost.len()
                         ),
                     ));
                 }
-                continue;
-            }
-            let stored = stored_mismatches(bufs, &status, &lost, group.clone());
-            {
-                let bytes = group.start * BS..group.end * BS;
-                let mut slices: Vec<&mut [u8]> =
-                    bufs.iter_mut().map(|b| &mut b[bytes.clone()]).collect();
-                self.reconstruct(&mut slices, &lost)?;
-            }
-            // Blocks on present members must match their own checksum after the rebuild.
-            let mut listed = Vec::new();
-            let mut suspect = BTreeSet::new();
-            for &pos in &lost {
-                let role = self.member_at(stripe, pos);
-                let Some(holder) = self.reader(role, stripe) else {
-                    continue;
-                };
-                for r in group.clone() {
-                    match status[pos][r] {
-                        Blk::Eio | Blk::Mismatch => {}
-                        Blk::Listed => {
-                            listed.push((pos, r));
-                            continue;
+                Row::Rebuilt(found) => {
+                    let mut suspect = false;
+                    let mut listed = Vec::new();
+                    for &(pos, how) in found {
+                        match how {
+                            Found::Entry => heal.entries.push((pos, r)),
+                            Found::Verified => heal.repairs[pos].push(r),
+                            Found::Listed => listed.push((pos, r)),
+                            Found::Disagrees => {
+                                if want[pos] && unrecoverable.is_none() {
+                                    let role = self.member_at(stripe, pos);
+                                    unrecoverable = Some((
+                                        rows.start + r as u64,
+                                        rows.start + r as u64 + 1,
+                                        format!(
+                                            "the block rebuilt for {} does not match its checksum (redundancy and checksums disagree)",
+                                            self.members[role].name()
+                                        ),
+                                    ));
+                                }
+                                suspect = true;
+                            }
+                            Found::Unchecked => {}
                         }
-                        _ => continue,
                     }
-                    let block = &bufs[pos][r * BS..(r + 1) * BS];
-                    if stored
-                        .iter()
-                        .any(|(p, row, bytes)| *p == pos && *row == r && bytes[..] == block[..])
-                    {
-                        // The redundancy gives back exactly what is stored: the block is
-                        // intact and its checksum entry is what was damaged.
-                        entry_fixes.push((pos, r));
-                        continue;
-                    }
-                    if self
-                        .verify(&holder.table, role, stripe, rows.start + r as u64, block)
-                        .is_empty()
-                    {
-                        repairs[pos].push(r);
-                    } else if !want[pos] {
-                        suspect.insert(r);
-                    } else if unrecoverable.is_none() {
-                        unrecoverable = Some((
-                            rows.start + r as u64,
-                            rows.start + r as u64 + 1,
-                            format!(
-                                "the block rebuilt for {} does not match its checksum (redundancy and checksums disagree)",
-                                self.members[role].name()
-                            ),
-                        ));
-                        suspect.insert(r);
-                    } else {
-                        suspect.insert(r);
+                    if !suspect {
+                        heal.relisted.extend(listed);
                     }
                 }
+                Row::Intact | Row::Skipped(_) => {}
             }
-            // A listed block is back when it was rebuilt from blocks that all verified; not
-            // from a row whose redundancy just disagreed with a checksum.
-            relisted.extend(
-                listed
-                    .into_iter()
-                    .filter(|(_, r)| !suspect.contains(r))
-                    .map(|(pos, r)| (pos, rows.start + r as u64)),
-            );
         }
-        self.count_errors(stripe, &status, &entry_fixes);
-        for &(pos, r) in &entry_fixes {
-            self.fix_entry(
-                stripe,
-                pos,
-                rows.start + r as u64,
-                &bufs[pos][r * BS..(r + 1) * BS],
-            );
-        }
-        self.write_repairs(stripe, &rows, bufs, &repairs);
-        for (pos, row) in relisted {
-            let r = (row - rows.start) as usize;
-            let block = &bufs[pos][r * BS..(r + 1) * BS];
-            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
-        }
+        self.heal(stripe, &rows, bufs, &status, &heal)?;
         match unrecoverable {
             None => Ok(()),
             Some((r0, r1, reason)) => {
@@ -732,101 +552,6 @@ impl Array {
                     reason,
                 })
             }
-        }
-    }
-
-    /// Counts the read and checksum errors of `status` against the members holding them
-    /// (not against a disk being filled), leaving out the blocks in `except` (intact blocks
-    /// whose checksum entry was damaged).
-    pub(super) fn count_errors(&self, stripe: u64, status: &[Vec<Blk>], except: &[(usize, usize)]) {
-        for (pos, blocks) in status.iter().enumerate() {
-            let role = self.member_at(stripe, pos);
-            if self
-                .reader(role, stripe)
-                .is_none_or(|h| h.incoming.is_some())
-            {
-                continue;
-            }
-            let eio = blocks.iter().filter(|s| **s == Blk::Eio).count() as u64;
-            let mismatch = blocks
-                .iter()
-                .enumerate()
-                .filter(|(r, s)| **s == Blk::Mismatch && !except.contains(&(pos, *r)))
-                .count() as u64;
-            self.note_errors(role, eio, mismatch);
-        }
-    }
-
-    /// Rewrites the checksum entry of an intact block (`row` of `pos` in `stripe`) whose
-    /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
-    pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
-        let role = self.member_at(stripe, pos);
-        let Some(holder) = self.reader(role, stripe) else {
-            return;
-        };
-        let index = self.block_index(stripe, row);
-        holder
-            .table
-            .set(index, format::checksum_entry(role, index, block));
-        holder.table.mark_dirty(index, 1);
-        if holder.incoming.is_none() {
-            self.members[role]
-                .counters
-                .repaired
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        log::info!(
-            "{}: the checksum entry of block {index} was damaged (the block agrees with the row's redundancy); rewritten",
-            self.holder_name(role, stripe)
-        );
-    }
-
-    /// Rewrites repaired blocks on their members.
-    pub(super) fn write_repairs(
-        &self,
-        stripe: u64,
-        rows: &Range<u64>,
-        bufs: &[PoolBuf<'_>],
-        repairs: &[Vec<usize>],
-    ) {
-        let jobs: Vec<(usize, &Vec<usize>)> = repairs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.is_empty())
-            .collect();
-        let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
-            let role = self.member_at(stripe, pos);
-            let holder = self.reader(role, stripe)?;
-            for &r in list {
-                let offset = self.disk_offset(stripe, rows.start + r as u64);
-                if let Err(e) = holder
-                    .disk
-                    .write_at(&bufs[pos][r * BS..(r + 1) * BS], offset)
-                {
-                    if let Some(incoming) = &holder.incoming {
-                        self.abandon(role, incoming, &format!("repair write failed: {e}"));
-                        return None;
-                    }
-                    self.members[role]
-                        .counters
-                        .write_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Some((role, format!("repair write failed: {e}")));
-                }
-                self.members[role]
-                    .counters
-                    .repaired
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            log::info!(
-                "{}: rewrote {} block(s) of stripe {stripe} from redundancy",
-                self.members[role].name(),
-                list.len()
-            );
-            None
-        });
-        for (role, why) in failed.into_iter().flatten() {
-            self.fail_role(role, &why);
         }
     }
 
@@ -1345,44 +1070,43 @@ impl Array {
             }
             let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
             // Mismatches are expected here (writes in flight at the stop): not counted.
-            let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k, false)?;
+            let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k)?;
             self.check_alive()?;
+            let recovery = self.recover(stripe, &rows, &mut bufs, &status, &|_| false)?;
             let mut rewrites: Vec<(usize, u64)> = Vec::new();
-            for row in rows.clone() {
-                let r = row as usize;
+            for (r, verdict) in recovery.rows.iter().enumerate() {
+                let row = r as u64;
                 let span = r * BS..(r + 1) * BS;
-                let bad: Vec<usize> = (0..width).filter(|&p| status[p][r] != Blk::Good).collect();
-                let parity_ok =
-                    (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]);
-                if bad.is_empty() && parity_ok {
-                    report.consistent_rows += 1;
-                    continue;
-                }
-                // Try to restore what the checksums record.
-                if !bad.is_empty() && bad.len() <= self.layout.m() {
-                    let mut row_bufs: Vec<Vec<u8>> =
-                        bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
-                    let mut slices: Vec<&mut [u8]> =
-                        row_bufs.iter_mut().map(|b| &mut b[..]).collect();
-                    self.reconstruct(&mut slices, &bad)?;
-                    let matches = bad.iter().all(|&p| {
-                        let role = self.member_at(stripe, p);
-                        self.reader(role, stripe).is_some_and(|h| {
-                            self.verify(&h.table, role, stripe, row, &row_bufs[p])
-                                .is_empty()
-                        })
-                    });
-                    // The blocks that verified may come from different states (a crash in
-                    // the middle of a flush leaves some members' table pages new and some
-                    // old): the restored row must also agree with itself.
-                    if matches && self.row_agrees(&row_bufs, k)? {
-                        for &p in &bad {
-                            bufs[p][span.clone()].copy_from_slice(&row_bufs[p]);
-                            rewrites.push((p, row));
+                match verdict {
+                    Row::Intact => {
+                        if (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()])
+                        {
+                            report.consistent_rows += 1;
+                            continue;
                         }
-                        report.restored_rows += 1;
-                        continue;
                     }
+                    // Restore what the checksums record: every rebuilt block verified. The
+                    // blocks that verified may come from different states (a crash in the
+                    // middle of a flush leaves some members' table pages new and some old):
+                    // the restored row must also agree with itself.
+                    Row::Rebuilt(found) => {
+                        let row_bufs: Vec<Vec<u8>> =
+                            bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                        if found.iter().all(|f| f.1 == Found::Verified)
+                            && self.row_agrees(&row_bufs, k)?
+                        {
+                            rewrites.extend(found.iter().map(|f| (f.0, row)));
+                            report.restored_rows += 1;
+                            continue;
+                        }
+                        // Not restored: the blocks go back to what was read.
+                        for &(p, _) in found {
+                            if let Some(read) = recovery.stored(p, r) {
+                                bufs[p][span.clone()].copy_from_slice(read);
+                            }
+                        }
+                    }
+                    Row::TooMany(_) | Row::Skipped(_) => {}
                 }
                 // The data wins, when there is data to win: every data block was read (an
                 // unreadable block, or one listed as lost, holds nothing to keep — the row
@@ -1419,10 +1143,9 @@ impl Array {
         stripe: u64,
         rows: &Range<u64>,
         k: usize,
-        count: bool,
     ) -> Result<WholeRows<'_>, ArrayError> {
         let width = self.width();
-        let (bufs, status) = self.read_rows_all(stripe, rows, count);
+        let (bufs, status) = self.read_rows_all(stripe, rows);
         let mut implied: Vec<PoolBuf> = (k..width)
             .map(|_| self.buffers.take(bufs[0].len()))
             .collect();
@@ -1432,28 +1155,6 @@ impl Array {
             self.encode(&data, &mut parity)?;
         }
         Ok((bufs, status, implied))
-    }
-
-    /// Reads every position of `rows` of `stripe` that is in service, verifying each
-    /// block: (blocks, per-block status). Positions out of service are marked absent.
-    pub(super) fn read_rows_all(
-        &self,
-        stripe: u64,
-        rows: &Range<u64>,
-        count: bool,
-    ) -> (Vec<PoolBuf<'_>>, Vec<Vec<Blk>>) {
-        let width = self.width();
-        let mut bufs = self.row_buffers(rows);
-        let mut status: Vec<Vec<Blk>> = (0..width)
-            .map(|pos| {
-                let active = self.serves(self.member_at(stripe, pos), stripe);
-                let len = (rows.end - rows.start) as usize;
-                vec![if active { Blk::Unread } else { Blk::Absent }; len]
-            })
-            .collect();
-        let present: Vec<bool> = (0..width).map(|p| status[p][0] != Blk::Absent).collect();
-        self.read_positions(stripe, rows, &present, &mut bufs, &mut status, count);
-        (bufs, status)
     }
 
     /// Writes single blocks (position, row) of `bufs` back to their members, with their
@@ -1613,50 +1314,41 @@ impl Array {
             report.resumed_from = next * chunk;
             log::info!("continuing an interrupted scrub at {} bytes", next * chunk);
         }
-        let every = (options.checkpoint_every / chunk).max(1);
-        let mut recorded = next;
-        // A few stripes at a time, so that one stripe's parity check overlaps another's
-        // reads. Their locks are taken here, in lock-table order, never inside a pool task
-        // (a task blocked on a lock held by a caller waiting for the pool would deadlock).
-        while next < stripes {
-            if cancel.load(Ordering::Relaxed) {
-                report.cancelled = true;
-                break;
-            }
-            let group: Vec<u64> = (next..stripes.min(next + SCRUB_GROUP)).collect();
-            next += group.len() as u64;
-            let parts = {
-                let _exclusive = self.lock_all(group.iter().copied());
-                self.parallel(group, |stripe| {
-                    let mut part = ScrubReport::default();
-                    self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut part)
-                        .map(|()| part)
-                })
-            };
-            for part in parts {
-                let part = part?;
-                report.damaged.extend(part.damaged);
-                report.unrecoverable.extend(part.unrecoverable);
-                report.stripes += 1;
-                report.bytes += chunk * width as u64;
-            }
-            progress(&Progress {
-                done: next * chunk,
-                total: stripes * chunk,
-                this_run: next * chunk - report.resumed_from,
-                elapsed: started.elapsed(),
-            });
-            if next - recorded >= every && next < stripes {
-                self.record_scrub(Some(next * chunk), options.repair)?;
-                recorded = next;
-            }
-            if let Some(rate) = options.rate.filter(|&r| r > 0) {
-                let due = std::time::Duration::from_secs_f64(report.bytes as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
+        let walk = Walk {
+            stripes: next..stripes,
+            group: SCRUB_GROUP,
+            cancel,
+            rate: options.rate,
+            bytes_per_stripe: chunk * width as u64,
+            checkpoint_every: options.checkpoint_every / chunk,
+        };
+        let walked = self.walk(
+            &walk,
+            &mut || Ok(()),
+            &|stripe| {
+                let mut part = ScrubReport::default();
+                self.scrub_stripe(stripe, &rows, k, m, options.repair, &mut part)
+                    .map(|()| part)
+            },
+            &|_| {},
+            &mut |next, parts| {
+                for (_, part) in parts {
+                    report.damaged.extend(part.damaged);
+                    report.unrecoverable.extend(part.unrecoverable);
+                    report.stripes += 1;
+                    report.bytes += chunk * width as u64;
                 }
-            }
-        }
+                progress(&Progress {
+                    done: next * chunk,
+                    total: stripes * chunk,
+                    this_run: next * chunk - report.resumed_from,
+                    elapsed: started.elapsed(),
+                });
+            },
+            &mut |next| self.record_scrub(Some(next * chunk), options.repair),
+        )?;
+        report.cancelled = walked.cancelled;
+        let next = walked.next;
         let position = report.cancelled.then_some(next * chunk);
         self.record_scrub(position, options.repair)?;
         Ok(report)
@@ -1693,84 +1385,65 @@ impl Array {
         report: &mut ScrubReport,
     ) -> Result<(), ArrayError> {
         let width = self.width();
-        let (mut bufs, status, implied) = self.read_whole_rows(stripe, rows, k, false)?;
-        let mut rewrites: Vec<(usize, u64)> = Vec::new();
-        // Intact blocks whose checksum entry was damaged: (position, row).
-        let mut entries: Vec<(usize, usize)> = Vec::new();
-        for row in rows.clone() {
-            let r = row as usize;
+        let (mut bufs, status, implied) = self.read_whole_rows(stripe, rows, k)?;
+        let recovery = self.recover(stripe, rows, &mut bufs, &status, &|_| false)?;
+        // Rewrites go through `heal` as blocks that are back: to every disk holding the
+        // role, with their checksum entries.
+        let mut heal = Heal {
+            fix_entries: repair,
+            ..Heal::default()
+        };
+        for (r, verdict) in recovery.rows.iter().enumerate() {
+            let row = rows.start + r as u64;
             let span = r * BS..(r + 1) * BS;
-            let lost: Vec<usize> = (0..width).filter(|&p| status[p][r] != Blk::Good).collect();
-            let damaged: Vec<usize> = lost
-                .iter()
-                .copied()
-                .filter(|&p| status[p][r] != Blk::Absent)
-                .collect();
-            let mut found: Vec<(usize, &'static str)> = damaged
-                .iter()
-                .map(|&p| {
-                    (
-                        p,
-                        match status[p][r] {
-                            Blk::Eio => "read error",
-                            Blk::Listed => "bad-block log",
-                            _ => "checksum",
-                        },
-                    )
+            // What is wrong with each block present: named by its own status first.
+            let mut found: Vec<(usize, &'static str)> = (0..width)
+                .filter(|&p| !matches!(status[p][r], Blk::Good | Blk::Absent))
+                .map(|p| {
+                    let how = match status[p][r] {
+                        Blk::Eio => "read error",
+                        Blk::Listed => "bad-block log",
+                        _ => "checksum",
+                    };
+                    (p, how)
                 })
                 .collect();
-            if lost.is_empty() {
-                // Every checksum matches: does the parity?
-                let consistent =
-                    (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]);
-                if consistent {
-                    continue;
-                }
-                match self.attribute(&bufs, &span, k) {
-                    Some(p) => found.push((p, "syndrome")),
-                    None => {
+            let fixable = match verdict {
+                // Every checksum matches: does the parity? If not, the parity equations
+                // may name the one block that, rebuilt, makes the row consistent.
+                Row::Intact => {
+                    if (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]) {
+                        continue;
+                    }
+                    let Some(p) = self.attribute(&bufs, &span, k) else {
                         report.unrecoverable.push((
                             self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
                             self.layout.array_offset(stripe, 0, row * CSUM_BLOCK) + CSUM_BLOCK,
                             format!("stripe {stripe} row {row}: parity does not match the data and no single block explains it"),
                         ));
                         continue;
-                    }
+                    };
+                    let mut slices: Vec<&mut [u8]> =
+                        bufs.iter_mut().map(|b| &mut b[span.clone()]).collect();
+                    self.reconstruct(&mut slices, &[p])?;
+                    found.push((p, "syndrome"));
+                    true
                 }
-            } else if damaged.is_empty() {
-                continue; // only absent members: nothing to check against
-            }
-            let bad: Vec<usize> = {
-                let mut bad = lost.clone();
-                bad.extend(found.iter().map(|f| f.0).filter(|p| !lost.contains(p)));
-                bad
-            };
-            let mut fixable = bad.len() <= m;
-            let mut rebuilt: Vec<Vec<u8>> = Vec::new();
-            if fixable {
-                rebuilt = bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
-                let mut slices: Vec<&mut [u8]> = rebuilt.iter_mut().map(|b| &mut b[..]).collect();
-                self.reconstruct(&mut slices, &bad)?;
+                // Only absent members: nothing to check against.
+                Row::Rebuilt(_) if found.is_empty() => continue,
                 // A block named by its checksum that the redundancy gives back exactly as
-                // stored is intact: its checksum entry is what was damaged. (With a
-                // single parity, and more than one block named, nothing is left to tell.)
-                for f in found.iter_mut() {
-                    if f.1 == "checksum" && rebuilt[f.0] == bufs[f.0][span.clone()] {
-                        f.1 = "checksum entry";
+                // stored is intact: its checksum entry is what was damaged. The row can be
+                // repaired when no rebuilt block disagrees with its own checksum.
+                Row::Rebuilt(judged) => {
+                    for f in found.iter_mut() {
+                        if judged.contains(&(f.0, Found::Entry)) {
+                            f.1 = "checksum entry";
+                        }
                     }
+                    verdict.trusted()
                 }
-                // Blocks named by their checksum must rebuild to what the checksum records.
-                fixable = found.iter().all(|&(p, how)| {
-                    let role = self.member_at(stripe, p);
-                    how == "syndrome"
-                        || how == "bad-block log"
-                        || how == "checksum entry"
-                        || self.reader(role, stripe).is_some_and(|h| {
-                            self.verify(&h.table, role, stripe, row, &rebuilt[p])
-                                .is_empty()
-                        })
-                });
-            }
+                Row::TooMany(_) | Row::Skipped(_) => false,
+            };
             for &(pos, how) in &found {
                 let role = self.member_at(stripe, pos);
                 report.damaged.push(DamagedBlock {
@@ -1787,30 +1460,24 @@ impl Array {
                 });
             }
             if !fixable {
+                let lost = verdict.lost().len();
                 report.unrecoverable.push((
                     self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
                     self.layout.array_offset(stripe, k - 1, (row + 1) * CSUM_BLOCK),
-                    format!("stripe {stripe} row {row}: {} of {width} blocks lost or damaged; the stripe survives {m}", bad.len()),
+                    format!("stripe {stripe} row {row}: {lost} of {width} blocks lost or damaged; the stripe survives {m}"),
                 ));
                 continue;
             }
             for &(pos, how) in &found {
                 if how == "checksum entry" {
-                    entries.push((pos, r));
+                    heal.entries.push((pos, r));
                 } else if repair {
-                    bufs[pos][span.clone()].copy_from_slice(&rebuilt[pos]);
-                    rewrites.push((pos, row));
+                    heal.relisted.push((pos, r));
                 }
             }
         }
-        self.count_errors(stripe, &status, &entries);
-        if repair {
-            for &(pos, r) in &entries {
-                self.fix_entry(stripe, pos, r as u64, &bufs[pos][r * BS..(r + 1) * BS]);
-            }
-        }
-        self.write_blocks(stripe, &bufs, &rewrites)?;
-        for &(pos, _) in &rewrites {
+        self.heal(stripe, rows, &bufs, &status, &heal)?;
+        for &(pos, _) in &heal.relisted {
             let role = self.member_at(stripe, pos);
             self.members[role]
                 .counters

@@ -1,0 +1,575 @@
+//! The stripe pipeline every path that recovers blocks goes through, in the spirit of md's
+//! `analyse_stripe` → `handle_stripe`:
+//!
+//! 1. **Read and classify** ([`Array::read_positions`]): each block of the rows read is
+//!    good, absent (no disk serves it: the member is out, behind, or the disk taking the
+//!    role over does not hold the stripe yet), a read error, a checksum mismatch, or listed
+//!    in the bad-block log.
+//! 2. **Plan the recovery** ([`Array::recover`]): rows are grouped by their set of lost
+//!    blocks; each group with no more losses than the redundancy is rebuilt in place, and
+//!    every rebuilt block on a present disk is judged ([`Found`]): it matches its own
+//!    checksum, it is exactly what is stored (only its checksum entry was damaged), it
+//!    disagrees (the row's redundancy and checksums do not agree), or there is nothing to
+//!    check it against.
+//! 3. **Heal** ([`Array::heal`]): count the errors once the rows are understood (a damaged
+//!    entry is no error of the data), rewrite damaged entries, write repaired blocks back,
+//!    and take blocks that are back off the bad-block log.
+//! 4. **Walk** ([`Array::walk`]): scrub and rebuild go over the array a few stripes at a
+//!    time through one walker, which owns the stripe locks, the parallelism, cancelling,
+//!    checkpoints and the rate limit.
+//!
+//! The policies on top are short: reads ([`Array::load_rows`]) fail naming the range
+//! when a wanted block is lost; a rebuild fills the incoming disk and lists lost rows; a
+//! scrub reports and (with repair) rewrites; a resync restores or lets the data win.
+//!
+//! This module owns no state of its own; it must not decide policy (what a lost row means
+//! to the caller), only find out and carry out what the caller asks.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::member::Incoming;
+use super::pool::PoolBuf;
+use super::stripe::Holder;
+use super::{Array, ArrayError};
+use crate::format::{self, CSUM_BLOCK};
+
+pub(super) const BS: usize = CSUM_BLOCK as usize;
+
+/// What is known about one block once read (module step 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Blk {
+    /// Not read yet.
+    Unread,
+    /// Read and verified.
+    Good,
+    /// The member returned an I/O error.
+    Eio,
+    /// Read, but the checksum does not match.
+    Mismatch,
+    /// The member is not in service.
+    Absent,
+    /// In the member's bad-block log: its contents are known lost.
+    Listed,
+}
+
+
+/// What the recovery found out about one lost block it rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// No disk serves it (absent), or it was not read: rebuilt, with nothing to check it
+    /// against.
+    Unchecked,
+    /// It failed (read error or checksum); rebuilt, it matches its own checksum.
+    Verified,
+    /// It failed its checksum, and the redundancy gives back exactly the stored bytes: the
+    /// block is intact and its checksum entry is what was damaged.
+    Entry,
+    /// Rebuilt, it does not match its own checksum: the row's redundancy and checksums
+    /// disagree, and the rebuilt bytes cannot be trusted.
+    Disagrees,
+    /// Listed in its disk's bad-block log: rebuilt from the others.
+    Listed,
+}
+
+/// What the recovery did with one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Row {
+    /// Every block is good.
+    Intact,
+    /// The caller asked not to rebuild rows with these losses.
+    Skipped(Vec<usize>),
+    /// More blocks lost than the stripe's redundancy: nothing rebuilt.
+    TooMany(Vec<usize>),
+    /// The lost blocks were rebuilt in place, each judged.
+    Rebuilt(Vec<(usize, Found)>),
+}
+
+impl Row {
+    /// The positions lost in this row.
+    pub fn lost(&self) -> Vec<usize> {
+        match self {
+            Row::Intact => Vec::new(),
+            Row::Skipped(lost) | Row::TooMany(lost) => lost.clone(),
+            Row::Rebuilt(found) => found.iter().map(|f| f.0).collect(),
+        }
+    }
+
+    /// Rebuilt, and no rebuilt block disagrees with its checksum.
+    pub fn trusted(&self) -> bool {
+        match self {
+            Row::Rebuilt(found) => found.iter().all(|f| f.1 != Found::Disagrees),
+            _ => false,
+        }
+    }
+}
+
+/// The recovery of some rows of one stripe: one [`Row`] per row, and the bytes the blocks
+/// that failed their checksum held before they were rebuilt over.
+pub(super) struct Recovery {
+    pub rows: Vec<Row>,
+    /// (position, row index, bytes as read) of every rebuilt block that was read but did
+    /// not match its checksum.
+    pub stored: Vec<(usize, usize, Vec<u8>)>,
+}
+
+impl Recovery {
+    /// The bytes block (`pos`, `r`) held as read, when it failed its checksum and was
+    /// rebuilt over.
+    pub fn stored(&self, pos: usize, r: usize) -> Option<&[u8]> {
+        self.stored
+            .iter()
+            .find(|(p, row, _)| *p == pos && *row == r)
+            .map(|(_, _, bytes)| &bytes[..])
+    }
+}
+
+/// What to write back after a recovery: damaged checksum entries of intact blocks, repaired
+/// blocks (to the disk they were read from), and blocks rebuilt out of the bad-block log
+/// (to every disk holding the role, which takes them off the log).
+#[derive(Debug, Default)]
+pub(super) struct Heal {
+    /// (position, row index) of intact blocks whose entry was damaged.
+    pub entries: Vec<(usize, usize)>,
+    /// Rewrite the entries (else they are only left out of the error counts).
+    pub fix_entries: bool,
+    /// Per position, the row indexes of repaired blocks.
+    pub repairs: Vec<Vec<usize>>,
+    /// (position, row index) of blocks that are back.
+    pub relisted: Vec<(usize, usize)>,
+}
+
+/// How [`Array::walk`] goes over stripes.
+pub(super) struct Walk<'w> {
+    /// The stripes, from the first to walk.
+    pub stripes: Range<u64>,
+    /// Stripes handled at once (their locks are taken together).
+    pub group: u64,
+    /// Stops the walk before the next group when set.
+    pub cancel: &'w AtomicBool,
+    /// Bytes per second at most, counted as `bytes_per_stripe` per stripe.
+    pub rate: Option<u64>,
+    /// What one stripe counts for the rate.
+    pub bytes_per_stripe: u64,
+    /// Calls the checkpoint after this many stripes (and never at the end: the caller
+    /// records the end itself).
+    pub checkpoint_every: u64,
+}
+
+/// Where a walk stopped.
+pub(super) struct Walked {
+    /// The first stripe not walked.
+    pub next: u64,
+    /// Whether `cancel` stopped it.
+    pub cancelled: bool,
+}
+
+impl Array {
+    /// Rebuilds the lost blocks of `rows` of `stripe` in place in `bufs`, group by group of
+    /// rows with the same losses (see the module's step 2). Groups whose losses `skip`
+    /// accepts are left as they are. Nothing is written and nothing counted.
+    pub(super) fn recover(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        bufs: &mut [PoolBuf<'_>],
+        status: &[Vec<Blk>],
+        skip: &dyn Fn(&[usize]) -> bool,
+    ) -> Result<Recovery, ArrayError> {
+        let width = self.width();
+        let m = self.layout.m();
+        let nrows = (rows.end - rows.start) as usize;
+        let lost_at =
+            |r: usize| -> Vec<usize> { (0..width).filter(|&p| status[p][r] != Blk::Good).collect() };
+        let mut out = Recovery {
+            rows: Vec::with_capacity(nrows),
+            stored: Vec::new(),
+        };
+        let mut row = 0;
+        while row < nrows {
+            let lost = lost_at(row);
+            let mut end = row + 1;
+            while end < nrows && lost_at(end) == lost {
+                end += 1;
+            }
+            let group = row..end;
+            row = end;
+            let verdict = if lost.is_empty() {
+                Row::Intact
+            } else if skip(&lost) {
+                Row::Skipped(lost.clone())
+            } else if lost.len() > m {
+                Row::TooMany(lost.clone())
+            } else {
+                // Keep what failed its checksum before it is rebuilt over.
+                for &pos in &lost {
+                    for r in group.clone() {
+                        if status[pos][r] == Blk::Mismatch {
+                            out.stored
+                                .push((pos, r, bufs[pos][r * BS..(r + 1) * BS].to_vec()));
+                        }
+                    }
+                }
+                let bytes = group.start * BS..group.end * BS;
+                let mut slices: Vec<&mut [u8]> =
+                    bufs.iter_mut().map(|b| &mut b[bytes.clone()]).collect();
+                self.reconstruct(&mut slices, &lost)?;
+                // Judged per row below.
+                Row::Rebuilt(Vec::new())
+            };
+            for r in group {
+                out.rows.push(match &verdict {
+                    Row::Rebuilt(_) => {
+                        let holders: Vec<(usize, Option<Holder>)> = lost
+                            .iter()
+                            .map(|&pos| (pos, self.reader(self.member_at(stripe, pos), stripe)))
+                            .collect();
+                        let found = holders
+                            .into_iter()
+                            .map(|(pos, holder)| {
+                                (pos, self.judge(stripe, rows, bufs, status, &out, pos, r, holder))
+                            })
+                            .collect();
+                        Row::Rebuilt(found)
+                    }
+                    other => other.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Judges rebuilt block (`pos`, row index `r`): see [`Found`].
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        bufs: &[PoolBuf<'_>],
+        status: &[Vec<Blk>],
+        recovery: &Recovery,
+        pos: usize,
+        r: usize,
+        holder: Option<Holder>,
+    ) -> Found {
+        let Some(holder) = holder else {
+            return Found::Unchecked;
+        };
+        match status[pos][r] {
+            Blk::Eio | Blk::Mismatch => {}
+            Blk::Listed => return Found::Listed,
+            _ => return Found::Unchecked,
+        }
+        let block = &bufs[pos][r * BS..(r + 1) * BS];
+        if recovery.stored(pos, r) == Some(block) {
+            return Found::Entry;
+        }
+        let role = self.member_at(stripe, pos);
+        if self
+            .verify(&holder.table, role, stripe, rows.start + r as u64, block)
+            .is_empty()
+        {
+            Found::Verified
+        } else {
+            Found::Disagrees
+        }
+    }
+
+    /// Writes back what a recovery of `rows` of `stripe` found (module step 3): counts the
+    /// read and checksum errors of `status` (leaving out damaged entries), rewrites the
+    /// entries, writes repaired blocks to the disks they came from, and blocks that are back
+    /// to every disk holding their role.
+    pub(super) fn heal(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        bufs: &[PoolBuf<'_>],
+        status: &[Vec<Blk>],
+        heal: &Heal,
+    ) -> Result<(), ArrayError> {
+        self.count_errors(stripe, status, &heal.entries);
+        if heal.fix_entries {
+            for &(pos, r) in &heal.entries {
+                self.fix_entry(
+                    stripe,
+                    pos,
+                    rows.start + r as u64,
+                    &bufs[pos][r * BS..(r + 1) * BS],
+                );
+            }
+        }
+        if heal.repairs.iter().any(|r| !r.is_empty()) {
+            self.write_repairs(stripe, rows, bufs, &heal.repairs);
+        }
+        for &(pos, r) in &heal.relisted {
+            let row = rows.start + r as u64;
+            let block = &bufs[pos][r * BS..(r + 1) * BS];
+            self.write_positions(stripe, &(row..row + 1), vec![(pos, block)])?;
+        }
+        Ok(())
+    }
+
+    /// Goes over `walk.stripes` a group at a time (module step 4): the group's locks are
+    /// taken here, in lock-table order, never inside a pool task (a task blocked on a lock
+    /// held by a caller waiting for the pool would deadlock); `each` runs on the pool for
+    /// every stripe of the group; `under_locks(end)` runs once the group succeeded, before
+    /// its locks are released; `done(next, results)` gets the group's results in stripe
+    /// order; `checkpoint(next)` every `checkpoint_every` stripes; then the rate limit.
+    /// `before` runs before each group and may stop the walk with an error.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn walk<T: Send>(
+        &self,
+        walk: &Walk<'_>,
+        before: &mut dyn FnMut() -> Result<(), ArrayError>,
+        each: &(dyn Fn(u64) -> Result<T, ArrayError> + Sync),
+        under_locks: &dyn Fn(u64),
+        done: &mut dyn FnMut(u64, Vec<(u64, T)>),
+        checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
+    ) -> Result<Walked, ArrayError> {
+        let started = Instant::now();
+        let end = walk.stripes.end;
+        let mut next = walk.stripes.start;
+        let mut recorded = next;
+        let mut walked = 0u64;
+        let every = walk.checkpoint_every.max(1);
+        while next < end {
+            if walk.cancel.load(Ordering::Relaxed) {
+                return Ok(Walked {
+                    next,
+                    cancelled: true,
+                });
+            }
+            before()?;
+            let group: Vec<u64> = (next..end.min(next + walk.group)).collect();
+            let last = next + group.len() as u64;
+            let results = {
+                let _exclusive = self.lock_all(next..last);
+                let results: Result<Vec<(u64, T)>, ArrayError> = self
+                    .parallel(group, |stripe| each(stripe).map(|t| (stripe, t)))
+                    .into_iter()
+                    .collect();
+                let results = results?;
+                under_locks(last);
+                results
+            };
+            walked += last - next;
+            next = last;
+            done(next, results);
+            if next - recorded >= every && next < end {
+                checkpoint(next)?;
+                recorded = next;
+            }
+            if let Some(rate) = walk.rate.filter(|&r| r > 0) {
+                let bytes = walked * walk.bytes_per_stripe;
+                let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        Ok(Walked {
+            next,
+            cancelled: false,
+        })
+    }
+
+    /// Counts the read and checksum errors of `status` against the members holding them
+    /// (not against a disk being filled), leaving out the blocks in `except` (intact blocks
+    /// whose checksum entry was damaged).
+    pub(super) fn count_errors(&self, stripe: u64, status: &[Vec<Blk>], except: &[(usize, usize)]) {
+        for (pos, blocks) in status.iter().enumerate() {
+            let role = self.member_at(stripe, pos);
+            if self
+                .reader(role, stripe)
+                .is_none_or(|h| h.incoming.is_some())
+            {
+                continue;
+            }
+            let eio = blocks.iter().filter(|s| **s == Blk::Eio).count() as u64;
+            let mismatch = blocks
+                .iter()
+                .enumerate()
+                .filter(|(r, s)| **s == Blk::Mismatch && !except.contains(&(pos, *r)))
+                .count() as u64;
+            self.note_errors(role, eio, mismatch);
+        }
+    }
+
+    /// Rewrites the checksum entry of an intact block (`row` of `pos` in `stripe`) whose
+    /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
+    pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
+        let role = self.member_at(stripe, pos);
+        let Some(holder) = self.reader(role, stripe) else {
+            return;
+        };
+        let index = self.block_index(stripe, row);
+        holder
+            .table
+            .set(index, format::checksum_entry(role, index, block));
+        holder.table.mark_dirty(index, 1);
+        if holder.incoming.is_none() {
+            self.members[role]
+                .counters
+                .repaired
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        log::info!(
+            "{}: the checksum entry of block {index} was damaged (the block agrees with the row's redundancy); rewritten",
+            self.holder_name(role, stripe)
+        );
+    }
+
+    /// Rewrites repaired blocks on the disks they were read from.
+    pub(super) fn write_repairs(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        bufs: &[PoolBuf<'_>],
+        repairs: &[Vec<usize>],
+    ) {
+        let jobs: Vec<(usize, &Vec<usize>)> = repairs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
+            let role = self.member_at(stripe, pos);
+            let holder = self.reader(role, stripe)?;
+            for &r in list {
+                let offset = self.disk_offset(stripe, rows.start + r as u64);
+                if let Err(e) = holder
+                    .disk
+                    .write_at(&bufs[pos][r * BS..(r + 1) * BS], offset)
+                {
+                    if let Some(incoming) = &holder.incoming {
+                        self.abandon(role, incoming, &format!("repair write failed: {e}"));
+                        return None;
+                    }
+                    self.members[role]
+                        .counters
+                        .write_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some((role, format!("repair write failed: {e}")));
+                }
+                self.members[role]
+                    .counters
+                    .repaired
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            log::info!(
+                "{}: rewrote {} block(s) of stripe {stripe} from redundancy",
+                self.members[role].name(),
+                list.len()
+            );
+            None
+        });
+        for (role, why) in failed.into_iter().flatten() {
+            self.fail_role(role, &why);
+        }
+    }
+
+    /// Reads rows `rows` of `stripe` of the `positions` given into `bufs`, verifying every
+    /// block against its disk's checksum table, and sets each block's status (module step
+    /// 1). Positions no disk serves are absent. A disk that fails with anything but a media
+    /// error is taken out of service (its member failed, or the incoming disk abandoned).
+    pub(super) fn read_positions(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        positions: &[bool],
+        bufs: &mut [PoolBuf<'_>],
+        status: &mut [Vec<Blk>],
+    ) {
+        let jobs: Vec<_> = bufs
+            .iter_mut()
+            .zip(status.iter_mut())
+            .enumerate()
+            .filter(|(pos, _)| positions[*pos])
+            .collect();
+        let bytes = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
+        type Failure = (usize, String, Option<Arc<Incoming>>);
+        let failed: Vec<Option<Failure>> =
+            self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
+                let role = self.member_at(stripe, pos);
+                let Some(Holder {
+                    disk,
+                    table,
+                    bad,
+                    incoming,
+                }) = self.reader(role, stripe)
+                else {
+                    status.fill(Blk::Absent);
+                    return None;
+                };
+                let offset = self.disk_offset(stripe, rows.start);
+                let base = self.block_index(stripe, rows.start);
+                if bad.overlaps(base, rows.end - rows.start) {
+                    for (i, s) in status.iter_mut().enumerate() {
+                        if bad.overlaps(base + i as u64, 1) {
+                            *s = Blk::Listed;
+                        }
+                    }
+                }
+                match disk.read_at(buf, offset) {
+                    Ok(()) => {}
+                    Err(e) if e.is_io() => {
+                        // Find the blocks that fail, one by one.
+                        for (i, block) in buf.chunks_mut(BS).enumerate() {
+                            if disk.read_at(block, offset + (i * BS) as u64).is_err() {
+                                status[i] = Blk::Eio;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        status.fill(Blk::Absent);
+                        return Some((role, e.to_string(), incoming));
+                    }
+                }
+                let wrong = self.verify(&table, role, stripe, rows.start, buf);
+                for (i, s) in status.iter_mut().enumerate() {
+                    if *s == Blk::Unread {
+                        *s = if wrong.contains(&i) {
+                            Blk::Mismatch
+                        } else {
+                            Blk::Good
+                        };
+                    }
+                }
+                None
+            });
+        for (role, why, incoming) in failed.into_iter().flatten() {
+            match incoming {
+                Some(incoming) => self.abandon(role, &incoming, &why),
+                None => self.fail_role(role, &why),
+            }
+        }
+    }
+
+    /// Reads every position of `rows` of `stripe` that is in service, verifying each
+    /// block: (blocks, per-block status). Positions out of service are marked absent.
+    pub(super) fn read_rows_all(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+    ) -> (Vec<PoolBuf<'_>>, Vec<Vec<Blk>>) {
+        let mut bufs = self.row_buffers(rows);
+        let mut status = self.unread(stripe, rows);
+        let present: Vec<bool> = status.iter().map(|s| s[0] != Blk::Absent).collect();
+        self.read_positions(stripe, rows, &present, &mut bufs, &mut status);
+        (bufs, status)
+    }
+
+    /// The status of `rows` of `stripe` before anything is read: unread where a disk
+    /// serves the position, absent elsewhere.
+    pub(super) fn unread(&self, stripe: u64, rows: &Range<u64>) -> Vec<Vec<Blk>> {
+        let len = (rows.end - rows.start) as usize;
+        (0..self.width())
+            .map(|pos| {
+                let serves = self.serves(self.member_at(stripe, pos), stripe);
+                vec![if serves { Blk::Unread } else { Blk::Absent }; len]
+            })
+            .collect()
+    }
+}
