@@ -1,7 +1,8 @@
 //! Scrub: corruption campaigns within the fault budget are found completely and repaired
 //! completely; a block whose checksum entry was forged along with it is named by the parity
 //! equations when there are two or more parity blocks, and reported (not guessed) with one;
-//! damage beyond the budget is reported as unrecoverable. The same campaign on loopback
+//! damage beyond the budget is reported as unrecoverable; a row whose redundancy disagrees
+//! with a checksum is never repaired from (scrub, read, hot replace). The same campaign on loopback
 //! files. A cancelled scrub, and one cut by a crash, continue from their recorded position.
 
 use std::collections::{HashMap, HashSet};
@@ -545,4 +546,100 @@ fn a_crash_mid_scrub_resumes_and_leaves_nothing_damaged() {
         array.read_at(&mut back, 0).unwrap();
         assert!(back == data);
     }
+}
+
+/// A row whose redundancy disagrees with a checksum is never repaired from it. Member A's
+/// block is forged together with its checksum entry (it reads as good), and member B's
+/// block in the same row is damaged (it fails its checksum). Rebuilding B from the row
+/// gives bytes B's checksum rejects: the recovery must judge the row untrusted. A repairing
+/// scrub reports B unrepaired and the row unrecoverable and writes nothing; a read of B's
+/// range is an error naming it; a hot replace of B lists the row lost instead of copying
+/// rebuilt bytes onto the new disk.
+#[test]
+fn a_row_whose_redundancy_disagrees_is_never_repaired_from_it() {
+    let n = 4;
+    let disks: Vec<Arc<MemDisk>> = (0..n)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let boxed = || {
+        disks
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
+            .collect::<Vec<_>>()
+    };
+    let level = Level::Parity { m: 1 };
+    let array = Array::create(boxed(), &CreateOptions::new(level).chunk(CHUNK)).unwrap();
+    let data = Rng::new(9).block(array.len() as usize);
+    array.write_at(&data, 0).unwrap();
+    let regions = *array.regions();
+    let layout = *array.layout();
+    array.close().unwrap();
+    let row = 2u64; // of 4 in a 16 KiB chunk
+    let (a, b) = (layout.data_member(0, 0), layout.data_member(0, 1));
+    let at = regions.data_offset + row * 4096;
+    // A: forged, with a matching entry.
+    let forged = vec![0x5Au8; 4096];
+    disks[a].write_at(&forged, at).unwrap();
+    let entry = format::checksum_entry(a, row, &forged);
+    let mut page = vec![0u8; 4096];
+    disks[a].read_at(&mut page, regions.csum_offset).unwrap();
+    page[row as usize * 4..row as usize * 4 + 4].copy_from_slice(&entry.to_le_bytes());
+    disks[a].write_at(&page, regions.csum_offset).unwrap();
+    // B: damaged, its entry as it was.
+    let mut damaged = vec![0u8; 4096];
+    disks[b].read_at(&mut damaged, at).unwrap();
+    damaged[7] ^= 0x80;
+    disks[b].write_at(&damaged, at).unwrap();
+
+    let array = Array::assemble(boxed(), &options()).unwrap();
+    let report = scrub(&array, true);
+    let found: Vec<_> = report
+        .damaged
+        .iter()
+        .map(|d| (d.role, d.found_by, d.repaired))
+        .collect();
+    assert_eq!(found, vec![(b, "checksum", false)], "{report:?}");
+    assert_eq!(report.unrecoverable.len(), 1, "{report:?}");
+    let mut back = vec![0u8; 4096];
+    disks[b].read_at(&mut back, at).unwrap();
+    assert_eq!(
+        back, damaged,
+        "the scrub rewrote B from a row that disagrees"
+    );
+
+    // A read of B's block: an error naming its range, never the rebuilt bytes.
+    let b_offset = layout.array_offset(0, 1, row * 4096);
+    let mut out = vec![0u8; 4096];
+    let err = array.read_at(&mut out, b_offset).unwrap_err();
+    assert!(
+        matches!(err, raidkit::ArrayError::Unrecoverable { offset, .. } if offset == b_offset),
+        "{err}"
+    );
+
+    // A hot replace of B: the row is lost on the new disk, not filled from the others.
+    let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
+    let rebuilt = array
+        .replace(
+            &format!("m{b}"),
+            Box::new(new.clone()),
+            false,
+            &raidkit::array::RebuildOptions::default(),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap();
+    let lost: Vec<(u64, u64)> = rebuilt
+        .lost
+        .iter()
+        .map(|l| (l.member_offset, l.len))
+        .collect();
+    assert_eq!(lost, vec![(at, 4096)], "{rebuilt:?}");
+    let mut on_new = vec![0u8; 4096];
+    new.read_at(&mut on_new, at).unwrap();
+    assert_eq!(
+        on_new,
+        vec![0u8; 4096],
+        "the lost row is zeros on the new disk"
+    );
+    array.close().unwrap();
 }

@@ -55,7 +55,6 @@ pub(super) enum Blk {
     Listed,
 }
 
-
 /// What the recovery found out about one lost block it rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Found {
@@ -181,8 +180,9 @@ impl Array {
         let width = self.width();
         let m = self.layout.m();
         let nrows = (rows.end - rows.start) as usize;
-        let lost_at =
-            |r: usize| -> Vec<usize> { (0..width).filter(|&p| status[p][r] != Blk::Good).collect() };
+        let lost_at = |r: usize| -> Vec<usize> {
+            (0..width).filter(|&p| status[p][r] != Blk::Good).collect()
+        };
         let mut out = Recovery {
             rows: Vec::with_capacity(nrows),
             stored: Vec::new(),
@@ -229,7 +229,10 @@ impl Array {
                         let found = holders
                             .into_iter()
                             .map(|(pos, holder)| {
-                                (pos, self.judge(stripe, rows, bufs, status, &out, pos, r, holder))
+                                (
+                                    pos,
+                                    self.judge(stripe, rows, bufs, status, &out, pos, r, holder),
+                                )
                             })
                             .collect();
                         Row::Rebuilt(found)

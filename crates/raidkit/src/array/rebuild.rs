@@ -628,8 +628,12 @@ impl Array {
                 Row::TooMany(_) => lost_row[r] = true,
                 Row::Rebuilt(found) => {
                     let others = found.iter().filter(|f| f.0 != pos);
-                    heal.entries
-                        .extend(others.clone().filter(|f| f.1 == Found::Entry).map(|f| (f.0, r)));
+                    heal.entries.extend(
+                        others
+                            .clone()
+                            .filter(|f| f.1 == Found::Entry)
+                            .map(|f| (f.0, r)),
+                    );
                     if !verdict.trusted() {
                         lost_row[r] = true;
                         continue;
@@ -646,8 +650,8 @@ impl Array {
             }
         }
         self.heal(stripe, &rows, &bufs, &status, &heal)?;
-        filled.repaired = heal.repairs.iter().map(|r| r.len() as u64).sum::<u64>()
-            + heal.entries.len() as u64;
+        filled.repaired =
+            heal.repairs.iter().map(|r| r.len() as u64).sum::<u64>() + heal.entries.len() as u64;
         // The role's blocks: lost rows as zeros with an entry that never verifies. Entries
         // left from an earlier fill of this stripe (before a resume) no longer count.
         let base = self.block_index(stripe, 0);
