@@ -24,6 +24,10 @@
 //! assert_eq!((at.stripe, at.data_index, at.member, at.member_offset), (1, 0, 3, 65536));
 //! # Ok::<(), raidkit::layout::LayoutError>(())
 //! ```
+//!
+//! Owns geometry and nothing else: every question of which member holds what, and where, is
+//! answered here (`member_at`, `position`, `data_index`, `stripes`, `stripe_of`, `locate`,
+//! `extents`); the array computes none of it itself.
 
 use crate::parity::{MAX_DATA, MAX_PARITY};
 
@@ -249,10 +253,55 @@ impl Layout {
         }
     }
 
+    /// Stripes in a member data region of `member_data` bytes (whole chunks only).
+    pub fn stripes(&self, member_data: u64) -> u64 {
+        member_data / self.chunk
+    }
+
+    /// The member holding codeword position `pos` of `stripe`: data chunks are positions
+    /// `0..k` in logical order, parity rows `k..k+m`; a mirror's position `i` is member `i`.
+    ///
+    /// Panics if `pos >= n`.
+    pub fn member_at(&self, stripe: u64, pos: usize) -> usize {
+        assert!(pos < self.members, "position {pos}");
+        match self.level {
+            Level::Mirror => pos,
+            Level::Parity { .. } if pos < self.k() => self.data_member(stripe, pos),
+            Level::Parity { .. } => self.parity_member(stripe, pos - self.k()),
+        }
+    }
+
+    /// The codeword position `member` holds in `stripe` (the inverse of
+    /// [`member_at`](Layout::member_at)).
+    ///
+    /// Panics if `member >= n`.
+    pub fn position(&self, stripe: u64, member: usize) -> usize {
+        match self.role(stripe, member) {
+            Role::Data(d) => d,
+            Role::Parity(row) => self.k() + row,
+            Role::Copy => member,
+        }
+    }
+
+    /// The data chunk whose array offsets the blocks of `member` in `stripe` carry: its own
+    /// for a data member, the mirror's only chunk for a copy, none for parity.
+    pub fn data_index(&self, stripe: u64, member: usize) -> Option<usize> {
+        match self.role(stripe, member) {
+            Role::Data(d) => Some(d),
+            Role::Copy => Some(0),
+            Role::Parity(_) => None,
+        }
+    }
+
+    /// The stripe holding the array's byte `offset`, and the offset within that stripe's
+    /// data.
+    pub fn stripe_of(&self, offset: u64) -> (u64, u64) {
+        (offset / self.stripe_data(), offset % self.stripe_data())
+    }
+
     /// Where the array's byte `offset` lives.
     pub fn locate(&self, offset: u64) -> Location {
-        let stripe = offset / self.stripe_data();
-        let in_stripe = offset % self.stripe_data();
+        let (stripe, in_stripe) = self.stripe_of(offset);
         let data_index = (in_stripe / self.chunk) as usize;
         let within_chunk = in_stripe % self.chunk;
         Location {
@@ -293,6 +342,32 @@ mod tests {
         (0..layout.members())
             .map(|member| layout.role(stripe, member))
             .collect()
+    }
+
+    #[test]
+    fn positions_and_members_are_inverse() {
+        for (level, n) in [
+            (Level::Mirror, 3),
+            (Level::Parity { m: 1 }, 4),
+            (Level::Parity { m: 2 }, 6),
+            (Level::Parity { m: 3 }, 7),
+        ] {
+            let layout = Layout::new(level, n, 4096).unwrap();
+            for stripe in 0..2 * n as u64 {
+                let mut seen = vec![false; n];
+                for pos in 0..n {
+                    let member = layout.member_at(stripe, pos);
+                    assert!(!seen[member], "{level:?} stripe {stripe}: member twice");
+                    seen[member] = true;
+                    assert_eq!(layout.position(stripe, member), pos, "{level:?}");
+                    let data = layout.data_index(stripe, member);
+                    match level {
+                        Level::Mirror => assert_eq!(data, Some(0)),
+                        _ => assert_eq!(data, (pos < layout.k()).then_some(pos)),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

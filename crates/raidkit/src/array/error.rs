@@ -1,4 +1,6 @@
 //! Array errors: each names the member (its disk name and role) or the byte range.
+//!
+//! Owns the error type; no behaviour.
 
 use crate::disk::DiskError;
 use crate::format::FormatError;

@@ -9,6 +9,9 @@
 //! marked again at every flush, each time costing a bitmap write and flush on every member.
 //! The clearing is skipped while a resync is pending, so regions found dirty at assemble stay
 //! marked until the resync has made them consistent.
+//!
+//! Owns the write-intent bitmap's in-memory state and its writes; knows nothing of stripes'
+//! contents.
 
 use std::ops::RangeInclusive;
 use std::sync::Mutex;

@@ -21,6 +21,9 @@
 //! nonce — empties it.
 //! A checkpoint runs when a record does not fit, at a clean close, after a replay, and when
 //! a rebuild swaps a disk into a role.
+//!
+//! Owns the journal's in-memory state, record and header I/O, and replay. Must not rebuild
+//! blocks of a stripe itself (missing parts go through `load_rows`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -228,7 +231,7 @@ impl Array {
                     let parts: Vec<(usize, usize, usize)> = plan
                         .writes
                         .iter()
-                        .map(|&(pos, i)| (pos, self.member_at(plan.stripe, pos), i))
+                        .map(|&(pos, i)| (pos, self.layout.member_at(plan.stripe, pos), i))
                         .filter(|&(_, r, _)| self.members[r].is_active())
                         .collect();
                     if parts
@@ -637,7 +640,11 @@ impl Array {
                 continue;
             }
             for (header, data) in parts {
-                if self.member_at(header.stripe, usize::from(header.position)) != role {
+                if self
+                    .layout
+                    .member_at(header.stripe, usize::from(header.position))
+                    != role
+                {
                     continue;
                 }
                 report.parts += 1;
@@ -677,7 +684,7 @@ impl Array {
         let stripe = record.stripe;
         let listed = |pos: usize| record.positions.get(pos).copied().unwrap_or(false);
         let has_part = |pos: usize| record.parts.iter().any(|(p, _)| *p == pos);
-        let serves = |pos: usize| self.serves(self.member_at(stripe, pos), stripe);
+        let serves = |pos: usize| self.serves(self.layout.member_at(stripe, pos), stripe);
         let width = self.width();
         let missing: Vec<usize> = (0..width)
             .filter(|&pos| listed(pos) && serves(pos) && !has_part(pos))
@@ -701,7 +708,7 @@ impl Array {
         self.mark_written(stripe..=stripe);
         // A member behind gets nothing here: its blocks come back with the rest.
         for pos in (0..width).filter(|&pos| listed(pos)) {
-            let member = &self.members[self.member_at(stripe, pos)];
+            let member = &self.members[self.layout.member_at(stripe, pos)];
             if let (Some(behind), Some(map)) = (member.behind(), &self.sessions) {
                 behind.add(map.region_of(stripe));
             }
@@ -735,7 +742,8 @@ impl Array {
             let rows = row..row + 1;
             let lost: Vec<usize> = (0..width)
                 .filter(|&pos| {
-                    positions.contains(&pos) || !self.serves(self.member_at(stripe, pos), stripe)
+                    positions.contains(&pos)
+                        || !self.serves(self.layout.member_at(stripe, pos), stripe)
                 })
                 .collect();
             if lost.len() > self.layout.m() {
@@ -775,7 +783,7 @@ impl Array {
     ) {
         let journal = self.journal.as_ref().expect("journal mode");
         let base = self.regions.journal_offset + JB;
-        let stripes = self.regions.data_size / self.layout.chunk();
+        let stripes = self.stripes();
         let mut out = Vec::new();
         let mut pos = 0u64;
         let mut prev = None;

@@ -1,4 +1,7 @@
 //! A member as the running array sees it: its disk, state, checksum table and counters.
+//!
+//! Owns one member's state: disk, checksum table, bad-block list, counters. Knows nothing
+//! of the other members or of stripes.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -29,6 +29,11 @@
 //! assert_eq!(&back, b"hello, stripes");
 //! # Ok::<(), raidkit::array::ArrayError>(())
 //! ```
+//!
+//! Owns the array's identity and member set (roles, spares, the rebuild swap), the
+//! superblock template and its commits, the stripe locks, the thread pool and the crash
+//! guard (journal, bitmap or none). Must not compute geometry (ask `layout`), encode
+//! records (ask `format`/`meta`) or rebuild blocks (that is `pipeline`).
 
 mod error;
 mod intent;
@@ -37,6 +42,7 @@ mod member;
 mod pipeline;
 mod pool;
 mod rebuild;
+mod redundancy;
 mod session;
 mod stripe;
 
@@ -58,7 +64,7 @@ use crate::format::{
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::meta::ReadError;
-use crate::parity::{Codec, Engine};
+use crate::parity::Engine;
 
 /// A disk found being rebuilt at assemble: role, disk, member UUID, checkpoint.
 type Filling = (usize, Arc<dyn Disk>, [u8; 16], u64);
@@ -362,7 +368,7 @@ struct Meta {
 #[derive(Debug)]
 pub struct Array {
     layout: Layout,
-    codec: Option<Codec>,
+    redundancy: redundancy::Redundancy,
     regions: Regions,
     size: u64,
     uuid: [u8; 16],
@@ -626,7 +632,7 @@ impl Array {
             None,
             &options.array,
             SessionMapBlock::fits(&regions)
-                .then(|| session::SessionMap::new(regions.data_size / layout.chunk(), 0)),
+                .then(|| session::SessionMap::new(layout.stripes(regions.data_size), 0)),
             None,
         )?;
         if !zero {
@@ -787,7 +793,7 @@ impl Array {
             .max_by_key(|st| (st.begun, st.done))
             .copied();
         // The session map as the members at the newest update hold it.
-        let stripes = regions.data_size / layout.chunk();
+        let stripes = layout.stripes(regions.data_size);
         let map = SessionMapBlock::fits(&regions).then(|| {
             // Only members at the newest update that missed no flush: a member back in time
             // holds an old map that must not outvote copies torn at the crash.
@@ -1042,7 +1048,7 @@ impl Array {
             if unclean && marked.is_none() {
                 // No bitmap to trust: every region is marked (and stays so on the members
                 // until a full resync), so a second crash cannot forget any of them.
-                let (_, count) = format::IntentBitmap::geometry(regions.data_size / layout.chunk());
+                let (_, count) = format::IntentBitmap::geometry(layout.stripes(regions.data_size));
                 marked = Some(vec![true; count as usize]);
             }
             if newest.bitmap_epoch == 0 {
@@ -1112,11 +1118,8 @@ impl Array {
             Some(engine) => engine,
             None => Engine::detect()?,
         };
-        let codec = match layout.level() {
-            Level::Mirror => None,
-            Level::Parity { m } => Some(Codec::with_engine(layout.k(), m, engine)?),
-        };
-        let stripes = regions.data_size / layout.chunk();
+        let redundancy = redundancy::Redundancy::new(&layout, engine)?;
+        let stripes = layout.stripes(regions.data_size);
         let intent = (sb.flags & FLAG_BITMAP != 0)
             .then(|| intent::Intent::new(stripes, sb.bitmap_epoch, marked.clone()));
         if sb.flags & FLAG_JOURNAL != 0
@@ -1158,7 +1161,7 @@ impl Array {
         });
         Ok(Array {
             layout,
-            codec,
+            redundancy,
             regions,
             size: sb.array_size,
             uuid: sb.array_uuid,
@@ -1566,8 +1569,7 @@ impl Array {
     /// member I/Os are then issued together.
     fn next_batch(&self, at: u64, left: usize) -> (u64, u64, usize) {
         let stripe_data = self.layout.stripe_data();
-        let stripe = at / stripe_data;
-        let start = at % stripe_data;
+        let (stripe, start) = self.layout.stripe_of(at);
         let to_stripe_end = (stripe_data - start) as usize;
         let batch = (BATCH as u64 / stripe_data).max(1) * stripe_data;
         let take = if left > to_stripe_end {
@@ -1779,7 +1781,7 @@ impl Array {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             resync_stripes: if self.unclean_start.load(Ordering::Acquire) {
-                let stripes = self.regions.data_size / self.layout.chunk();
+                let stripes = self.stripes();
                 match &self.intent {
                     Some(intent) if self.resync_marked_only.load(Ordering::Acquire) => {
                         intent.marked_stripes(stripes)

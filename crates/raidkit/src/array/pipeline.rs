@@ -224,7 +224,9 @@ impl Array {
                     Row::Rebuilt(_) => {
                         let holders: Vec<(usize, Option<Holder>)> = lost
                             .iter()
-                            .map(|&pos| (pos, self.reader(self.member_at(stripe, pos), stripe)))
+                            .map(|&pos| {
+                                (pos, self.reader(self.layout.member_at(stripe, pos), stripe))
+                            })
                             .collect();
                         let found = holders
                             .into_iter()
@@ -269,7 +271,7 @@ impl Array {
         if recovery.stored(pos, r) == Some(block) {
             return Found::Entry;
         }
-        let role = self.member_at(stripe, pos);
+        let role = self.layout.member_at(stripe, pos);
         if self
             .verify(&holder.table, role, stripe, rows.start + r as u64, block)
             .is_empty()
@@ -383,7 +385,7 @@ impl Array {
     /// whose checksum entry was damaged).
     pub(super) fn count_errors(&self, stripe: u64, status: &[Vec<Blk>], except: &[(usize, usize)]) {
         for (pos, blocks) in status.iter().enumerate() {
-            let role = self.member_at(stripe, pos);
+            let role = self.layout.member_at(stripe, pos);
             if self
                 .reader(role, stripe)
                 .is_none_or(|h| h.incoming.is_some())
@@ -403,7 +405,7 @@ impl Array {
     /// Rewrites the checksum entry of an intact block (`row` of `pos` in `stripe`) whose
     /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
     pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
-        let role = self.member_at(stripe, pos);
+        let role = self.layout.member_at(stripe, pos);
         let Some(holder) = self.reader(role, stripe) else {
             return;
         };
@@ -438,7 +440,7 @@ impl Array {
             .filter(|(_, r)| !r.is_empty())
             .collect();
         let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
-            let role = self.member_at(stripe, pos);
+            let role = self.layout.member_at(stripe, pos);
             let holder = self.reader(role, stripe)?;
             for &r in list {
                 let offset = self.disk_offset(stripe, rows.start + r as u64);
@@ -495,7 +497,7 @@ impl Array {
         type Failure = (usize, String, Option<Arc<Incoming>>);
         let failed: Vec<Option<Failure>> =
             self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
-                let role = self.member_at(stripe, pos);
+                let role = self.layout.member_at(stripe, pos);
                 let Some(Holder {
                     disk,
                     table,
@@ -570,7 +572,7 @@ impl Array {
         let len = (rows.end - rows.start) as usize;
         (0..self.width())
             .map(|pos| {
-                let serves = self.serves(self.member_at(stripe, pos), stripe);
+                let serves = self.serves(self.layout.member_at(stripe, pos), stripe);
                 vec![if serves { Blk::Unread } else { Blk::Absent }; len]
             })
             .collect()

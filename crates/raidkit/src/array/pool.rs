@@ -1,5 +1,7 @@
 //! Reused stripe buffers: chunk-sized buffers are allocated once and handed out again, so
 //! the data path does not fault in and zero fresh memory for every stripe.
+//!
+//! Owns reusable buffers and nothing else.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};

@@ -16,6 +16,9 @@
 //! written as zeros with a checksum entry that never verifies and listed in the incoming
 //! disk's bad-block log ([`crate::format::BadLog`]); reads of it fail with a clear error and
 //! the rebuild goes on.
+//!
+//! Owns incoming disks and the fill policy (what a lost row means to the new disk, the swap
+//! into the role). Must not recover or walk by itself: it goes through `pipeline`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -465,7 +468,7 @@ impl Array {
                 state: "not being rebuilt".to_string(),
             })?;
         let chunk = self.layout.chunk();
-        let stripes = self.regions.data_size / chunk;
+        let stripes = self.stripes();
         let start = incoming.done.load(Ordering::Acquire);
         let replacing = self.members[role].is_active();
         let mut report = RebuildReport {
@@ -545,14 +548,8 @@ impl Array {
     }
 
     fn note_lost(&self, stripe: u64, role: usize, rows: &[u64], report: &mut RebuildReport) {
-        let pos = self.position_of(stripe, role);
-        let k = self.layout.k();
-        // A mirror's every position holds the data (its position 0).
-        let data = if self.codec.is_none() {
-            Some(0)
-        } else {
-            (pos < k).then_some(pos)
-        };
+        // A mirror's every copy holds the data (its chunk 0); parity has no array offset.
+        let data = self.layout.data_index(stripe, role);
         for &row in rows {
             let member_offset = self.disk_offset(stripe, row);
             let array_offset = data.map(|d| self.layout.array_offset(stripe, d, row * CSUM_BLOCK));
@@ -603,7 +600,7 @@ impl Array {
         role: usize,
         incoming: &Arc<Incoming>,
     ) -> Result<Filled, ArrayError> {
-        let pos = self.position_of(stripe, role);
+        let pos = self.layout.position(stripe, role);
         let rows = 0..self.rows_per_chunk();
         let nrows = rows.end as usize;
         let width = self.width();

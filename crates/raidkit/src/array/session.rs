@@ -16,6 +16,9 @@
 //! its blocks in those regions as absent, and rebuilds never compute from them. Outside
 //! them it serves as usual, so a crash during the last superblock update costs a resync of
 //! what the last session wrote, not a rebuild.
+//!
+//! Owns who is current: sessions, the session map, flush stamps and the catch-up policy.
+//! Must not read or rebuild stripes by itself (the catch-up goes through `load_rows`).
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -309,7 +312,7 @@ impl Array {
     /// Stripes a member behind must still get back.
     pub(super) fn behind_stripes(&self, member: &Member) -> Option<u64> {
         let behind = member.behind()?;
-        let stripes = self.regions.data_size / self.layout.chunk();
+        let stripes = self.stripes();
         let Some(map) = &self.sessions else {
             return Some(stripes);
         };
@@ -600,7 +603,7 @@ impl Array {
             });
         }
         self.prepare_write();
-        let stripes = self.regions.data_size / self.layout.chunk();
+        let stripes = self.stripes();
         let total: u64 = behind
             .iter()
             .filter_map(|(role, _)| self.behind_stripes(&self.members[*role]))
@@ -617,7 +620,7 @@ impl Array {
                         return Ok(report);
                     }
                     let _exclusive = self.lock_all(std::iter::once(stripe));
-                    let pos = self.position_of(stripe, role);
+                    let pos = self.layout.position(stripe, role);
                     let mut want = vec![false; self.width()];
                     want[pos] = true;
                     let mut bufs = self.row_buffers(&rows);

@@ -5,11 +5,16 @@
 //! logical order, then parity rows `k..k+m` (for a mirror, position i is member i). A
 //! *row* is one 4 KiB block offset within the chunk: the blocks of all positions at that
 //! offset form one codeword, so rows are verified and recovered independently.
+//!
+//! Owns the per-stripe policies: the read fast path and `load_rows`, the write planners and
+//! where their blocks go, resync and scrub. Must not rebuild or judge blocks itself
+//! (`pipeline::recover`), nor write back what a recovery found (`pipeline::heal`), nor walk
+//! the array (`pipeline::walk`).
 
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::member::{BadBlocks, ChecksumTable, Incoming};
 use super::pipeline::{BS, Blk, Found, Heal, Row, Walk};
@@ -100,19 +105,9 @@ impl Array {
         self.layout.chunk() / CSUM_BLOCK
     }
 
-    /// The member (role) holding `pos` of `stripe`.
-    pub(super) fn member_at(&self, stripe: u64, pos: usize) -> usize {
-        match self.layout.level() {
-            Level::Mirror => pos,
-            Level::Parity { .. } => {
-                let k = self.layout.k();
-                if pos < k {
-                    self.layout.data_member(stripe, pos)
-                } else {
-                    self.layout.parity_member(stripe, pos - k)
-                }
-            }
-        }
+    /// Stripes in each member's data region.
+    pub(super) fn stripes(&self) -> u64 {
+        self.layout.stripes(self.regions.data_size)
     }
 
     /// Byte offset on a member (absolute) of `row` of `stripe`.
@@ -176,13 +171,6 @@ impl Array {
             .into_iter()
             .chain(self.incoming_holder(role, stripe))
             .collect()
-    }
-
-    /// The position `role` holds in `stripe`.
-    pub(super) fn position_of(&self, stripe: u64, role: usize) -> usize {
-        (0..self.width())
-            .find(|&p| self.member_at(stripe, p) == role)
-            .expect("every role holds a position")
     }
 
     fn lock(&self, stripe: u64) -> &std::sync::RwLock<()> {
@@ -331,16 +319,21 @@ impl Array {
         }
     }
 
-    /// The data pieces of `[start, start + len)` in a stripe: (data position, byte range
-    /// within the chunk, offset in the caller's buffer).
+    /// The data pieces of `[start, start + len)` in a stripe (`layout`'s extents, counted
+    /// from the stripe's start): (data position, byte range within the chunk, offset in
+    /// the caller's buffer).
     fn pieces(&self, start: u64, len: u64) -> Vec<(usize, Range<u64>, usize)> {
-        let chunk = self.layout.chunk();
-        let end = start + len;
-        (0..self.layout.k())
-            .filter_map(|d| {
-                let (cs, ce) = (d as u64 * chunk, (d as u64 + 1) * chunk);
-                let (a, e) = (start.max(cs), end.min(ce));
-                (a < e).then(|| (d, a - cs..e - cs, (a - start) as usize))
+        let mut at = 0;
+        self.layout
+            .extents(start, len)
+            .map(|(location, take)| {
+                let piece = (
+                    location.data_index,
+                    location.within_chunk..location.within_chunk + take,
+                    at,
+                );
+                at += take as usize;
+                piece
             })
             .collect()
     }
@@ -368,7 +361,7 @@ impl Array {
         let largest = jobs.iter().map(|j| j.3.len()).max().unwrap_or(0);
         let results = self.parallel_sized(jobs, largest, |(stripe, d, range, mine)| {
             let pos = self.read_position(stripe, d);
-            let role = self.member_at(stripe, pos);
+            let role = self.layout.member_at(stripe, pos);
             let Some(Holder {
                 disk, table, bad, ..
             }) = self.reader(role, stripe)
@@ -489,7 +482,7 @@ impl Array {
                     let listed: Vec<String> = lost
                         .iter()
                         .filter(|&&q| (r..end).any(|x| status[q][x] == Blk::Listed))
-                        .map(|&q| self.holder_name(self.member_at(stripe, q), stripe))
+                        .map(|&q| self.holder_name(self.layout.member_at(stripe, q), stripe))
                         .collect();
                     let why = if listed.is_empty() {
                         String::new()
@@ -518,7 +511,7 @@ impl Array {
                             Found::Listed => listed.push((pos, r)),
                             Found::Disagrees => {
                                 if want[pos] && unrecoverable.is_none() {
-                                    let role = self.member_at(stripe, pos);
+                                    let role = self.layout.member_at(stripe, pos);
                                     unrecoverable = Some((
                                         rows.start + r as u64,
                                         rows.start + r as u64 + 1,
@@ -561,19 +554,7 @@ impl Array {
         blocks: &mut [&mut [u8]],
         lost: &[usize],
     ) -> Result<(), ArrayError> {
-        match &self.codec {
-            Some(codec) => Ok(codec.reconstruct(blocks, lost)?),
-            None => {
-                let source = (0..blocks.len())
-                    .find(|p| !lost.contains(p))
-                    .expect("a mirror row with a good copy");
-                let good = blocks[source].to_vec();
-                for &p in lost {
-                    blocks[p].copy_from_slice(&good);
-                }
-                Ok(())
-            }
-        }
+        self.redundancy.reconstruct(blocks, lost)
     }
 
     // ---------------------------------------------------------------- writes
@@ -737,10 +718,10 @@ impl Array {
                 }
             })
             .collect();
-        let all_active = (0..width).all(|p| self.serves(self.member_at(stripe, p), stripe));
+        let all_active = (0..width).all(|p| self.serves(self.layout.member_at(stripe, p), stripe));
         let all_full = changes.iter().all(|c| c.full);
 
-        if self.codec.is_none() {
+        let Some(codec) = self.redundancy.parity() else {
             // Mirror: every copy gets the same bytes.
             let change = &changes[0];
             let bytes = if change.full {
@@ -757,8 +738,7 @@ impl Array {
             };
             let writes: Vec<(usize, usize)> = (0..width).map(|p| (p, 0)).collect();
             return self.emit(sink, stripe, rows, vec![bytes], writes);
-        }
-        let codec = self.codec.as_ref().expect("parity level");
+        };
 
         if changes.len() == k && all_full && matches!(sink, Sink::Collect(_)) {
             // Full stripe rows for the journal: the parity first, then all of it is logged.
@@ -905,7 +885,7 @@ impl Array {
         let jobs: Vec<(usize, usize, &[u8], Holder)> = writes
             .into_iter()
             .flat_map(|(pos, bytes)| {
-                let role = self.member_at(stripe, pos);
+                let role = self.layout.member_at(stripe, pos);
                 self.writers(role, stripe)
                     .into_iter()
                     .map(move |holder| (pos, role, bytes, holder))
@@ -964,42 +944,50 @@ impl Array {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<(), ArrayError> {
         let chunk = self.layout.chunk();
-        let stripes = self.regions.data_size / chunk;
+        let stripes = self.stripes();
         let total = self.regions.data_size;
         let rows = 0..self.rows_per_chunk();
         let k = self.layout.k();
-        for stripe in 0..stripes {
-            let mut bufs = self.row_buffers(&rows);
-            let source = if self.codec.is_some() { k } else { 1 };
-            let reads: Vec<(usize, &mut PoolBuf)> =
-                bufs.iter_mut().take(source).enumerate().collect();
-            let results = self.parallel(reads, |(pos, buf)| {
-                let role = self.member_at(stripe, pos);
-                let disk = self.members[role]
-                    .disk()
-                    .expect("created members have disks");
-                disk.read_at(buf, self.disk_offset(stripe, 0))
-            });
-            results.into_iter().collect::<Result<(), _>>()?;
-            let (data, parity) = bufs.split_at_mut(source);
-            match &self.codec {
-                Some(codec) => {
-                    let data_refs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
-                    let mut parity_refs: Vec<&mut [u8]> =
-                        parity.iter_mut().map(|b| &mut b[..]).collect();
-                    codec.encode(&data_refs, &mut parity_refs)?;
-                }
-                None => {
-                    for copy in parity.iter_mut() {
-                        copy.copy_from_slice(&data[0]);
-                    }
-                }
-            }
-            let writes: Vec<(usize, &[u8])> =
-                bufs.iter().enumerate().map(|(p, b)| (p, &b[..])).collect();
-            self.write_positions(stripe, &rows, writes)?;
-            progress((stripe + 1) * chunk, total);
-        }
+        // One stripe at a time, on the caller's thread: a stripe's writes may mark the
+        // session map, whose lock must never be awaited from a pool task (the pool could
+        // run another stripe's task on the thread holding it).
+        let walk = Walk {
+            stripes: 0..stripes,
+            group: 1,
+            cancel: &AtomicBool::new(false),
+            rate: None,
+            bytes_per_stripe: chunk,
+            checkpoint_every: u64::MAX,
+        };
+        // Nothing is verified yet (the tables are being computed): the data is read as it
+        // is, the redundancy computed from it, and every block written with its entry.
+        self.walk(
+            &walk,
+            &mut || Ok(()),
+            &|stripe| {
+                let mut bufs = self.row_buffers(&rows);
+                let reads: Vec<(usize, &mut PoolBuf)> =
+                    bufs.iter_mut().take(k).enumerate().collect();
+                let results = self.parallel(reads, |(pos, buf)| {
+                    let role = self.layout.member_at(stripe, pos);
+                    let disk = self.members[role]
+                        .disk()
+                        .expect("created members have disks");
+                    disk.read_at(buf, self.disk_offset(stripe, 0))
+                });
+                results.into_iter().collect::<Result<(), _>>()?;
+                let (data, redundant) = bufs.split_at_mut(k);
+                let data_refs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
+                let mut out: Vec<&mut [u8]> = redundant.iter_mut().map(|b| &mut b[..]).collect();
+                self.redundancy.encode(&data_refs, &mut out)?;
+                let writes: Vec<(usize, &[u8])> =
+                    bufs.iter().enumerate().map(|(p, b)| (p, &b[..])).collect();
+                self.write_positions(stripe, &rows, writes)
+            },
+            &|_| {},
+            &mut |next, _| progress(next * chunk, total),
+            &mut |_| Ok(()),
+        )?;
         Ok(())
     }
 }
@@ -1051,87 +1039,117 @@ impl Array {
         };
         self.prepare_write();
         let chunk = self.layout.chunk();
-        let stripes = self.regions.data_size / chunk;
-        let rows = 0..self.rows_per_chunk();
-        let width = self.width();
-        let k = if self.codec.is_some() {
-            self.layout.k()
-        } else {
-            1
-        };
+        let stripes = self.stripes();
         let marked_only = self.resync_marked_only.load(Ordering::Acquire);
-        for stripe in 0..stripes {
-            if marked_only
-                && let Some(intent) = &self.intent
-                && !intent.marked(stripe)
-            {
-                report.skipped_stripes += 1;
-                continue;
-            }
-            let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-            // Mismatches are expected here (writes in flight at the stop): not counted.
-            let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k)?;
-            self.check_alive()?;
-            let recovery = self.recover(stripe, &rows, &mut bufs, &status, &|_| false)?;
-            let mut rewrites: Vec<(usize, u64)> = Vec::new();
-            for (r, verdict) in recovery.rows.iter().enumerate() {
-                let row = r as u64;
-                let span = r * BS..(r + 1) * BS;
-                match verdict {
-                    Row::Intact => {
-                        if (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()])
-                        {
-                            report.consistent_rows += 1;
-                            continue;
-                        }
-                    }
-                    // Restore what the checksums record: every rebuilt block verified. The
-                    // blocks that verified may come from different states (a crash in the
-                    // middle of a flush leaves some members' table pages new and some old):
-                    // the restored row must also agree with itself.
-                    Row::Rebuilt(found) => {
-                        let row_bufs: Vec<Vec<u8>> =
-                            bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
-                        if found.iter().all(|f| f.1 == Found::Verified)
-                            && self.row_agrees(&row_bufs, k)?
-                        {
-                            rewrites.extend(found.iter().map(|f| (f.0, row)));
-                            report.restored_rows += 1;
-                            continue;
-                        }
-                        // Not restored: the blocks go back to what was read.
-                        for &(p, _) in found {
-                            if let Some(read) = recovery.stored(p, r) {
-                                bufs[p][span.clone()].copy_from_slice(read);
-                            }
-                        }
-                    }
-                    Row::TooMany(_) | Row::Skipped(_) => {}
+        // One stripe at a time, on the caller's thread: a stripe's writes may mark the
+        // session map, whose lock must never be awaited from a pool task (the pool could
+        // run another stripe's task on the thread holding it).
+        let walk = Walk {
+            stripes: 0..stripes,
+            group: 1,
+            cancel: &AtomicBool::new(false),
+            rate: None,
+            bytes_per_stripe: chunk,
+            checkpoint_every: u64::MAX,
+        };
+        self.walk(
+            &walk,
+            &mut || Ok(()),
+            &|stripe| {
+                if marked_only
+                    && let Some(intent) = &self.intent
+                    && !intent.marked(stripe)
+                {
+                    return Ok(ResyncReport {
+                        skipped_stripes: 1,
+                        ..ResyncReport::default()
+                    });
                 }
-                // The data wins, when there is data to win: every data block was read (an
-                // unreadable block, or one listed as lost, holds nothing to keep — the row
-                // is left as it is and still fails reads, never turned into data).
-                let readable = (0..k).all(|p| matches!(status[p][r], Blk::Good | Blk::Mismatch));
-                if !readable {
-                    report.lost_rows += 1;
-                    continue;
+                self.resync_stripe(stripe)
+            },
+            &|_| {},
+            &mut |next, parts| {
+                for (_, part) in parts {
+                    report.stripes += part.stripes;
+                    report.consistent_rows += part.consistent_rows;
+                    report.restored_rows += part.restored_rows;
+                    report.recomputed_rows += part.recomputed_rows;
+                    report.lost_rows += part.lost_rows;
+                    report.skipped_stripes += part.skipped_stripes;
                 }
-                for p in k..width {
-                    bufs[p][span.clone()].copy_from_slice(&implied[p - k][span.clone()]);
-                }
-                rewrites.extend((0..width).map(|p| (p, row)));
-                report.recomputed_rows += 1;
-            }
-            if !rewrites.is_empty() {
-                self.mark_written(stripe..=stripe);
-            }
-            self.write_blocks(stripe, &bufs, &rewrites)?;
-            report.stripes += 1;
-            progress((stripe + 1) * chunk, stripes * chunk);
-        }
+                progress(next * chunk, stripes * chunk);
+            },
+            &mut |_| Ok(()),
+        )?;
         self.flush()?;
         self.unclean_start.store(false, Ordering::Release);
         self.resync_marked_only.store(false, Ordering::Release);
+        Ok(report)
+    }
+
+    /// Resyncs one stripe (see [`Array::resync`]); the caller holds its lock.
+    fn resync_stripe(&self, stripe: u64) -> Result<ResyncReport, ArrayError> {
+        let rows = 0..self.rows_per_chunk();
+        let width = self.width();
+        let k = self.layout.k();
+        let mut report = ResyncReport::default();
+        // Mismatches are expected here (writes in flight at the stop): not counted.
+        let (mut bufs, status, implied) = self.read_whole_rows(stripe, &rows, k)?;
+        self.check_alive()?;
+        let recovery = self.recover(stripe, &rows, &mut bufs, &status, &|_| false)?;
+        let mut rewrites: Vec<(usize, u64)> = Vec::new();
+        for (r, verdict) in recovery.rows.iter().enumerate() {
+            let row = r as u64;
+            let span = r * BS..(r + 1) * BS;
+            match verdict {
+                Row::Intact => {
+                    if (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]) {
+                        report.consistent_rows += 1;
+                        continue;
+                    }
+                }
+                // Restore what the checksums record: every rebuilt block verified. The
+                // blocks that verified may come from different states (a crash in the
+                // middle of a flush leaves some members' table pages new and some old):
+                // the restored row must also agree with itself.
+                Row::Rebuilt(found) => {
+                    let row_bufs: Vec<Vec<u8>> =
+                        bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                    if found.iter().all(|f| f.1 == Found::Verified)
+                        && self.row_agrees(&row_bufs, k)?
+                    {
+                        rewrites.extend(found.iter().map(|f| (f.0, row)));
+                        report.restored_rows += 1;
+                        continue;
+                    }
+                    // Not restored: the blocks go back to what was read.
+                    for &(p, _) in found {
+                        if let Some(read) = recovery.stored(p, r) {
+                            bufs[p][span.clone()].copy_from_slice(read);
+                        }
+                    }
+                }
+                Row::TooMany(_) | Row::Skipped(_) => {}
+            }
+            // The data wins, when there is data to win: every data block was read (an
+            // unreadable block, or one listed as lost, holds nothing to keep — the row
+            // is left as it is and still fails reads, never turned into data).
+            let readable = (0..k).all(|p| matches!(status[p][r], Blk::Good | Blk::Mismatch));
+            if !readable {
+                report.lost_rows += 1;
+                continue;
+            }
+            for p in k..width {
+                bufs[p][span.clone()].copy_from_slice(&implied[p - k][span.clone()]);
+            }
+            rewrites.extend((0..width).map(|p| (p, row)));
+            report.recomputed_rows += 1;
+        }
+        if !rewrites.is_empty() {
+            self.mark_written(stripe..=stripe);
+        }
+        self.write_blocks(stripe, &bufs, &rewrites)?;
+        report.stripes += 1;
         Ok(report)
     }
 
@@ -1184,15 +1202,7 @@ impl Array {
     }
 
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), ArrayError> {
-        match &self.codec {
-            Some(codec) => Ok(codec.encode(data, parity)?),
-            None => {
-                for copy in parity.iter_mut() {
-                    copy.copy_from_slice(data[0]);
-                }
-                Ok(())
-            }
-        }
+        self.redundancy.encode(data, parity)
     }
 }
 
@@ -1292,15 +1302,10 @@ impl Array {
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<ScrubReport, ArrayError> {
         let chunk = self.layout.chunk();
-        let stripes = self.regions.data_size / chunk;
+        let stripes = self.stripes();
         let rows = 0..self.rows_per_chunk();
         let width = self.width();
-        let k = if self.codec.is_some() {
-            self.layout.k()
-        } else {
-            1
-        };
-        let m = width - k;
+        let (k, m) = (self.layout.k(), self.layout.m());
         let started = std::time::Instant::now();
         let mut report = ScrubReport::default();
         if options.repair {
@@ -1445,16 +1450,18 @@ impl Array {
                 Row::TooMany(_) | Row::Skipped(_) => false,
             };
             for &(pos, how) in &found {
-                let role = self.member_at(stripe, pos);
+                let role = self.layout.member_at(stripe, pos);
+                // A mirror's copies all hold data, none parity.
+                let data = self.layout.data_index(stripe, role);
                 report.damaged.push(DamagedBlock {
                     role,
                     member_offset: self.disk_offset(stripe, row),
                     array_offset: self.layout.array_offset(
                         stripe,
-                        if pos < k { pos } else { 0 },
+                        data.unwrap_or(0),
                         row * CSUM_BLOCK,
                     ),
-                    parity: pos >= k,
+                    parity: data.is_none(),
                     found_by: how,
                     repaired: fixable && repair,
                 });
@@ -1478,7 +1485,7 @@ impl Array {
         }
         self.heal(stripe, rows, &bufs, &status, &heal)?;
         for &(pos, _) in &heal.relisted {
-            let role = self.member_at(stripe, pos);
+            let role = self.layout.member_at(stripe, pos);
             self.members[role]
                 .counters
                 .repaired

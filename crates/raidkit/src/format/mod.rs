@@ -3,7 +3,7 @@
 //!
 //! Each member starts with two superblock copies ([`SB_SIZE`] bytes each, at
 //! [`SB_OFFSETS`]). An update writes the copy `event mod 2`, so the other copy still holds
-//! the previous state if the write is torn; [`read_superblock`] takes the valid copy with the
+//! the previous state if the write is torn; [`crate::meta::read_superblock`] takes the valid copy with the
 //! highest event counter. Every copy carries a CRC-32 of its other bytes.
 //!
 //! The regions of a member, in order: superblocks, a reserved area, the write-intent
