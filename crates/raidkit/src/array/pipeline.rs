@@ -157,6 +157,24 @@ pub(super) struct Walk<'w> {
     pub checkpoint_every: u64,
 }
 
+impl Walk<'static> {
+    /// One stripe at a time, on the caller's thread, to the end (no cancel, rate or
+    /// checkpoints): for walks whose stripes may mark the session map, whose lock must
+    /// never be awaited from a pool task (the pool could run another stripe's task on the
+    /// thread holding it).
+    pub fn serial(stripes: Range<u64>, bytes_per_stripe: u64) -> Walk<'static> {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Walk {
+            stripes,
+            group: 1,
+            cancel: &NEVER,
+            rate: None,
+            bytes_per_stripe,
+            checkpoint_every: u64::MAX,
+        }
+    }
+}
+
 /// Where a walk stopped.
 pub(super) struct Walked {
     /// The first stripe not walked.

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::member::{BadBlocks, ChecksumTable, Incoming};
 use super::pipeline::{BS, Blk, Found, Heal, Row, Walk};
@@ -948,17 +948,7 @@ impl Array {
         let total = self.regions.data_size;
         let rows = 0..self.rows_per_chunk();
         let k = self.layout.k();
-        // One stripe at a time, on the caller's thread: a stripe's writes may mark the
-        // session map, whose lock must never be awaited from a pool task (the pool could
-        // run another stripe's task on the thread holding it).
-        let walk = Walk {
-            stripes: 0..stripes,
-            group: 1,
-            cancel: &AtomicBool::new(false),
-            rate: None,
-            bytes_per_stripe: chunk,
-            checkpoint_every: u64::MAX,
-        };
+        let walk = Walk::serial(0..stripes, chunk);
         // Nothing is verified yet (the tables are being computed): the data is read as it
         // is, the redundancy computed from it, and every block written with its entry.
         self.walk(
@@ -1041,17 +1031,7 @@ impl Array {
         let chunk = self.layout.chunk();
         let stripes = self.stripes();
         let marked_only = self.resync_marked_only.load(Ordering::Acquire);
-        // One stripe at a time, on the caller's thread: a stripe's writes may mark the
-        // session map, whose lock must never be awaited from a pool task (the pool could
-        // run another stripe's task on the thread holding it).
-        let walk = Walk {
-            stripes: 0..stripes,
-            group: 1,
-            cancel: &AtomicBool::new(false),
-            rate: None,
-            bytes_per_stripe: chunk,
-            checkpoint_every: u64::MAX,
-        };
+        let walk = Walk::serial(0..stripes, chunk);
         self.walk(
             &walk,
             &mut || Ok(()),
