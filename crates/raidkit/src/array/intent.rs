@@ -79,7 +79,7 @@ impl Intent {
 impl Array {
     /// Before writing `stripes`: their regions are marked on every member (durably).
     pub(super) fn intent_begin(&self, stripes: RangeInclusive<u64>) {
-        let Some(intent) = &self.intent else {
+        let Some(intent) = self.guard.intent() else {
             return;
         };
         let bits = intent.bits(stripes);
@@ -98,7 +98,7 @@ impl Array {
 
     /// After writing `stripes` (whether it worked or not).
     pub(super) fn intent_end(&self, stripes: RangeInclusive<u64>) {
-        let Some(intent) = &self.intent else {
+        let Some(intent) = self.guard.intent() else {
             return;
         };
         let generation = intent.generation.load(Ordering::SeqCst);
@@ -112,15 +112,15 @@ impl Array {
 
     /// A flush begins: returns its generation.
     pub(super) fn intent_flush_begins(&self) -> u64 {
-        self.intent
-            .as_ref()
+        self.guard
+            .intent()
             .map_or(0, |i| i.generation.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
     /// A flush that began at `generation` made the members durable: clear the regions whose
     /// writes all completed before it began (not while a resync is pending).
     pub(super) fn intent_settle(&self, generation: u64) {
-        let Some(intent) = &self.intent else {
+        let Some(intent) = self.guard.intent() else {
             return;
         };
         if self.unclean_start.load(Ordering::Acquire) {
@@ -170,7 +170,7 @@ impl Array {
                     .filter_map(|(role, m)| Some((role, m.incoming()?.disk.clone()))),
             )
             .collect();
-        let failed = self.parallel(targets, |(role, disk)| {
+        let failed = self.io.parallel(targets, |(role, disk)| {
             disk.write_at(&buf, offset)
                 .and_then(|()| disk.flush())
                 .err()

@@ -30,7 +30,8 @@ use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::stripe::{Planned, aligned_for};
+use super::stripe::aligned_for;
+use super::write::Planned;
 use super::{Array, ArrayError};
 use crate::disk::AlignedBuf;
 use crate::format::{CSUM_BLOCK, JOURNAL_BLOCK, JournalHeader, PartHeader};
@@ -177,7 +178,7 @@ impl Array {
     /// replay, which stops each member's journal at the first invalid header, then never
     /// drops a durable record.
     pub(super) fn journal_commit(&self, plans: Vec<Planned<'_>>) -> Result<(), ArrayError> {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         let mut at = 0;
         while at < plans.len() {
             let reserved = self.journal_append(&plans[at..])?;
@@ -196,7 +197,7 @@ impl Array {
             }
             let last = reserved.last().expect("at least one").seq;
             let results = match self.journal_wait(last) {
-                Ok(()) => self.parallel(batch.iter().collect(), |plan| {
+                Ok(()) => self.io.parallel(batch.iter().collect(), |plan| {
                     self.write_positions(plan.stripe, &plan.rows, plan.slices())
                 }),
                 Err(e) => vec![Err(e)],
@@ -217,7 +218,7 @@ impl Array {
     /// Reserves room for the parts of as many of `plans` as fit (at least one: checkpoints
     /// until it does), in sequence order.
     fn journal_append(&self, plans: &[Planned<'_>]) -> Result<Vec<Reserved>, ArrayError> {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         let width = self.width();
         loop {
             let mut st = journal.lock();
@@ -296,24 +297,26 @@ impl Array {
                 jobs.push((role, base + offset, header, data));
             }
         }
-        let failed = self.parallel_sized(jobs, bytes, |(role, at, header, data)| {
-            let member = &self.members[role];
-            let disk = member.disk()?;
-            let head = header.encode(&self.uuid, &member.uuid());
-            let result = if data.len() <= SMALL_PART || !aligned_for(disk.as_ref(), data) {
-                // One write: the header and a copy of the data.
-                let mut buf = AlignedBuf::new(JOURNAL_BLOCK + data.len());
-                buf[..JOURNAL_BLOCK].copy_from_slice(&head);
-                buf[JOURNAL_BLOCK..].copy_from_slice(data);
-                disk.write_at(&buf, at)
-            } else {
-                let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
-                buf.copy_from_slice(&head);
-                disk.write_at(&buf, at)
-                    .and_then(|()| disk.write_at(data, at + JB))
-            };
-            result.err().map(|e| (role, e))
-        });
+        let failed = self
+            .io
+            .parallel_sized(jobs, bytes, |(role, at, header, data)| {
+                let member = &self.members[role];
+                let disk = member.disk()?;
+                let head = header.encode(&self.uuid, &member.uuid());
+                let result = if data.len() <= SMALL_PART || !aligned_for(disk.as_ref(), data) {
+                    // One write: the header and a copy of the data.
+                    let mut buf = AlignedBuf::new(JOURNAL_BLOCK + data.len());
+                    buf[..JOURNAL_BLOCK].copy_from_slice(&head);
+                    buf[JOURNAL_BLOCK..].copy_from_slice(data);
+                    disk.write_at(&buf, at)
+                } else {
+                    let mut buf = AlignedBuf::new(JOURNAL_BLOCK);
+                    buf.copy_from_slice(&head);
+                    disk.write_at(&buf, at)
+                        .and_then(|()| disk.write_at(data, at + JB))
+                };
+                result.err().map(|e| (role, e))
+            });
         self.journal_failures(failed.into_iter().flatten().collect(), "journal write");
     }
 
@@ -338,7 +341,7 @@ impl Array {
     /// Waits until record `seq` is durable in the journal, flushing as the leader when no
     /// other thread is and every older record is written. Fails if the array failed.
     fn journal_wait(&self, seq: u64) -> Result<(), ArrayError> {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         let mut st = journal.lock();
         while st.durable <= seq {
             let frontier = st.writing.first().copied().unwrap_or(st.next_seq);
@@ -360,13 +363,13 @@ impl Array {
         mut st: MutexGuard<'a, State>,
         frontier: u64,
     ) -> MutexGuard<'a, State> {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         st.busy = true;
         let roles: Vec<usize> = (0..st.unflushed.len())
             .filter(|&r| std::mem::replace(&mut st.unflushed[r], false))
             .collect();
         drop(st);
-        let failed = self.parallel_sized(roles, 0, |role| {
+        let failed = self.io.parallel_sized(roles, 0, |role| {
             let disk = self.members[role].disk()?;
             disk.flush().err().map(|e| (role, e))
         });
@@ -382,7 +385,7 @@ impl Array {
     /// the members durable, then writes a new header (tail = next sequence number, new
     /// nonce) to every active member.
     pub(super) fn journal_checkpoint(&self) -> Result<(), ArrayError> {
-        let Some(journal) = self.journal.as_ref() else {
+        let Some(journal) = self.guard.journal() else {
             return Ok(());
         };
         let mut st = journal.lock();
@@ -418,7 +421,7 @@ impl Array {
     /// the caller has flushed every member and holds every stripe lock, so no record is
     /// outstanding.
     pub(super) fn journal_restart(&self) -> Result<(), ArrayError> {
-        let Some(journal) = self.journal.as_ref() else {
+        let Some(journal) = self.guard.journal() else {
             return Ok(());
         };
         let (tail, count) = {
@@ -484,7 +487,7 @@ impl Array {
     /// records are replayed without it, and its blocks of the regions this session wrote
     /// are rebuilt onto it later ([`Array::catch_up`]).
     pub(super) fn replay(&self) -> Result<ReplayReport, ArrayError> {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         let mut report = ReplayReport::default();
         let since = self
             .meta
@@ -781,7 +784,7 @@ impl Array {
         Vec<(PartHeader, AlignedBuf)>,
         Option<crate::disk::DiskError>,
     ) {
-        let journal = self.journal.as_ref().expect("journal mode");
+        let journal = self.guard.journal().expect("journal mode");
         let base = self.regions.journal_offset + JB;
         let stripes = self.stripes();
         let mut out = Vec::new();

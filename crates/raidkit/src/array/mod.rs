@@ -36,6 +36,8 @@
 //! records (ask `format`/`meta`) or rebuild blocks (that is `pipeline`).
 
 mod error;
+mod exec;
+mod guard;
 mod intent;
 mod journal;
 mod member;
@@ -45,9 +47,10 @@ mod rebuild;
 mod redundancy;
 mod session;
 mod stripe;
+mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 pub use error::ArrayError;
 pub use journal::ReplayReport;
@@ -71,15 +74,8 @@ type Filling = (usize, Arc<dyn Disk>, [u8; 16], u64);
 
 /// Why a member failed when `fail_member` failed it.
 const REQUESTED: &str = "failed by request";
-/// Stripe locks in the lock table.
-const LOCKS: usize = 1024;
 /// Large requests are issued this many bytes (whole stripes) at a time.
 const BATCH: usize = 16 << 20;
-/// Member tasks up to this size may run on the calling thread (see `parallel_sized`).
-const SMALL_TASK: usize = 64 << 10;
-/// Running small tasks one after the other is preferred while it is estimated to cost less
-/// than this more than running them in parallel (about what a pool hand-off costs).
-const INLINE_BUDGET_NS: u64 = 20_000;
 
 /// Options of a running array.
 #[derive(Debug, Clone)]
@@ -380,13 +376,13 @@ pub struct Array {
     dirty: AtomicBool,
     /// Assembled dirty and not resynchronised since.
     unclean_start: AtomicBool,
-    locks: Vec<RwLock<()>>,
-    pool: rayon::ThreadPool,
+    /// The stripe locks.
+    locks: exec::StripeLocks,
+    /// Runs member I/O.
+    io: exec::Executor,
     options: ArrayOptions,
     rotor: AtomicUsize,
     closed: AtomicBool,
-    /// Moving average of how long one small member task takes, in nanoseconds.
-    small_task_ns: AtomicU64,
     /// The superblocks record the dirty flag and the current member table (see
     /// `prepare_write`).
     ready: AtomicBool,
@@ -404,12 +400,10 @@ pub struct Array {
     /// swaps its disk into the role: a flush sees one consistent member, and a checkpoint
     /// never counts pages another flush is still writing.
     flush_lock: Mutex<()>,
-    /// The write-intent bitmap, when the array keeps one.
-    intent: Option<intent::Intent>,
+    /// The journal, the write-intent bitmap, or neither.
+    guard: guard::Guard,
     /// The resync after an unclean stop needs only the regions the bitmap marks.
     resync_marked_only: AtomicBool,
-    /// The write journal, in journal mode.
-    journal: Option<journal::Journal>,
     /// What the replay at assemble did.
     replayed: Mutex<Option<ReplayReport>>,
     /// The session map (`None` when the members have no room for it).
@@ -641,6 +635,7 @@ impl Array {
         // Tables first, superblocks last: a member without a valid superblock is not an
         // array member, whatever else was written.
         array
+            .io
             .parallel(array.members.iter().collect(), |member| {
                 let disk = member.disk().expect("created members have disks");
                 let table = member.table().expect("created members have tables");
@@ -649,7 +644,7 @@ impl Array {
             })
             .into_iter()
             .collect::<Result<(), ArrayError>>()?;
-        if array.journal.is_some() {
+        if array.guard.journal().is_some() {
             array.write_journal_headers(1, crate::ids::new_nonce(), 0)?;
         }
         array.store_session_map(None, false);
@@ -1078,7 +1073,7 @@ impl Array {
             map,
             stamped,
         )?;
-        if let Some(journal) = &array.journal
+        if let Some(journal) = array.guard.journal()
             && journal.reset_needed()
             && array.check_alive().is_ok()
         {
@@ -1120,8 +1115,6 @@ impl Array {
         };
         let redundancy = redundancy::Redundancy::new(&layout, engine)?;
         let stripes = layout.stripes(regions.data_size);
-        let intent = (sb.flags & FLAG_BITMAP != 0)
-            .then(|| intent::Intent::new(stripes, sb.bitmap_epoch, marked.clone()));
         if sb.flags & FLAG_JOURNAL != 0
             && !(format::MIB..=64 * format::MIB).contains(&regions.journal_size)
         {
@@ -1133,9 +1126,9 @@ impl Array {
                 ),
             }));
         }
-        let journal = (sb.flags & FLAG_JOURNAL != 0).then(|| {
+        let guard = if sb.flags & FLAG_JOURNAL != 0 {
             let (tail, nonce, checkpoints, reset) = newest_checkpoint(&members, &regions, &sb);
-            journal::Journal::new(
+            guard::Guard::Journal(journal::Journal::new(
                 members.len(),
                 regions.journal_size,
                 layout.chunk(),
@@ -1143,14 +1136,18 @@ impl Array {
                 nonce,
                 checkpoints,
                 reset,
-            )
-        });
+            ))
+        } else if sb.flags & FLAG_BITMAP != 0 {
+            guard::Guard::Bitmap(intent::Intent::new(
+                stripes,
+                sb.bitmap_epoch,
+                marked.clone(),
+            ))
+        } else {
+            guard::Guard::None
+        };
         let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("raidkit-io-{i}"))
-            .build()
-            .map_err(|e| ArrayError::Threads(e.to_string()))?;
+        let io = exec::Executor::new(threads, options.serial_io)?;
         let stamps = (sb.flags & FLAG_JOURNAL == 0 && sessions.is_some()).then(|| {
             Mutex::new(session::Stamps {
                 event: sb.event,
@@ -1170,12 +1167,11 @@ impl Array {
             dirty: AtomicBool::new(sb.is_dirty()),
             unclean_start: AtomicBool::new(unclean_start),
             meta: Mutex::new(Meta { sb }),
-            locks: (0..LOCKS).map(|_| RwLock::new(())).collect(),
-            pool,
+            locks: exec::StripeLocks::new(),
+            io,
             options: options.clone(),
             rotor: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            small_task_ns: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             creating: AtomicBool::new(false),
             buffers: pool::BufPool::default(),
@@ -1183,9 +1179,8 @@ impl Array {
             running: AtomicUsize::new(0),
             abandoned: Mutex::new(None),
             flush_lock: Mutex::new(()),
-            intent,
+            guard,
             resync_marked_only: AtomicBool::new(marked.is_some()),
-            journal,
             replayed: Mutex::new(None),
             stamps,
             sessions,
@@ -1195,13 +1190,7 @@ impl Array {
 
     /// How the array stays consistent across crashes.
     pub fn consistency(&self) -> Consistency {
-        if self.journal.is_some() {
-            Consistency::Journal
-        } else if self.intent.is_some() {
-            Consistency::Bitmap
-        } else {
-            Consistency::None
-        }
+        self.guard.consistency()
     }
 
     /// The array's size in bytes.
@@ -1227,66 +1216,6 @@ impl Array {
     /// The array's UUID.
     pub fn uuid(&self) -> [u8; 16] {
         self.uuid
-    }
-
-    /// Runs member tasks of up to `bytes` each: on the calling thread, one after the
-    /// other, when small tasks have been measured to take so little time that handing them
-    /// to the pool would cost more than it saves (memory-speed members such as tmpfs files
-    /// or the page cache); otherwise in parallel on the pool. Slow members (disks, remote
-    /// members) keep their I/Os concurrent.
-    fn parallel_sized<T: Send, R: Send>(
-        &self,
-        items: Vec<T>,
-        bytes: usize,
-        f: impl Fn(T) -> R + Sync,
-    ) -> Vec<R> {
-        if bytes > SMALL_TASK || self.options.serial_io {
-            return self.parallel(items, f);
-        }
-        let record = |started: std::time::Instant| {
-            let took = started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u64;
-            let _ = self
-                .small_task_ns
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                    Some((old * 7 + took) / 8)
-                });
-        };
-        let timed = |item: T| {
-            let started = std::time::Instant::now();
-            let result = f(item);
-            record(started);
-            result
-        };
-        let estimate = self.small_task_ns.load(Ordering::Relaxed);
-        if items.len() <= 1 || estimate * (items.len() as u64 - 1) < INLINE_BUDGET_NS {
-            items.into_iter().map(timed).collect()
-        } else {
-            self.parallel(items, timed)
-        }
-    }
-
-    /// Runs `f` on every item, in parallel on the array's pool when there are several.
-    fn parallel<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-        if items.len() <= 1 || self.options.serial_io {
-            return items.into_iter().map(f).collect();
-        }
-        let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-        // The caller runs the last task itself rather than waiting idle: one hand-off fewer.
-        self.pool.in_place_scope(|scope| {
-            let f = &f;
-            let mut pairs = items.into_iter().zip(results.iter_mut());
-            let last = pairs.next_back();
-            for (item, result) in pairs {
-                scope.spawn(move |_| *result = Some(f(item)));
-            }
-            if let Some((item, result)) = last {
-                *result = Some(f(item));
-            }
-        });
-        results
-            .into_iter()
-            .map(|r| r.expect("every task ran"))
-            .collect()
     }
 
     /// The member table as it should be recorded now.
@@ -1402,46 +1331,38 @@ impl Array {
         }
         // Plain threads, not the pool: a commit may run inside a pool task (a member failing
         // mid-write) and must not wait on, or steal, other pool work while holding `meta`.
-        let results = run_threads(
-            targets,
-            self.options.serial_io,
-            |(target, sb)| match target {
-                Target::Member(member) => {
-                    let disk = member
-                        .disk()
-                        .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
-                    crate::meta::write_superblock(disk.as_ref(), &sb)
-                        .and_then(|()| disk.flush())
-                        .map_err(|e| {
-                            member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                            member.set_state(MemberState::Faulty);
-                            log::error!(
-                                "{}: superblock update failed ({e}); faulty",
-                                member.name()
-                            );
-                            ArrayError::Disk(e)
-                        })
-                }
-                Target::Incoming(role, incoming) => crate::meta::write_superblock(
-                    incoming.disk.as_ref(),
-                    &sb,
-                )
-                .and_then(|()| incoming.disk.flush())
-                .map_err(|e| {
-                    incoming.failed.store(true, Ordering::Release);
-                    let member = &self.members[role];
-                    let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
-                    if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
-                        *slot = None;
-                    }
-                    log::error!(
-                        "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
-                        incoming.name
-                    );
-                    ArrayError::Disk(e)
-                }),
-            },
-        );
+        let results = exec::run_threads(targets, self.io.serial(), |(target, sb)| match target {
+            Target::Member(member) => {
+                let disk = member
+                    .disk()
+                    .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
+                crate::meta::write_superblock(disk.as_ref(), &sb)
+                    .and_then(|()| disk.flush())
+                    .map_err(|e| {
+                        member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                        member.set_state(MemberState::Faulty);
+                        log::error!("{}: superblock update failed ({e}); faulty", member.name());
+                        ArrayError::Disk(e)
+                    })
+            }
+            Target::Incoming(role, incoming) => {
+                crate::meta::write_superblock(incoming.disk.as_ref(), &sb)
+                    .and_then(|()| incoming.disk.flush())
+                    .map_err(|e| {
+                        incoming.failed.store(true, Ordering::Release);
+                        let member = &self.members[role];
+                        let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
+                        if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
+                            *slot = None;
+                        }
+                        log::error!(
+                            "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
+                            incoming.name
+                        );
+                        ArrayError::Disk(e)
+                    })
+            }
+        });
         drop(others);
         results.into_iter().collect()
     }
@@ -1628,7 +1549,7 @@ impl Array {
         let generation = self.intent_flush_begins();
         let stamp = self.stamp_begin();
         let regions = self.regions;
-        let results = self.parallel(self.active_members(), |(role, member)| {
+        let results = self.io.parallel(self.active_members(), |(role, member)| {
             let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
                 return None;
             };
@@ -1675,7 +1596,7 @@ impl Array {
             return Ok(());
         }
         self.flush()?;
-        if self.journal.is_some() {
+        if self.guard.journal().is_some() {
             // Empty the journal: every record applied and durable.
             self.journal_checkpoint()?;
         }
@@ -1774,7 +1695,7 @@ impl Array {
             unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
             consistency: self.consistency(),
-            bitmap: self.intent.is_some(),
+            bitmap: self.guard.intent().is_some(),
             replay: self
                 .replayed
                 .lock()
@@ -1782,7 +1703,7 @@ impl Array {
                 .clone(),
             resync_stripes: if self.unclean_start.load(Ordering::Acquire) {
                 let stripes = self.stripes();
-                match &self.intent {
+                match self.guard.intent() {
                     Some(intent) if self.resync_marked_only.load(Ordering::Acquire) => {
                         intent.marked_stripes(stripes)
                     }
@@ -2031,28 +1952,6 @@ fn refuse_if_member(disk: &dyn Disk) -> Result<(), ArrayError> {
     Err(ArrayError::AlreadyMember {
         member: disk.name().to_string(),
         array,
-    })
-}
-
-/// Runs `f` on every item on its own scoped thread (on the caller's when there is one, or
-/// when `serial`, one after the other).
-fn run_threads<T: Send, R: Send>(items: Vec<T>, serial: bool, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 || serial {
-        return items.into_iter().map(f).collect();
-    }
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = items
-            .into_iter()
-            .map(|item| scope.spawn(move || f(item)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
     })
 }
 

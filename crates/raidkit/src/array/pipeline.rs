@@ -368,8 +368,9 @@ impl Array {
             let group: Vec<u64> = (next..end.min(next + walk.group)).collect();
             let last = next + group.len() as u64;
             let results = {
-                let _exclusive = self.lock_all(next..last);
+                let _exclusive = self.locks.exclusive_all(next..last);
                 let results: Result<Vec<(u64, T)>, ArrayError> = self
+                    .io
                     .parallel(group, |stripe| each(stripe).map(|t| (stripe, t)))
                     .into_iter()
                     .collect();
@@ -457,7 +458,7 @@ impl Array {
             .enumerate()
             .filter(|(_, r)| !r.is_empty())
             .collect();
-        let failed = self.parallel_sized(jobs, 0, |(pos, list)| {
+        let failed = self.io.parallel_sized(jobs, 0, |(pos, list)| {
             let role = self.layout.member_at(stripe, pos);
             let holder = self.reader(role, stripe)?;
             for &r in list {
@@ -514,7 +515,7 @@ impl Array {
         let bytes = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
         type Failure = (usize, String, Option<Arc<Incoming>>);
         let failed: Vec<Option<Failure>> =
-            self.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
+            self.io.parallel_sized(jobs, bytes, |(pos, (buf, status))| {
                 let role = self.layout.member_at(stripe, pos);
                 let Some(Holder {
                     disk,

@@ -424,7 +424,7 @@ impl Array {
     /// Takes `role`'s incoming disk out of service (under every stripe lock) and lists it as
     /// a spare.
     fn detach_as_spare(&self, role: usize, incoming: &Arc<Incoming>) {
-        let _all = self.lock_all(0..self.locks.len() as u64);
+        let _all = self.locks.everything();
         let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         *self.members[role]
             .incoming
@@ -695,9 +695,9 @@ impl Array {
                 reason: format!("flush failed: {e}"),
             });
         }
-        let _all = self.lock_all(0..self.locks.len() as u64);
+        let _all = self.locks.everything();
         let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.journal.is_some() {
+        if self.guard.journal().is_some() {
             // Every logged record durable in place (on the incoming disk too), so the journal
             // can start over on the new member set below.
             self.flush_locked()?;

@@ -446,7 +446,7 @@ impl Array {
                     .filter_map(|(role, m)| Some((role, m.incoming()?.disk.clone(), true))),
             )
             .collect();
-        let failed = self.parallel(targets, |(role, disk, incoming)| {
+        let failed = self.io.parallel(targets, |(role, disk, incoming)| {
             write(disk.as_ref()).err().map(|e| (role, incoming, e))
         });
         for (role, incoming, e) in failed.into_iter().flatten() {
@@ -543,7 +543,7 @@ impl Array {
             .into_iter()
             .filter(|(_, m)| !m.is_behind())
             .collect();
-        let failed = self.parallel(targets, |(role, member)| {
+        let failed = self.io.parallel(targets, |(role, member)| {
             let disk = member.disk()?;
             let bytes = encode(&member.uuid());
             let mut buf = AlignedBuf::new(bytes.len());
@@ -619,7 +619,7 @@ impl Array {
                     if !self.members[role].is_active() {
                         return Ok(report);
                     }
-                    let _exclusive = self.lock_all(std::iter::once(stripe));
+                    let _exclusive = self.locks.exclusive_all(std::iter::once(stripe));
                     let pos = self.layout.position(stripe, role);
                     let mut want = vec![false; self.width()];
                     want[pos] = true;

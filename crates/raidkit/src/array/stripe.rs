@@ -1,17 +1,16 @@
-//! The data path of one stripe: verified reads, recovery and repair, and the three ways of
-//! writing (full stripe, read-modify-write, reconstruct-write).
+//! The read side of one stripe: verified reads, recovery and repair, resync and scrub
+//! (writes are planned in `write`).
 //!
 //! Positions: a stripe's blocks are numbered by codeword position — data chunks `0..k` in
 //! logical order, then parity rows `k..k+m` (for a mirror, position i is member i). A
 //! *row* is one 4 KiB block offset within the chunk: the blocks of all positions at that
 //! offset form one codeword, so rows are verified and recovered independently.
 //!
-//! Owns the per-stripe policies: the read fast path and `load_rows`, the write planners and
-//! where their blocks go, resync and scrub. Must not rebuild or judge blocks itself
+//! Owns the per-stripe policies: the read fast path and `load_rows`, which disk holds a
+//! role's blocks (`reader`, `writers`), resync and scrub. Must not rebuild or judge blocks itself
 //! (`pipeline::recover`), nor write back what a recovery found (`pipeline::heal`), nor walk
 //! the array (`pipeline::walk`).
 
-use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,14 +19,10 @@ use super::member::{BadBlocks, ChecksumTable, Incoming};
 use super::pipeline::{BS, Blk, Found, Heal, Row, Walk};
 use super::pool::PoolBuf;
 use super::{Array, ArrayError, Progress};
-use crate::disk::{AlignedBuf, Disk};
+use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
 use crate::layout::Level;
-use crate::parity::BlockUpdate;
 
-/// Full-stripe rows up to this size per block are written without overlapping the data
-/// writes with the parity computation (not worth a hand-off).
-const SMALL_WRITE: usize = 64 << 10;
 /// Stripes a scrub checks concurrently.
 const SCRUB_GROUP: u64 = 4;
 
@@ -47,48 +42,6 @@ pub(super) struct Holder {
     pub bad: Arc<BadBlocks>,
     /// Set when this is the role's incoming disk.
     pub incoming: Option<Arc<Incoming>>,
-}
-
-/// The bytes of one planned block write: the caller's, or computed into a pool buffer.
-pub(super) enum Bytes<'a> {
-    Borrowed(&'a [u8]),
-    Pooled(PoolBuf<'a>),
-}
-
-impl std::ops::Deref for Bytes<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Borrowed(b) => b,
-            Bytes::Pooled(b) => b,
-        }
-    }
-}
-
-/// A write of whole rows of one stripe, computed but not yet issued (journal mode): the
-/// blocks in `bufs`, and which position gets which (`writes`: position, index in `bufs`).
-pub(super) struct Planned<'a> {
-    pub stripe: u64,
-    pub rows: Range<u64>,
-    pub bufs: Vec<Bytes<'a>>,
-    pub writes: Vec<(usize, usize)>,
-}
-
-impl Planned<'_> {
-    /// The writes as `write_positions` takes them.
-    pub fn slices(&self) -> Vec<(usize, &[u8])> {
-        self.writes
-            .iter()
-            .map(|&(pos, i)| (pos, &self.bufs[i][..]))
-            .collect()
-    }
-}
-
-/// Where `write_rows` sends what it computed: straight to the members, or into a list that
-/// goes through the journal first.
-pub(super) enum Sink<'s, 'a> {
-    Direct,
-    Collect(&'s mut Vec<Planned<'a>>),
 }
 
 pub(super) fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
@@ -166,15 +119,11 @@ impl Array {
 
     /// Where writes of `role`'s blocks in `stripe` go: its member when active, and the disk
     /// taking the role over if it already holds the stripe.
-    fn writers(&self, role: usize, stripe: u64) -> Vec<Holder> {
+    pub(super) fn writers(&self, role: usize, stripe: u64) -> Vec<Holder> {
         self.member_holder(role)
             .into_iter()
             .chain(self.incoming_holder(role, stripe))
             .collect()
-    }
-
-    fn lock(&self, stripe: u64) -> &std::sync::RwLock<()> {
-        &self.locks[(stripe % self.locks.len() as u64) as usize]
     }
 
     /// Checks the blocks of `buf` (rows from `first_row`) against `table` (of `role`): the
@@ -225,38 +174,15 @@ impl Array {
         out: &mut [u8],
     ) -> Result<(), ArrayError> {
         {
-            let _shared = self.lock(stripe).read().unwrap_or_else(|e| e.into_inner());
+            let _shared = self.locks.shared(stripe);
             let mut jobs = Vec::new();
             self.split_pieces(stripe, start, out, &mut jobs);
             if self.read_pieces(jobs) {
                 return Ok(());
             }
         }
-        let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
+        let _exclusive = self.locks.exclusive(stripe);
         self.read_slow(stripe, start, out)
-    }
-
-    /// Takes the exclusive locks of `stripes`, in lock-table order.
-    pub(super) fn lock_all(
-        &self,
-        stripes: impl Iterator<Item = u64>,
-    ) -> Vec<std::sync::RwLockWriteGuard<'_, ()>> {
-        self.lock_order(stripes)
-            .iter()
-            .map(|&i| self.locks[i].write().unwrap_or_else(|e| e.into_inner()))
-            .collect()
-    }
-
-    /// Lock-table indices of `stripes`, sorted and without repeats: the order in which a
-    /// request that holds several stripe locks takes them (so two such requests never
-    /// wait for each other in a cycle).
-    pub(super) fn lock_order(&self, stripes: impl Iterator<Item = u64>) -> Vec<usize> {
-        let mut order: Vec<usize> = stripes
-            .map(|s| (s % self.locks.len() as u64) as usize)
-            .collect();
-        order.sort_unstable();
-        order.dedup();
-        order
     }
 
     /// Reads whole consecutive stripes' worth of data (`out` starts at `start` within
@@ -271,11 +197,7 @@ impl Array {
         let stripe_data = self.layout.stripe_data();
         let last = first + (start + out.len() as u64 - 1) / stripe_data;
         {
-            let order = self.lock_order(first..=last);
-            let _shared: Vec<_> = order
-                .iter()
-                .map(|&i| self.locks[i].read().unwrap_or_else(|e| e.into_inner()))
-                .collect();
+            let _shared = self.locks.shared_all(first..=last);
             let mut jobs = Vec::new();
             let mut rest = &mut out[..];
             let mut offset = start;
@@ -322,7 +244,7 @@ impl Array {
     /// The data pieces of `[start, start + len)` in a stripe (`layout`'s extents, counted
     /// from the stripe's start): (data position, byte range within the chunk, offset in
     /// the caller's buffer).
-    fn pieces(&self, start: u64, len: u64) -> Vec<(usize, Range<u64>, usize)> {
+    pub(super) fn pieces(&self, start: u64, len: u64) -> Vec<(usize, Range<u64>, usize)> {
         let mut at = 0;
         self.layout
             .extents(start, len)
@@ -359,50 +281,52 @@ impl Array {
     /// needs recovery (nothing is counted or repaired here; the slow path does that).
     fn read_pieces(&self, jobs: Vec<Piece<'_>>) -> bool {
         let largest = jobs.iter().map(|j| j.3.len()).max().unwrap_or(0);
-        let results = self.parallel_sized(jobs, largest, |(stripe, d, range, mine)| {
-            let pos = self.read_position(stripe, d);
-            let role = self.layout.member_at(stripe, pos);
-            let Some(Holder {
-                disk, table, bad, ..
-            }) = self.reader(role, stripe)
-            else {
-                return false;
-            };
-            let first_row = range.start / CSUM_BLOCK;
-            let rows_end = range.end.div_ceil(CSUM_BLOCK);
-            let base = self.block_index(stripe, first_row);
-            if bad.overlaps(base, rows_end - first_row) {
-                return false;
-            }
-            let whole =
-                range.start.is_multiple_of(CSUM_BLOCK) && range.end.is_multiple_of(CSUM_BLOCK);
-            let verify = self.options.verify_reads;
-            if whole && aligned_for(disk.as_ref(), mine) {
-                disk.read_at(mine, self.disk_offset(stripe, first_row))
-                    .is_ok()
-                    && (!verify
-                        || self
-                            .verify(&table, role, stripe, first_row, mine)
-                            .is_empty())
-            } else {
-                let mut buf = self
-                    .buffers
-                    .take(((rows_end - first_row) * CSUM_BLOCK) as usize);
-                if disk
-                    .read_at(&mut buf, self.disk_offset(stripe, first_row))
-                    .is_err()
-                    || (verify
-                        && !self
-                            .verify(&table, role, stripe, first_row, &buf)
-                            .is_empty())
-                {
+        let results = self
+            .io
+            .parallel_sized(jobs, largest, |(stripe, d, range, mine)| {
+                let pos = self.read_position(stripe, d);
+                let role = self.layout.member_at(stripe, pos);
+                let Some(Holder {
+                    disk, table, bad, ..
+                }) = self.reader(role, stripe)
+                else {
+                    return false;
+                };
+                let first_row = range.start / CSUM_BLOCK;
+                let rows_end = range.end.div_ceil(CSUM_BLOCK);
+                let base = self.block_index(stripe, first_row);
+                if bad.overlaps(base, rows_end - first_row) {
                     return false;
                 }
-                let skip = (range.start - first_row * CSUM_BLOCK) as usize;
-                mine.copy_from_slice(&buf[skip..skip + mine.len()]);
-                true
-            }
-        });
+                let whole =
+                    range.start.is_multiple_of(CSUM_BLOCK) && range.end.is_multiple_of(CSUM_BLOCK);
+                let verify = self.options.verify_reads;
+                if whole && aligned_for(disk.as_ref(), mine) {
+                    disk.read_at(mine, self.disk_offset(stripe, first_row))
+                        .is_ok()
+                        && (!verify
+                            || self
+                                .verify(&table, role, stripe, first_row, mine)
+                                .is_empty())
+                } else {
+                    let mut buf = self
+                        .buffers
+                        .take(((rows_end - first_row) * CSUM_BLOCK) as usize);
+                    if disk
+                        .read_at(&mut buf, self.disk_offset(stripe, first_row))
+                        .is_err()
+                        || (verify
+                            && !self
+                                .verify(&table, role, stripe, first_row, &buf)
+                                .is_empty())
+                    {
+                        return false;
+                    }
+                    let skip = (range.start - first_row * CSUM_BLOCK) as usize;
+                    mine.copy_from_slice(&buf[skip..skip + mine.len()]);
+                    true
+                }
+            });
         results.into_iter().all(|ok| ok)
     }
 
@@ -557,384 +481,6 @@ impl Array {
         self.redundancy.reconstruct(blocks, lost)
     }
 
-    // ---------------------------------------------------------------- writes
-
-    /// Writes `data` at `start` within `stripe`'s data, under the stripe's exclusive lock.
-    pub(super) fn write_stripe(
-        &self,
-        stripe: u64,
-        start: u64,
-        data: &[u8],
-    ) -> Result<(), ArrayError> {
-        let _exclusive = self.lock(stripe).write().unwrap_or_else(|e| e.into_inner());
-        if self.journal.is_some() {
-            let mut plans = Vec::new();
-            self.write_stripe_locked(stripe, start, data, &mut Sink::Collect(&mut plans))?;
-            return self.journal_commit(plans);
-        }
-        self.write_stripe_locked(stripe, start, data, &mut Sink::Direct)
-    }
-
-    /// Writes several stripes (`data` starts at `start` within `first`) under all their
-    /// locks, the stripes in parallel on the pool.
-    pub(super) fn write_stripes(
-        &self,
-        first: u64,
-        start: u64,
-        data: &[u8],
-    ) -> Result<(), ArrayError> {
-        let stripe_data = self.layout.stripe_data();
-        let last = first + (start + data.len() as u64 - 1) / stripe_data;
-        let _exclusive = self.lock_all(first..=last);
-        let mut jobs = Vec::new();
-        let mut done = 0usize;
-        let mut offset = start;
-        for stripe in first..=last {
-            let take = ((stripe_data - offset) as usize).min(data.len() - done);
-            jobs.push((stripe, offset, &data[done..done + take]));
-            done += take;
-            offset = 0;
-        }
-        if self.journal.is_some() {
-            // Compute every stripe's blocks in parallel, then log them all (one group
-            // commit) and write them in place. Pool tasks never wait on the journal.
-            let planned: Vec<Result<Vec<Planned>, ArrayError>> =
-                self.parallel(jobs, |(stripe, offset, bytes)| {
-                    let mut plans = Vec::new();
-                    self.write_stripe_locked(stripe, offset, bytes, &mut Sink::Collect(&mut plans))
-                        .map(|()| plans)
-                });
-            let mut plans = Vec::new();
-            for p in planned {
-                plans.extend(p?);
-            }
-            return self.journal_commit(plans);
-        }
-        self.parallel(jobs, |(stripe, offset, bytes)| {
-            self.write_stripe_locked(stripe, offset, bytes, &mut Sink::Direct)
-        })
-        .into_iter()
-        .collect()
-    }
-
-    /// [`write_stripe`](Array::write_stripe)'s work; the caller holds the stripe's
-    /// exclusive lock. In journal mode rows are cut so that one position's part of a
-    /// record fits the journal several times over.
-    fn write_stripe_locked<'a>(
-        &'a self,
-        stripe: u64,
-        start: u64,
-        data: &'a [u8],
-        sink: &mut Sink<'_, 'a>,
-    ) -> Result<(), ArrayError> {
-        let pieces = self.pieces(start, data.len() as u64);
-        let mut cuts = BTreeSet::new();
-        for (_, range, _) in &pieces {
-            cuts.insert(range.start / CSUM_BLOCK);
-            cuts.insert(range.end.div_ceil(CSUM_BLOCK));
-        }
-        if let Some(journal) = &self.journal {
-            let (first, last) = (
-                *cuts.first().expect("a piece"),
-                *cuts.last().expect("a piece"),
-            );
-            let step = journal.max_rows();
-            cuts.extend((first..last).step_by(step as usize));
-        }
-        let cuts: Vec<u64> = cuts.into_iter().collect();
-        for window in cuts.windows(2) {
-            let rows = window[0]..window[1];
-            let changed: Vec<&(usize, Range<u64>, usize)> = pieces
-                .iter()
-                .filter(|(_, range, _)| {
-                    range.start / CSUM_BLOCK <= rows.start
-                        && rows.end <= range.end.div_ceil(CSUM_BLOCK)
-                })
-                .collect();
-            if !changed.is_empty() {
-                self.write_rows(stripe, rows, &changed, data, sink)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends computed rows to `sink`: written now, or planned for the journal.
-    fn emit<'a>(
-        &self,
-        sink: &mut Sink<'_, 'a>,
-        stripe: u64,
-        rows: Range<u64>,
-        bufs: Vec<Bytes<'a>>,
-        writes: Vec<(usize, usize)>,
-    ) -> Result<(), ArrayError> {
-        let plan = Planned {
-            stripe,
-            rows,
-            bufs,
-            writes,
-        };
-        match sink {
-            Sink::Direct => self.write_positions(stripe, &plan.rows, plan.slices()),
-            Sink::Collect(plans) => {
-                plans.push(plan);
-                Ok(())
-            }
-        }
-    }
-
-    /// Writes rows `rows` of `stripe` where the data positions in `changed` get new bytes.
-    fn write_rows<'a>(
-        &'a self,
-        stripe: u64,
-        rows: Range<u64>,
-        changed: &[&(usize, Range<u64>, usize)],
-        data: &'a [u8],
-        sink: &mut Sink<'_, 'a>,
-    ) -> Result<(), ArrayError> {
-        let k = self.layout.k();
-        let m = self.layout.m();
-        let width = self.width();
-        let span = rows.start * CSUM_BLOCK..rows.end * CSUM_BLOCK;
-        let len = (span.end - span.start) as usize;
-        // For each changed position: the new bytes within the rows, and where they go.
-        struct Change<'a> {
-            pos: usize,
-            /// Offset of the new bytes within the rows' buffer.
-            at: usize,
-            bytes: &'a [u8],
-            full: bool,
-        }
-        let changes: Vec<Change> = changed
-            .iter()
-            .map(|(d, range, buf_at)| {
-                let a = range.start.max(span.start);
-                let e = range.end.min(span.end);
-                let from = buf_at + (a - range.start) as usize;
-                Change {
-                    pos: *d,
-                    at: (a - span.start) as usize,
-                    bytes: &data[from..from + (e - a) as usize],
-                    full: a == span.start && e == span.end,
-                }
-            })
-            .collect();
-        let all_active = (0..width).all(|p| self.serves(self.layout.member_at(stripe, p), stripe));
-        let all_full = changes.iter().all(|c| c.full);
-
-        let Some(codec) = self.redundancy.parity() else {
-            // Mirror: every copy gets the same bytes.
-            let change = &changes[0];
-            let bytes = if change.full {
-                Bytes::Borrowed(change.bytes)
-            } else {
-                let source = (0..width).find(|&p| self.serves(p, stripe)).unwrap_or(0);
-                let mut want = vec![false; width];
-                want[source] = true;
-                let mut bufs = self.row_buffers(&rows);
-                self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-                bufs[source][change.at..change.at + change.bytes.len()]
-                    .copy_from_slice(change.bytes);
-                Bytes::Pooled(bufs.swap_remove(source))
-            };
-            let writes: Vec<(usize, usize)> = (0..width).map(|p| (p, 0)).collect();
-            return self.emit(sink, stripe, rows, vec![bytes], writes);
-        };
-
-        if changes.len() == k && all_full && matches!(sink, Sink::Collect(_)) {
-            // Full stripe rows for the journal: the parity first, then all of it is logged.
-            let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
-            let mut parity: Vec<PoolBuf> = (0..m).map(|_| self.buffers.take(len)).collect();
-            {
-                let mut parity_refs: Vec<&mut [u8]> =
-                    parity.iter_mut().map(|b| &mut b[..]).collect();
-                codec.encode(&data_refs, &mut parity_refs)?;
-            }
-            let mut bufs: Vec<Bytes> = changes.iter().map(|c| Bytes::Borrowed(c.bytes)).collect();
-            let mut writes: Vec<(usize, usize)> = changes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.pos, i))
-                .collect();
-            for (r, b) in parity.into_iter().enumerate() {
-                writes.push((k + r, bufs.len()));
-                bufs.push(Bytes::Pooled(b));
-            }
-            return self.emit(sink, stripe, rows, bufs, writes);
-        }
-        if changes.len() == k && all_full {
-            // Full stripe rows: no reads. The data blocks are written while the parity is
-            // computed (they do not depend on it); then the parity blocks.
-            let data_refs: Vec<&[u8]> = changes.iter().map(|c| c.bytes).collect();
-            let data_writes: Vec<(usize, &[u8])> =
-                changes.iter().map(|c| (c.pos, c.bytes)).collect();
-            let mut parity: Vec<PoolBuf> = (0..m).map(|_| self.buffers.take(len)).collect();
-            let mut data_result = Ok(());
-            let mut parity_result = Ok(());
-            self.pool.in_place_scope(|scope| {
-                let rows = &rows;
-                let data_result = &mut data_result;
-                if len > SMALL_WRITE && !self.options.serial_io {
-                    scope.spawn(move |_| {
-                        *data_result = self.write_positions(stripe, rows, data_writes)
-                    });
-                } else {
-                    *data_result = self.write_positions(stripe, rows, data_writes);
-                }
-                let mut parity_refs: Vec<&mut [u8]> =
-                    parity.iter_mut().map(|b| &mut b[..]).collect();
-                parity_result = codec
-                    .encode(&data_refs, &mut parity_refs)
-                    .map_err(ArrayError::from)
-                    .and_then(|()| {
-                        let writes: Vec<(usize, &[u8])> = parity
-                            .iter()
-                            .enumerate()
-                            .map(|(r, b)| (k + r, &b[..]))
-                            .collect();
-                        self.write_positions(stripe, rows, writes)
-                    });
-            });
-            return data_result.and(parity_result);
-        }
-
-        let partial = changes.iter().filter(|c| !c.full).count();
-        let rmw_reads = changes.len() + m;
-        let rcw_reads = k - changes.len() + partial;
-        let mut bufs = self.row_buffers(&rows);
-        let is_changed = |p: usize| changes.iter().any(|c| c.pos == p);
-        if all_active && rmw_reads < rcw_reads {
-            // Read-modify-write: old data of the changed blocks and the parity.
-            let want: Vec<bool> = (0..width).map(|p| p >= k || is_changed(p)).collect();
-            self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-            let news: Vec<PoolBuf> = changes
-                .iter()
-                .map(|c| {
-                    let mut new = self.buffers.take(len);
-                    new.copy_from_slice(&bufs[c.pos]);
-                    new[c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
-                    new
-                })
-                .collect();
-            let (data_bufs, parity_bufs) = bufs.split_at_mut(k);
-            let updates: Vec<BlockUpdate> = changes
-                .iter()
-                .zip(&news)
-                .map(|(c, new)| BlockUpdate {
-                    position: c.pos,
-                    old: &data_bufs[c.pos],
-                    new,
-                })
-                .collect();
-            {
-                let mut parity_refs: Vec<&mut [u8]> =
-                    parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
-                codec.update(&updates, &mut parity_refs)?;
-            }
-            let mut writes: Vec<(usize, usize)> = changes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.pos, i))
-                .collect();
-            let mut out: Vec<Bytes> = news.into_iter().map(Bytes::Pooled).collect();
-            for (r, b) in bufs.into_iter().skip(k).enumerate() {
-                writes.push((k + r, out.len()));
-                out.push(Bytes::Pooled(b));
-            }
-            return self.emit(sink, stripe, rows, out, writes);
-        }
-
-        // Reconstruct-write: read the data that does not change (and what changes only in
-        // part), recompute parity. The degraded path too: load_rows rebuilds missing data.
-        let want: Vec<bool> = (0..width)
-            .map(|p| p < k && changes.iter().all(|c| c.pos != p || !c.full))
-            .collect();
-        self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
-        for c in &changes {
-            bufs[c.pos][c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
-        }
-        let (data_bufs, parity_bufs) = bufs.split_at_mut(k);
-        {
-            let data_refs: Vec<&[u8]> = data_bufs.iter().map(|b| &b[..]).collect();
-            let mut parity_refs: Vec<&mut [u8]> =
-                parity_bufs.iter_mut().map(|b| &mut b[..]).collect();
-            codec.encode(&data_refs, &mut parity_refs)?;
-        }
-        let mut out: Vec<Bytes> = Vec::new();
-        let mut writes: Vec<(usize, usize)> = Vec::new();
-        for (p, b) in bufs.into_iter().enumerate() {
-            if p >= k || is_changed(p) {
-                writes.push((p, out.len()));
-                out.push(Bytes::Pooled(b));
-            }
-        }
-        self.emit(sink, stripe, rows, out, writes)
-    }
-
-    /// Writes whole rows of positions to their members (skipping members not in service),
-    /// with their checksum entries. A member whose write fails is marked faulty; the call
-    /// fails only when the stripe no longer holds the data.
-    pub(super) fn write_positions(
-        &self,
-        stripe: u64,
-        rows: &Range<u64>,
-        writes: Vec<(usize, &[u8])>,
-    ) -> Result<(), ArrayError> {
-        let offset = self.disk_offset(stripe, rows.start);
-        let base = self.block_index(stripe, rows.start);
-        let size = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        let jobs: Vec<(usize, usize, &[u8], Holder)> = writes
-            .into_iter()
-            .flat_map(|(pos, bytes)| {
-                let role = self.layout.member_at(stripe, pos);
-                self.writers(role, stripe)
-                    .into_iter()
-                    .map(move |holder| (pos, role, bytes, holder))
-            })
-            .collect();
-        let failed = self.parallel_sized(jobs, size, |(_, role, bytes, holder)| {
-            let entries: Vec<u32> = bytes
-                .chunks(BS)
-                .enumerate()
-                .map(|(i, block)| format::checksum_entry(role, base + i as u64, block))
-                .collect();
-            let disk = holder.disk.as_ref();
-            let result = if aligned_for(disk, bytes) {
-                disk.write_at(bytes, offset)
-            } else {
-                let mut copy = AlignedBuf::new(bytes.len());
-                copy.copy_from_slice(bytes);
-                disk.write_at(&copy, offset)
-            };
-            let blocks = (bytes.len() / BS) as u64;
-            match result {
-                Ok(()) => {
-                    for (i, entry) in entries.into_iter().enumerate() {
-                        holder.table.set(base + i as u64, entry);
-                    }
-                    holder.table.mark_dirty(base, blocks);
-                    holder.bad.clear(base, blocks);
-                    None
-                }
-                Err(e) => {
-                    self.members[role]
-                        .counters
-                        .write_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(incoming) = &holder.incoming {
-                        self.abandon(role, incoming, &format!("write failed: {e}"));
-                        None
-                    } else {
-                        Some((role, format!("write failed: {e}")))
-                    }
-                }
-            }
-        });
-        for (role, why) in failed.into_iter().flatten() {
-            self.fail_role(role, &why);
-        }
-        self.check_alive()
-    }
-
     // ---------------------------------------------------------------- create
 
     /// Brings parity into agreement with the data over the whole array (create), and
@@ -958,7 +504,7 @@ impl Array {
                 let mut bufs = self.row_buffers(&rows);
                 let reads: Vec<(usize, &mut PoolBuf)> =
                     bufs.iter_mut().take(k).enumerate().collect();
-                let results = self.parallel(reads, |(pos, buf)| {
+                let results = self.io.parallel(reads, |(pos, buf)| {
                     let role = self.layout.member_at(stripe, pos);
                     let disk = self.members[role]
                         .disk()
@@ -1037,7 +583,7 @@ impl Array {
             &mut || Ok(()),
             &|stripe| {
                 if marked_only
-                    && let Some(intent) = &self.intent
+                    && let Some(intent) = self.guard.intent()
                     && !intent.marked(stripe)
                 {
                     return Ok(ResyncReport {

@@ -505,6 +505,13 @@ impl Superblock {
                 format!("slot {slot} does not name this member"),
             ));
         }
+        let flags = get_u32(b, OFF_FLAGS);
+        if flags & FLAG_BITMAP != 0 && flags & FLAG_JOURNAL != 0 {
+            return Err(invalid(
+                "flags",
+                "both a write-intent bitmap and a journal; an array keeps one".to_string(),
+            ));
+        }
         Ok(Superblock {
             minor,
             array_uuid: get(b, OFF_ARRAY_UUID),
@@ -515,7 +522,7 @@ impl Superblock {
             m,
             members,
             chunk,
-            flags: get_u32(b, OFF_FLAGS),
+            flags,
             event: get_u64(b, OFF_EVENT),
             ctime: get_u64(b, OFF_CTIME),
             utime: get_u64(b, OFF_UTIME),
