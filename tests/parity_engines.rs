@@ -161,6 +161,56 @@ macro_rules! engine_suite {
                 }
 
                 #[test]
+                fn codec_locate_names_what_replacing_one_block_explains(k in 1usize..=12, m in 1usize..=4, len in 1usize..300, seed: u64, victims in 0usize..=2) {
+                    let Some(engine) = engine("codec_locate") else { return Ok(()) };
+                    let codec = Codec::with_engine(k, m, engine).unwrap();
+                    let mut rng = Rng::new(seed);
+                    let mut blocks: Vec<Vec<u8>> = (0..k).map(|_| rng.block(len)).collect();
+                    blocks.extend((0..m).map(|_| vec![0u8; len]));
+                    {
+                        let (data, parity) = blocks.split_at_mut(k);
+                        let data: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
+                        let mut parity: Vec<&mut [u8]> = parity.iter_mut().map(|b| &mut b[..]).collect();
+                        codec.encode(&data, &mut parity).unwrap();
+                    }
+                    let mut damaged = Vec::new();
+                    for _ in 0..victims {
+                        let v = rng.below(k + m);
+                        let at = rng.below(len);
+                        blocks[v][at] ^= 1 + rng.below(255) as u8;
+                        damaged.push(v);
+                    }
+                    // The reference: every position whose rebuilt contents make the whole
+                    // codeword consistent; a block is named only when exactly one does.
+                    let consistent = |b: &[Vec<u8>]| {
+                        let data: Vec<&[u8]> = b[..k].iter().map(|x| &x[..]).collect();
+                        let mut implied: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; len]).collect();
+                        let mut refs: Vec<&mut [u8]> = implied.iter_mut().map(|x| &mut x[..]).collect();
+                        codec.encode(&data, &mut refs).unwrap();
+                        implied.iter().zip(&b[k..]).all(|(a, b)| a == b)
+                    };
+                    let explains: Vec<usize> = (0..k + m)
+                        .filter(|&c| {
+                            let mut copy = blocks.clone();
+                            let mut refs: Vec<&mut [u8]> = copy.iter_mut().map(|x| &mut x[..]).collect();
+                            codec.reconstruct(&mut refs, &[c]).unwrap();
+                            consistent(&copy)
+                        })
+                        .collect();
+                    let expected = match explains[..] {
+                        [only] if !consistent(&blocks) => Some(only),
+                        _ => None,
+                    };
+                    let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+                    let got = codec.locate(&refs).unwrap();
+                    prop_assert_eq!(got, expected, "damaged {:?}", damaged);
+                    // One damaged block is always named when two or more parities cover it.
+                    if m >= 2 && damaged.len() == 1 && !consistent(&blocks) {
+                        prop_assert_eq!(got, Some(damaged[0]));
+                    }
+                }
+
+                #[test]
                 fn codec_encode_update_reconstruct(k in 1usize..=64, m in 1usize..=4, len in length(), off in 0usize..64, seed: u64) {
                     let Some(engine) = engine("codec") else { return Ok(()) };
                     let codec = Codec::with_engine(k, m, engine).unwrap();

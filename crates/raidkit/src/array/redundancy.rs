@@ -69,4 +69,50 @@ impl Redundancy {
             }
         }
     }
+
+    /// The one position whose damage explains why a row's redundancy does not match it
+    /// (`blocks`: every position, as stored), when exactly one does; `None` when the row is
+    /// consistent or no single block explains it. Parity: the codec's syndrome rule
+    /// ([`Codec::locate`]). Mirror: the one copy that differs from all the others while
+    /// they agree (three copies or more; with two, either could be the damaged one).
+    pub fn locate(&self, blocks: &[&[u8]]) -> Result<Option<usize>, ArrayError> {
+        match self {
+            Redundancy::Parity(codec) => Ok(codec.locate(blocks)?),
+            Redundancy::Mirror => {
+                if blocks.len() < 3 {
+                    return Ok(None);
+                }
+                let odd: Vec<usize> = (0..blocks.len())
+                    .filter(|&p| {
+                        let others: Vec<usize> = (0..blocks.len()).filter(|&o| o != p).collect();
+                        others.iter().all(|&o| blocks[o] == blocks[others[0]])
+                            && blocks[p] != blocks[others[0]]
+                    })
+                    .collect();
+                Ok(match odd[..] {
+                    [only] => Some(only),
+                    _ => None,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_names_the_one_copy_that_disagrees_with_the_rest() {
+        let (a, b) = (vec![1u8; 8], vec![2u8; 8]);
+        let locate = |blocks: &[&[u8]]| Redundancy::Mirror.locate(blocks).unwrap();
+        assert_eq!(locate(&[&a, &a, &a]), None);
+        assert_eq!(locate(&[&a, &b, &a]), Some(1));
+        assert_eq!(locate(&[&b, &a, &a, &a]), Some(0));
+        // Two copies: either could be the damaged one. Two against two: no majority.
+        assert_eq!(locate(&[&a, &b]), None);
+        assert_eq!(locate(&[&a, &a, &b, &b]), None);
+        let c = vec![3u8; 8];
+        assert_eq!(locate(&[&a, &b, &c]), None);
+    }
 }

@@ -758,6 +758,34 @@ impl Default for ScrubOptions {
     }
 }
 
+/// How a scrub found a damaged block (shown as [`DamagedBlock::found_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FoundBy {
+    /// The member returned an error.
+    ReadError,
+    /// The block is in the member's bad-block log.
+    BadBlockLog,
+    /// The block does not match its checksum entry.
+    Checksum,
+    /// The block is intact: its checksum entry was damaged.
+    ChecksumEntry,
+    /// Every checksum matched, but the row's redundancy named this block.
+    Syndrome,
+}
+
+impl FoundBy {
+    /// The name `found_by` carries.
+    fn name(self) -> &'static str {
+        match self {
+            FoundBy::ReadError => "read error",
+            FoundBy::BadBlockLog => "bad-block log",
+            FoundBy::Checksum => "checksum",
+            FoundBy::ChecksumEntry => "checksum entry",
+            FoundBy::Syndrome => "syndrome",
+        }
+    }
+}
+
 /// A damaged block found by a scrub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedBlock {
@@ -928,13 +956,13 @@ impl Array {
             let row = rows.start + r as u64;
             let span = r * BS..(r + 1) * BS;
             // What is wrong with each block present: named by its own status first.
-            let mut found: Vec<(usize, &'static str)> = (0..width)
+            let mut found: Vec<(usize, FoundBy)> = (0..width)
                 .filter(|&p| !matches!(status[p][r], Blk::Good | Blk::Absent))
                 .map(|p| {
                     let how = match status[p][r] {
-                        Blk::Eio => "read error",
-                        Blk::Listed => "bad-block log",
-                        _ => "checksum",
+                        Blk::Eio => FoundBy::ReadError,
+                        Blk::Listed => FoundBy::BadBlockLog,
+                        _ => FoundBy::Checksum,
                     };
                     (p, how)
                 })
@@ -946,7 +974,8 @@ impl Array {
                     if (k..width).all(|p| bufs[p][span.clone()] == implied[p - k][span.clone()]) {
                         continue;
                     }
-                    let Some(p) = self.attribute(&bufs, &span, k) else {
+                    let row_blocks: Vec<&[u8]> = bufs.iter().map(|b| &b[span.clone()]).collect();
+                    let Some(p) = self.redundancy.locate(&row_blocks)? else {
                         report.unrecoverable.push((
                             self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
                             self.layout.array_offset(stripe, 0, row * CSUM_BLOCK) + CSUM_BLOCK,
@@ -957,7 +986,7 @@ impl Array {
                     let mut slices: Vec<&mut [u8]> =
                         bufs.iter_mut().map(|b| &mut b[span.clone()]).collect();
                     self.reconstruct(&mut slices, &[p])?;
-                    found.push((p, "syndrome"));
+                    found.push((p, FoundBy::Syndrome));
                     true
                 }
                 // Only absent members: nothing to check against.
@@ -968,7 +997,7 @@ impl Array {
                 Row::Rebuilt(judged) => {
                     for f in found.iter_mut() {
                         if judged.contains(&(f.0, Found::Entry)) {
-                            f.1 = "checksum entry";
+                            f.1 = FoundBy::ChecksumEntry;
                         }
                     }
                     verdict.trusted()
@@ -988,7 +1017,7 @@ impl Array {
                         row * CSUM_BLOCK,
                     ),
                     parity: data.is_none(),
-                    found_by: how,
+                    found_by: how.name(),
                     repaired: fixable && repair,
                 });
             }
@@ -1002,7 +1031,7 @@ impl Array {
                 continue;
             }
             for &(pos, how) in &found {
-                if how == "checksum entry" {
+                if how == FoundBy::ChecksumEntry {
                     heal.entries.push((pos, r));
                 } else if repair {
                     heal.relisted.push((pos, r));
@@ -1018,35 +1047,5 @@ impl Array {
                 .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// The single position whose rebuilt contents make the row consistent, when exactly one
-    /// does (needs at least two parity blocks; with one, every position would).
-    fn attribute(&self, bufs: &[PoolBuf<'_>], span: &Range<usize>, k: usize) -> Option<usize> {
-        let width = self.width();
-        if width - k < 2 {
-            return None;
-        }
-        let mut candidates = Vec::new();
-        for candidate in 0..width {
-            let mut row: Vec<Vec<u8>> = bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
-            {
-                let mut slices: Vec<&mut [u8]> = row.iter_mut().map(|b| &mut b[..]).collect();
-                self.reconstruct(&mut slices, &[candidate]).ok()?;
-            }
-            let mut implied: Vec<Vec<u8>> = (k..width).map(|_| vec![0u8; BS]).collect();
-            {
-                let data: Vec<&[u8]> = row[..k].iter().map(|b| &b[..]).collect();
-                let mut parity: Vec<&mut [u8]> = implied.iter_mut().map(|b| &mut b[..]).collect();
-                self.encode(&data, &mut parity).ok()?;
-            }
-            if (k..width).all(|p| row[p] == implied[p - k]) {
-                candidates.push(candidate);
-            }
-        }
-        match candidates[..] {
-            [only] => Some(only),
-            _ => None,
-        }
     }
 }

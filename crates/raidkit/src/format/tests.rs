@@ -292,6 +292,27 @@ fn session_map_blocks_are_pinned() {
 /// A minor 0 superblock has no scrub mark whatever those bytes hold; a minor 1 mark
 /// off a chunk boundary or past the data region is refused.
 #[test]
+fn one_crash_guard_per_array() {
+    for (flags, ok) in [
+        (0, true),
+        (FLAG_BITMAP, true),
+        (FLAG_JOURNAL, true),
+        (FLAG_BITMAP | FLAG_JOURNAL, false),
+    ] {
+        let mut sb = sample();
+        sb.flags = flags;
+        let back = Superblock::decode(&sb.encode());
+        assert_eq!(back.is_ok(), ok, "flags {flags:#x}");
+        if !ok {
+            assert!(matches!(
+                back,
+                Err(FormatError::Invalid { field: "flags", .. })
+            ));
+        }
+    }
+}
+
+#[test]
 fn scrub_mark_rules() {
     let mut sb = sample();
     sb.minor = 0;

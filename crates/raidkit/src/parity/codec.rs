@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{
-    BlockUpdate, Engine, MAX_PARITY, ParityError, check_data_count, check_lost, check_updates,
-    common_len, gf, matrix,
+    BlockUpdate, Engine, MAX_PARITY, ParityError, SyndromeCheck, check_data_count, check_lost,
+    check_updates, common_len, gf, matrix,
 };
 
 /// Decode plans kept per codec before the cache is cleared.
@@ -183,6 +183,76 @@ impl Codec {
         let mut outs: Vec<&mut [u8]> = outs.into_iter().map(|o| o.1).collect();
         self.engine.dot(&srcs, &plan.coefs, &mut outs, false);
         Ok(())
+    }
+
+    /// The one block whose damage explains why a codeword's parity does not match its
+    /// data, when exactly one block does.
+    ///
+    /// `blocks` is the codeword as stored: data `0..k`, then parity `k..k+m`. Returns the
+    /// position of the damaged block, or `None` when the parity matches (nothing to
+    /// locate), when m < 2 (one equation cannot name a block), or when no single block
+    /// explains the mismatch at every byte (more than one block is damaged). For m = 2 this
+    /// is the engine's RAID-6 syndrome check ([`Engine::check_raid6`]); beyond, the same
+    /// rule over every parity row: a damaged data block z with error e shows as
+    /// `A[r][z]·e` in every row r (no coefficient is zero), a damaged parity block in its
+    /// own row only.
+    pub fn locate(&self, blocks: &[&[u8]]) -> Result<Option<usize>, ParityError> {
+        let total = self.k + self.m;
+        if blocks.len() != total {
+            return Err(ParityError::BlockCount {
+                expected: total,
+                found: blocks.len(),
+            });
+        }
+        let len = common_len(blocks.iter().copied())?;
+        let (data, parity) = blocks.split_at(self.k);
+        match self.m {
+            1 => return Ok(None),
+            2 => {
+                return Ok(match self.engine.check_raid6(data, parity[0], parity[1])? {
+                    SyndromeCheck::Consistent | SyndromeCheck::Multiple => None,
+                    SyndromeCheck::PBad => Some(self.k),
+                    SyndromeCheck::QBad => Some(self.k + 1),
+                    SyndromeCheck::Data(z) => Some(z),
+                });
+            }
+            _ => {}
+        }
+        // Syndromes: the parity the data implies, XOR the parity stored.
+        let mut syndromes: Vec<Vec<u8>> = (0..self.m).map(|_| vec![0u8; len]).collect();
+        {
+            let mut refs: Vec<&mut [u8]> = syndromes.iter_mut().map(|s| &mut s[..]).collect();
+            self.encode(data, &mut refs)?;
+        }
+        for (syndrome, stored) in syndromes.iter_mut().zip(parity) {
+            for (s, &b) in syndrome.iter_mut().zip(stored.iter()) {
+                *s ^= b;
+            }
+        }
+        let showing: Vec<usize> = (0..self.m)
+            .filter(|&r| syndromes[r].iter().any(|&b| b != 0))
+            .collect();
+        match showing[..] {
+            [] => return Ok(None),
+            [r] => return Ok(Some(self.k + r)),
+            _ if showing.len() < self.m => return Ok(None),
+            _ => {}
+        }
+        // Row 0 is all ones, so e = syndromes[0]; row 1 (g^z) names z at any byte where e
+        // is non-zero, and every row must then agree at every byte.
+        let Some(at) = syndromes[0].iter().position(|&b| b != 0) else {
+            return Ok(None);
+        };
+        let (e, s1) = (syndromes[0][at], syndromes[1][at]);
+        let Some(z) = (0..self.k).find(|&z| gf::mul(self.coefficient(1, z), e) == s1) else {
+            return Ok(None);
+        };
+        let coefficients: Vec<u8> = (0..self.m).map(|r| self.coefficient(r, z)).collect();
+        let explained = (0..len).all(|i| {
+            let e = syndromes[0][i];
+            (1..self.m).all(|r| syndromes[r][i] == gf::mul(coefficients[r], e))
+        });
+        Ok(explained.then_some(z))
     }
 
     fn plan(&self, lost: &[usize]) -> Arc<DecodePlan> {
