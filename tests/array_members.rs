@@ -588,3 +588,147 @@ fn errors_name_what_is_wrong() {
         "{message}"
     );
 }
+
+/// A memory disk that records the offset of every write, in order.
+#[derive(Debug)]
+struct Recording {
+    inner: MemDisk,
+    writes: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Disk for Recording {
+    fn info(&self) -> &raidkit::disk::DiskInfo {
+        self.inner.info()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), raidkit::disk::DiskError> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), raidkit::disk::DiskError> {
+        self.writes.lock().unwrap().push(offset);
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&self) -> Result<(), raidkit::disk::DiskError> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_member_failing_during_create_commits_no_superblock_before_the_tables() {
+    // RAID-5 over four members; the last one fails every data write, so the initial sync
+    // marks it faulty. No superblock may reach the others before their checksum tables do:
+    // a superblock over an unwritten table would make every block a checksum mismatch.
+    let options = CreateOptions::new(Level::Parity { m: 1 }).chunk(CHUNK);
+    let regions = format::Regions::plan(MEMBER, CHUNK).unwrap();
+    let recorders: Vec<Arc<Recording>> = (0..3)
+        .map(|i| {
+            Arc::new(Recording {
+                inner: MemDisk::new(&format!("r{i}"), MEMBER, 4096),
+                writes: std::sync::Mutex::new(Vec::new()),
+            })
+        })
+        .collect();
+    let failing = Arc::new(SimDisk::new("bad", MEMBER, 7));
+    failing.fail_writes_in(regions.data_offset, regions.data_size);
+    let mut disks: Vec<Box<dyn Disk>> = recorders
+        .iter()
+        .map(|r| Box::new(Arc::clone(r)) as Box<dyn Disk>)
+        .collect();
+    disks.push(Box::new(Arc::clone(&failing)));
+    let array = Array::create(disks, &options).unwrap();
+    assert_eq!(array.status().members[3].state, MemberState::Faulty);
+    let sb_end = 2 * format::SB_SIZE as u64;
+    let table = regions.csum_offset..regions.csum_offset + regions.csum_size;
+    for r in &recorders {
+        let writes = r.writes.lock().unwrap();
+        let first_sb = writes
+            .iter()
+            .position(|&at| at < sb_end)
+            .expect("a superblock");
+        let first_table = writes
+            .iter()
+            .position(|at| table.contains(at))
+            .expect("a table write");
+        assert!(
+            first_table < first_sb,
+            "{}: superblock written (write {first_sb}) before the table (write {first_table})",
+            r.inner.name()
+        );
+    }
+    array.close().unwrap();
+}
+
+#[test]
+fn the_array_says_where_every_data_and_parity_byte_lives() {
+    for (level, n) in [
+        (Level::Parity { m: 1 }, 4),
+        (Level::Parity { m: 2 }, 5),
+        (Level::Parity { m: 3 }, 6),
+        (Level::Mirror, 3),
+    ] {
+        let options = CreateOptions::new(level).chunk(CHUNK);
+        let disks = mem_disks("d", n, MEMBER);
+        let array = Array::create(boxed(&disks), &options).unwrap();
+        let mut data = vec![0u8; array.len() as usize];
+        Rng::new(n as u64).fill(&mut data);
+        array.write_at(&data, 0).unwrap();
+        array.flush().unwrap();
+        let images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
+        let byte_at = |role: usize, at: u64| images[role][at as usize];
+        let mut rng = Rng::new(99);
+        for _ in 0..200 {
+            let offset = rng.below(data.len()) as u64;
+            let place = array.locate(offset).unwrap();
+            assert_eq!(place.member, disks[place.role].name());
+            assert_eq!(
+                byte_at(place.role, place.disk_offset),
+                data[offset as usize]
+            );
+            // P is the XOR of the row's data bytes; a mirror's other copies are the same.
+            let p = array.locate_parity(offset, 0).unwrap();
+            assert_eq!(
+                p.disk_offset, place.disk_offset,
+                "same row, same member offset"
+            );
+            let stripe_data = array.layout().stripe_data();
+            let in_chunk = offset % CHUNK;
+            let stripe_start = offset / stripe_data * stripe_data;
+            let expected = if level == Level::Mirror {
+                data[offset as usize]
+            } else {
+                (0..stripe_data / CHUNK)
+                    .map(|d| data[(stripe_start + d * CHUNK + in_chunk) as usize])
+                    .fold(0, |a, b| a ^ b)
+            };
+            assert_eq!(byte_at(p.role, p.disk_offset), expected, "{level:?}");
+            assert_ne!(p.role, place.role);
+        }
+        assert!(array.locate_parity(0, array.layout().m()).is_err());
+        assert!(array.locate(array.len()).is_err());
+        array.close().unwrap();
+    }
+}
+
+#[test]
+fn member_size_for_is_the_smallest_whole_mib_that_holds_the_capacity() {
+    for (level, n) in [
+        (Level::Parity { m: 2 }, 6),
+        (Level::Mirror, 2),
+        (Level::Parity { m: 1 }, 3),
+    ] {
+        let options = CreateOptions::new(level).chunk(CHUNK);
+        for capacity in [1u64, 5 << 20, 100 << 20, 3 << 30] {
+            let size = options.member_size_for(n, capacity).unwrap();
+            assert_eq!(size % (1 << 20), 0);
+            let fits = |member: u64| {
+                let regions = format::Regions::plan(member, CHUNK).ok();
+                let layout = raidkit::layout::Layout::new(level, n, CHUNK).unwrap();
+                regions.is_some_and(|r| layout.capacity(r.data_size) >= capacity)
+            };
+            assert!(fits(size), "{level:?} {capacity}: {size} does not hold it");
+            assert!(
+                !fits(size - (1 << 20)),
+                "{level:?} {capacity}: {size} is not the smallest"
+            );
+        }
+    }
+}

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use raidkit::array::{Array, ArrayOptions, CreateOptions, ScrubOptions};
 use raidkit::disk::{Disk, MemDisk};
-use raidkit::format;
 use raidkit::layout::Level;
 use raidkit_testkit::Rng;
+use raidkit_testkit::arrays::{boxed as boxed_disks, forge_block, mem_disks};
 use raidkit_testkit::sim::SimDisk;
 
 const MEMBER: u64 = 4 << 20;
@@ -173,15 +173,8 @@ fn a_forged_block_is_named_by_syndrome_or_reported() {
         (Level::Parity { m: 3 }, 6, true),
         (Level::Parity { m: 1 }, 4, false),
     ] {
-        let disks: Vec<Arc<MemDisk>> = (0..n)
-            .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
-            .collect();
-        let boxed = || {
-            disks
-                .iter()
-                .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-                .collect::<Vec<_>>()
-        };
+        let disks = mem_disks("m", n, MEMBER);
+        let boxed = || boxed_disks(&disks);
         let array = Array::create(boxed(), &CreateOptions::new(level).chunk(CHUNK)).unwrap();
         let data = Rng::new(3).block(array.len() as usize);
         array.write_at(&data, 0).unwrap();
@@ -190,20 +183,7 @@ fn a_forged_block_is_named_by_syndrome_or_reported() {
         // Forge block 5 of member 1: new contents and a matching checksum entry.
         let (member, block) = (1usize, 5u64);
         let forged = vec![0xA5u8; 4096];
-        disks[member]
-            .write_at(&forged, regions.data_offset + block * 4096)
-            .unwrap();
-        let entry = format::checksum_entry(member, block, &forged);
-        let page = block * 4 / 4096 * 4096;
-        let mut table_page = vec![0u8; 4096];
-        disks[member]
-            .read_at(&mut table_page, regions.csum_offset + page)
-            .unwrap();
-        let at = (block * 4 - page) as usize;
-        table_page[at..at + 4].copy_from_slice(&entry.to_le_bytes());
-        disks[member]
-            .write_at(&table_page, regions.csum_offset + page)
-            .unwrap();
+        forge_block(disks[member].as_ref(), &regions, member, block, &forged);
         let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
         let report = scrub(&array, true);
         if attributable {
@@ -558,15 +538,8 @@ fn a_crash_mid_scrub_resumes_and_leaves_nothing_damaged() {
 #[test]
 fn a_row_whose_redundancy_disagrees_is_never_repaired_from_it() {
     let n = 4;
-    let disks: Vec<Arc<MemDisk>> = (0..n)
-        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
-        .collect();
-    let boxed = || {
-        disks
-            .iter()
-            .map(|d| Box::new(d.clone()) as Box<dyn Disk>)
-            .collect::<Vec<_>>()
-    };
+    let disks = mem_disks("m", n, MEMBER);
+    let boxed = || boxed_disks(&disks);
     let level = Level::Parity { m: 1 };
     let array = Array::create(boxed(), &CreateOptions::new(level).chunk(CHUNK)).unwrap();
     let data = Rng::new(9).block(array.len() as usize);
@@ -579,12 +552,7 @@ fn a_row_whose_redundancy_disagrees_is_never_repaired_from_it() {
     let at = regions.data_offset + row * 4096;
     // A: forged, with a matching entry.
     let forged = vec![0x5Au8; 4096];
-    disks[a].write_at(&forged, at).unwrap();
-    let entry = format::checksum_entry(a, row, &forged);
-    let mut page = vec![0u8; 4096];
-    disks[a].read_at(&mut page, regions.csum_offset).unwrap();
-    page[row as usize * 4..row as usize * 4 + 4].copy_from_slice(&entry.to_le_bytes());
-    disks[a].write_at(&page, regions.csum_offset).unwrap();
+    forge_block(disks[a].as_ref(), &regions, a, row, &forged);
     // B: damaged, its entry as it was.
     let mut damaged = vec![0u8; 4096];
     disks[b].read_at(&mut damaged, at).unwrap();

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use raidkit::disk::AlignedBuf;
 
-use crate::members::{Members, assemble};
+use crate::members::Members;
 use crate::size::parse_size;
 
 /// Bytes moved per array request.
@@ -67,7 +67,7 @@ pub fn write(args: WriteArgs) -> Result<()> {
         }
         None => None,
     };
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     let size = array.len();
     if offset > size {
         bail!(past_end("write", offset, input_len.unwrap_or(0), size));
@@ -143,7 +143,7 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
 }
 
 pub fn read(args: ReadArgs) -> Result<()> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     let size = array.len();
     let offset = args.offset as u64;
     let length = match args.length {

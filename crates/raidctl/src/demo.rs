@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, ArrayOptions, CreateOptions, RebuildOptions, ScrubOptions};
+use raidkit::array::{self, Array, CreateOptions, RebuildOptions, ScrubOptions};
 use raidkit::disk::AlignedBuf;
-use raidkit::format::Regions;
-use raidkit::layout::{DEFAULT_CHUNK, Layout, Level, Role};
+use raidkit::layout::Level;
 use sha2::{Digest, Sha256};
 
 use crate::progress::Progress;
@@ -79,11 +78,23 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Inverts the byte at each of `offsets` in the file at `path`, behind the array's back.
+fn flip(path: &Path, offsets: impl Iterator<Item = u64>) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    for at in offsets {
+        let mut old = [0u8; 1];
+        file.read_exact_at(&mut old, at)?;
+        file.write_all_at(&[!old[0]], at)?;
+    }
+    file.sync_all()?;
+    Ok(())
+}
+
 fn open(paths: &[PathBuf]) -> Result<Array> {
-    Ok(Array::assemble(
-        array::open_members(paths)?,
-        &ArrayOptions::default(),
-    )?)
+    crate::members::open_paths(paths)
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -129,13 +140,8 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
     let (paths, extra) = all.split_at(MEMBERS);
     let data_len = args.size.max(1 << 20) as u64;
     // The smallest members (whole MiB) whose array holds the data.
-    let layout = Layout::new(Level::Parity { m: 2 }, MEMBERS, DEFAULT_CHUNK)?;
-    let mut member = (data_len / 4).div_ceil(1 << 20) * (1 << 20);
-    while Regions::plan(member, DEFAULT_CHUNK).map_or(0, |r| layout.capacity(r.data_size))
-        < data_len
-    {
-        member += 1 << 20;
-    }
+    let options = CreateOptions::new(Level::Parity { m: 2 }).name("demo");
+    let member = options.member_size_for(MEMBERS, data_len)?;
     println!(
         "== raidkit demo: RAID-6 over {MEMBERS} loopback files of {} MiB in {}",
         member >> 20,
@@ -144,10 +150,7 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
     for path in all {
         std::fs::File::create_new(path)?.set_len(member)?;
     }
-    let array = Array::create(
-        array::open_members(paths)?,
-        &CreateOptions::new(Level::Parity { m: 2 }).name("demo"),
-    )?;
+    let array = Array::create(array::open_members(paths)?, &options)?;
     let len = data_len.min(array.len());
 
     // 1. Write random data, hashing it.
@@ -176,47 +179,51 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
         hex(&expected)
     );
     print_status(&array.status());
-    let data_offset = array.status().data_offset;
+    // 2. Silent corruption on one member, behind the array's back: bytes in blocks that
+    // hold data on the victim (reads check and heal what they read), at places the array
+    // itself names.
+    let victim = 2;
+    let mut rng = Random(7);
+    let mut data_targets = std::collections::BTreeSet::new();
+    let mut byte = [0u8; 8];
+    for _ in 0..100_000 {
+        if data_targets.len() == 64 {
+            break;
+        }
+        rng.fill(&mut byte);
+        let place = array.locate(u64::from_le_bytes(byte) % len)?;
+        if place.role == victim {
+            data_targets.insert(place.disk_offset / 4096 * 4096 + 100);
+        }
+    }
+    // 2b. Parity blocks are not read by reads: up to eight rows of each of the victim's
+    // parity chunks, until sixteen.
+    let parity_blocks = 16usize;
+    let mut parity_targets = Vec::new();
+    let stripe_data = array.layout().stripe_data();
+    let chunk = array.layout().chunk();
+    'stripes: for stripe_start in (0..len).step_by(stripe_data as usize) {
+        for parity in 0..array.layout().m() {
+            for row in (0..chunk / 4096).step_by(7).take(8) {
+                let place = array.locate_parity(stripe_start + row * 4096, parity)?;
+                if place.role != victim {
+                    break;
+                }
+                parity_targets.push(place.disk_offset + 200);
+                if parity_targets.len() == parity_blocks {
+                    break 'stripes;
+                }
+            }
+        }
+    }
     array.close()?;
 
-    // 2. Silent corruption on one member, behind the array's back.
-    let victim = 2;
-    let blocks = 64u64;
+    let blocks = data_targets.len();
     println!(
         "\n== 2. flipping bytes in {blocks} blocks of {} (silent corruption)",
         paths[victim].display()
     );
-    {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&paths[victim])?;
-        // Blocks that hold data on the victim (reads check and heal what they read; parity
-        // blocks are checked by a scrub).
-        let mut rng = Random(7);
-        let per_chunk = DEFAULT_CHUNK / 4096;
-        let stripes = len / layout.stripe_data();
-        let mut byte = [0u8; 8];
-        let mut chosen = std::collections::HashSet::new();
-        let mut flipped = 0;
-        while flipped < blocks {
-            rng.fill(&mut byte);
-            let stripe = u64::from_le_bytes(byte) % stripes.max(1);
-            if !matches!(layout.role(stripe, victim), Role::Data(_)) {
-                continue;
-            }
-            let block = stripe * per_chunk + u64::from(byte[7]) % per_chunk;
-            if !chosen.insert(block) {
-                continue;
-            }
-            flipped += 1;
-            let at = data_offset + block * 4096 + 100;
-            let mut old = [0u8; 1];
-            file.read_exact_at(&mut old, at)?;
-            file.write_all_at(&[!old[0]], at)?;
-        }
-        file.sync_all()?;
-    }
+    flip(&paths[victim], data_targets.iter().copied())?;
     let array = open(paths)?;
     let (digest, read_rate) = read_all(&array, len, "verify")?;
     let status = array.status();
@@ -239,38 +246,12 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
     print_status(&status);
 
     // 2b. Parity blocks are not read by reads: a scrub finds and repairs them.
-    let parity_blocks = 16u64;
     println!(
-        "\n== 2b. flipping bytes in {parity_blocks} parity blocks of {}, then scrubbing",
+        "\n== 2b. flipping bytes in {} parity blocks of {}, then scrubbing",
+        parity_targets.len(),
         paths[victim].display()
     );
-    {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&paths[victim])?;
-        let per_chunk = DEFAULT_CHUNK / 4096;
-        let stripes = len.div_ceil(layout.stripe_data());
-        let mut flipped = 0;
-        let mut stripe = 0;
-        while flipped < parity_blocks && stripe < stripes {
-            if matches!(layout.role(stripe, victim), Role::Parity(_)) {
-                // Up to eight blocks (rows) of this parity chunk.
-                for row in (0..per_chunk).step_by(7).take(8) {
-                    if flipped == parity_blocks {
-                        break;
-                    }
-                    let at = data_offset + (stripe * per_chunk + row) * 4096 + 200;
-                    let mut old = [0u8; 1];
-                    file.read_exact_at(&mut old, at)?;
-                    file.write_all_at(&[!old[0]], at)?;
-                    flipped += 1;
-                }
-            }
-            stripe += 1;
-        }
-        file.sync_all()?;
-    }
+    flip(&paths[victim], parity_targets.iter().copied())?;
     let array = open(paths)?;
     let progress = Progress::new("scrub", array.regions().data_size);
     let started = Instant::now();
@@ -373,7 +354,7 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
         .into_iter()
         .cloned()
         .collect();
-    let array = Array::assemble(array::open_members(&present)?, &ArrayOptions::default())?;
+    let array = open(&present)?;
     let (digest, rebuilt_rate) = read_all(&array, len, "verify")?;
     println!(
         "read everything back at {rebuilt_rate:.0} MiB/s; SHA-256 {}",

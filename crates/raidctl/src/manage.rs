@@ -7,7 +7,7 @@ use clap::Args;
 use raidkit::array::{self, Array, RebuildOptions, RebuildReport};
 
 use crate::Outcome;
-use crate::members::{Members, assemble, check_paths};
+use crate::members::{Members, check_paths};
 use crate::progress::Progress;
 use crate::size::parse_size;
 
@@ -104,7 +104,7 @@ fn member_name(member: &Path, members: &[PathBuf]) -> String {
 }
 
 pub fn fail(args: FailArgs) -> Result<Outcome> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     array.fail_member(&member_name(&args.member, &args.members.members))?;
     eprintln!(
         "raidctl: {} marked faulty; the array is {}",
@@ -174,7 +174,7 @@ fn print_reports(reports: &[RebuildReport]) -> Outcome {
 }
 
 pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     if !array.needs_rebuild() {
         let status = array.status();
         let open: Vec<String> = status
@@ -216,7 +216,7 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
     let mut all = members.clone();
     all.push(args.new.clone());
     array::check_distinct(&all)?;
-    let array = assemble(&members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open_with(&members)?;
     let mut new = array::open_members(std::slice::from_ref(&args.new))?;
     let progress = Progress::new("replace", array.regions().data_size);
     let report = array.replace(
@@ -239,7 +239,7 @@ pub fn add(args: AddArgs) -> Result<()> {
     let mut all = args.members.members.clone();
     all.push(args.spare.clone());
     array::check_distinct(&all)?;
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     let mut spare = array::open_members(std::slice::from_ref(&args.spare))?;
     array.add_spare(spare.remove(0), args.force)?;
     eprintln!("raidctl: {} added as a spare", args.spare.display());
@@ -248,7 +248,7 @@ pub fn add(args: AddArgs) -> Result<()> {
 }
 
 pub fn remove(args: RemoveArgs) -> Result<()> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     array.remove_member(&member_name(&args.member, &args.members.members))?;
     eprintln!("raidctl: {} removed", args.member.display());
     array.close()?;
@@ -262,7 +262,7 @@ pub struct ResyncArgs {
 }
 
 pub fn resync(args: ResyncArgs) -> Result<()> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     let status = array.status();
     let behind: u64 = status.members.iter().filter_map(|m| m.behind_stripes).sum();
     if !status.unclean_start {

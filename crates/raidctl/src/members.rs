@@ -34,23 +34,37 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Assembles the array from `paths` (journal arrays replay their journal first).
-pub fn assemble(paths: &[PathBuf], allow_dirty_degraded: bool) -> Result<Array> {
-    let options = ArrayOptions {
-        allow_dirty_degraded,
-        ..ArrayOptions::default()
-    };
-    assemble_with(paths, &options)
+impl Members {
+    /// Opens the array these members make, for a command that may write (journal arrays
+    /// replay their journal first). The one way every command opens an array.
+    pub fn open(&self) -> Result<Array> {
+        self.open_with(&self.members)
+    }
+
+    /// [`Members::open`] over `paths` instead of the members given (a command that adds
+    /// one of its own arguments, such as `replace --old`).
+    pub fn open_with(&self, paths: &[PathBuf]) -> Result<Array> {
+        let options = ArrayOptions {
+            allow_dirty_degraded: self.allow_dirty_degraded,
+            ..ArrayOptions::default()
+        };
+        assemble_with(paths, &options)
+    }
+
+    /// Opens the array for a report: also when it is dirty and degraded, or failed.
+    pub fn open_for_report(&self) -> Result<Array> {
+        let options = ArrayOptions {
+            allow_dirty_degraded: true,
+            allow_failed: true,
+            ..ArrayOptions::default()
+        };
+        assemble_with(&self.members, &options)
+    }
 }
 
-/// Assembles the array for a report: also when it is dirty and degraded, or failed.
-pub fn assemble_for_report(paths: &[PathBuf]) -> Result<Array> {
-    let options = ArrayOptions {
-        allow_dirty_degraded: true,
-        allow_failed: true,
-        ..ArrayOptions::default()
-    };
-    assemble_with(paths, &options)
+/// Opens the array that `paths` make, with the default options (the demo).
+pub fn open_paths(paths: &[PathBuf]) -> Result<Array> {
+    assemble_with(paths, &ArrayOptions::default())
 }
 
 fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {

@@ -11,7 +11,7 @@ use raidkit::layout::Level;
 use serde_json::{Value, json};
 
 use crate::Outcome;
-use crate::members::{Members, assemble_for_report, check_paths};
+use crate::members::{Members, check_paths};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -214,7 +214,7 @@ pub fn print_status(status: &Status) {
 }
 
 pub fn status(args: StatusArgs) -> Result<Outcome> {
-    let array = assemble_for_report(&args.members.members)?;
+    let array = args.members.open_for_report()?;
     let status = array.status();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status_json(&status))?);

@@ -8,7 +8,7 @@ use raidkit::array::ScrubOptions;
 use serde_json::json;
 
 use crate::Outcome;
-use crate::members::{Members, assemble};
+use crate::members::Members;
 use crate::progress::Progress;
 use crate::size::parse_size;
 
@@ -31,7 +31,7 @@ pub struct ScrubArgs {
 }
 
 pub fn run(args: ScrubArgs) -> Result<Outcome> {
-    let array = assemble(&args.members.members, args.members.allow_dirty_degraded)?;
+    let array = args.members.open()?;
     let names: Vec<String> = array
         .status()
         .members

@@ -79,3 +79,27 @@ pub fn same(got: &[u8], want: &[u8], what: &str) {
         );
     }
 }
+
+/// Forges block `block` of the member with role `role` behind the array's back: writes
+/// `bytes` (4 KiB) in its data region and the checksum entry that matches them in its
+/// table, so that only the stripe's redundancy can tell. The array must be closed.
+pub fn forge_block(
+    disk: &dyn Disk,
+    regions: &raidkit::format::Regions,
+    role: usize,
+    block: u64,
+    bytes: &[u8],
+) {
+    assert_eq!(bytes.len(), 4096, "one block");
+    disk.write_at(bytes, regions.data_offset + block * 4096)
+        .expect("write the forged block");
+    let entry = raidkit::format::checksum_entry(role, block, bytes);
+    let page = block * 4 / 4096 * 4096;
+    let mut table_page = vec![0u8; 4096];
+    disk.read_at(&mut table_page, regions.csum_offset + page)
+        .expect("read the table page");
+    let at = (block * 4 - page) as usize;
+    table_page[at..at + 4].copy_from_slice(&entry.to_le_bytes());
+    disk.write_at(&table_page, regions.csum_offset + page)
+        .expect("write the table page");
+}

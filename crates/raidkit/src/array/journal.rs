@@ -334,7 +334,7 @@ impl Array {
         }
         // Another thread may have marked the member first and still be writing the update:
         // one more update, under the lock, is on disk when this returns.
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         self.commit(&mut meta);
     }
 
@@ -447,10 +447,10 @@ impl Array {
     /// recorded (a replay that found nothing, at assemble) leaves every member's data as it
     /// was, and recording it would mark members left out of a read-only start as faulty.
     fn record_journal_checkpoint(&self, count: u64) {
-        if !self.ready.load(Ordering::Acquire) {
+        if !self.meta.is_ready() {
             return;
         }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         meta.sb.journal_checkpoints = count;
         self.commit(&mut meta);
     }
@@ -489,12 +489,7 @@ impl Array {
     pub(super) fn replay(&self) -> Result<ReplayReport, ArrayError> {
         let journal = self.guard.journal().expect("journal mode");
         let mut report = ReplayReport::default();
-        let since = self
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sb
-            .session;
+        let since = self.meta.lock().sb.session;
         let trusted = |m: &super::member::Member| m.is_active() && !m.is_behind();
         // The newest checkpoint any member recorded.
         let headers: Vec<Option<JournalHeader>> = self
@@ -514,12 +509,7 @@ impl Array {
         // superblocks record it once its headers are on every member, before anything is
         // logged under it), unless no member holds that one any more (a newer one's headers
         // reached them all, and only its record in the superblocks was cut).
-        let complete = self
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sb
-            .journal_checkpoints;
+        let complete = self.meta.lock().sb.journal_checkpoints;
         let valid = || headers.iter().flatten();
         let Some(current) = valid()
             .filter(|h| h.checkpoints == complete)
@@ -687,7 +677,10 @@ impl Array {
         let stripe = record.stripe;
         let listed = |pos: usize| record.positions.get(pos).copied().unwrap_or(false);
         let has_part = |pos: usize| record.parts.iter().any(|(p, _)| *p == pos);
-        let serves = |pos: usize| self.serves(self.layout.member_at(stripe, pos), stripe);
+        let serves = |pos: usize| {
+            self.members
+                .serves(self.layout.member_at(stripe, pos), stripe)
+        };
         let width = self.width();
         let missing: Vec<usize> = (0..width)
             .filter(|&pos| listed(pos) && serves(pos) && !has_part(pos))
@@ -746,7 +739,9 @@ impl Array {
             let lost: Vec<usize> = (0..width)
                 .filter(|&pos| {
                     positions.contains(&pos)
-                        || !self.serves(self.layout.member_at(stripe, pos), stripe)
+                        || !self
+                            .members
+                            .serves(self.layout.member_at(stripe, pos), stripe)
                 })
                 .collect();
             if lost.len() > self.layout.m() {

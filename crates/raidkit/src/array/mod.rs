@@ -45,8 +45,10 @@ mod pipeline;
 mod pool;
 mod rebuild;
 mod redundancy;
+mod roster;
 mod session;
 mod stripe;
+mod superblocks;
 mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -59,11 +61,12 @@ use member::{BadBlocks, ChecksumTable, Incoming, Member};
 pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildReport, RebuildStatus};
 pub use session::CatchUpReport;
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
+use superblocks::Meta;
 
 use crate::disk::Disk;
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_DIRTY, FLAG_JOURNAL, FormatError, Regions, ScrubMark,
-    SessionMapBlock, Slot, SlotState, Superblock, VERSION_MINOR,
+    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_JOURNAL, FormatError, Regions, ScrubMark, SessionMapBlock,
+    Slot, SlotState, Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 use crate::meta::ReadError;
@@ -251,6 +254,52 @@ impl CreateOptions {
         self.array = options;
         self
     }
+
+    /// The smallest member size, in whole MiB, for which `members` members make an array of
+    /// at least `capacity` bytes with these options (room for the superblocks, journal,
+    /// bitmap and checksum tables included).
+    pub fn member_size_for(&self, members: usize, capacity: u64) -> Result<u64, ArrayError> {
+        let layout = Layout::new(self.level, members, self.chunk)?;
+        let holds = |member: u64| {
+            Regions::plan(member, self.chunk)
+                .ok()
+                .and_then(|r| layout.checked_capacity(r.data_size))
+                .is_some_and(|c| c >= capacity)
+        };
+        // Grow until it holds, then bisect down to the smallest whole MiB that does.
+        let mut high = format::MIB;
+        while !holds(high) {
+            high = high.checked_mul(2).ok_or(ArrayError::OutOfRange {
+                op: "size",
+                offset: 0,
+                len: capacity,
+                size: u64::MAX,
+            })?;
+        }
+        let mut low = 0u64;
+        while high - low > format::MIB {
+            let mid = (low + high) / 2 / format::MIB * format::MIB;
+            if mid > low && holds(mid) {
+                high = mid;
+            } else if mid > low {
+                low = mid;
+            } else {
+                break;
+            }
+        }
+        Ok(high)
+    }
+}
+
+/// Where one block of the array is stored: which member, and where on its disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The member's role (its position in the member table).
+    pub role: usize,
+    /// The member's name.
+    pub member: String,
+    /// The byte offset on the member's disk.
+    pub disk_offset: u64,
 }
 
 /// The array's overall state.
@@ -354,12 +403,6 @@ pub struct Status {
     pub scrub: Option<ScrubMark>,
 }
 
-#[derive(Debug)]
-struct Meta {
-    /// The newest superblock: what the next update starts from.
-    sb: Superblock,
-}
-
 /// A RAID array over member disks. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Array {
@@ -368,12 +411,10 @@ pub struct Array {
     regions: Regions,
     size: u64,
     uuid: [u8; 16],
-    /// Members by role.
-    members: Vec<Member>,
-    /// Spares, and present members that are not in the array.
-    others: Mutex<Vec<Member>>,
-    meta: Mutex<Meta>,
-    dirty: AtomicBool,
+    /// The members by role, the spares, and which disk serves each role.
+    members: roster::Roster,
+    /// The superblock template and its commits.
+    meta: superblocks::MetaWriter,
     /// Assembled dirty and not resynchronised since.
     unclean_start: AtomicBool,
     /// The stripe locks.
@@ -383,19 +424,8 @@ pub struct Array {
     options: ArrayOptions,
     rotor: AtomicUsize,
     closed: AtomicBool,
-    /// The superblocks record the dirty flag and the current member table (see
-    /// `prepare_write`).
-    ready: AtomicBool,
-    /// `create` has not finished: failures are not committed.
-    creating: AtomicBool,
     /// Reused stripe buffers.
     buffers: pool::BufPool,
-    /// Held while a rebuild or replace runs (one at a time).
-    rebuilding: Mutex<()>,
-    /// The role being filled now, plus one (0: none).
-    running: AtomicUsize,
-    /// Why the last incoming disk was abandoned.
-    abandoned: Mutex<Option<String>>,
     /// Held by every flush of table pages, bad-block logs and members, and while a rebuild
     /// swaps its disk into the role: a flush sees one consistent member, and a checkpoint
     /// never counts pages another flush is still writing.
@@ -629,6 +659,9 @@ impl Array {
                 .then(|| session::SessionMap::new(layout.stripes(regions.data_size), 0)),
             None,
         )?;
+        // Until the tables are written no superblock may be: a member failing during the
+        // initial sync is not committed.
+        array.meta.set_creating(true);
         if !zero {
             array.initial_sync(progress)?;
         }
@@ -649,10 +682,10 @@ impl Array {
         }
         array.store_session_map(None, false);
         {
-            let mut meta = array.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let mut meta = array.meta.lock();
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.
             meta.sb.event = u64::MAX;
-            array.creating.store(false, Ordering::Release);
+            array.meta.set_creating(false);
             array.commit_strict(&mut meta)?;
             array.commit_strict(&mut meta)?;
         }
@@ -1162,22 +1195,15 @@ impl Array {
             regions,
             size: sb.array_size,
             uuid: sb.array_uuid,
-            members,
-            others: Mutex::new(others),
-            dirty: AtomicBool::new(sb.is_dirty()),
+            members: roster::Roster::new(members, others, sessions.as_ref().map(|m| m.per_region)),
             unclean_start: AtomicBool::new(unclean_start),
-            meta: Mutex::new(Meta { sb }),
+            meta: superblocks::MetaWriter::new(sb),
             locks: exec::StripeLocks::new(),
             io,
             options: options.clone(),
             rotor: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            ready: AtomicBool::new(false),
-            creating: AtomicBool::new(false),
             buffers: pool::BufPool::default(),
-            rebuilding: Mutex::new(()),
-            running: AtomicUsize::new(0),
-            abandoned: Mutex::new(None),
             flush_lock: Mutex::new(()),
             guard,
             resync_marked_only: AtomicBool::new(marked.is_some()),
@@ -1218,153 +1244,49 @@ impl Array {
         self.uuid
     }
 
-    /// The member table as it should be recorded now.
-    fn slot_table(&self) -> Vec<Slot> {
-        let mut slots: Vec<Slot> = self
-            .members
-            .iter()
-            .map(|member| {
-                if let Some(incoming) = member.incoming()
-                    && !member.is_active()
-                    && !incoming.failed.load(Ordering::Acquire)
-                {
-                    return Slot {
-                        uuid: incoming.uuid,
-                        state: SlotState::Rebuilding {
-                            checkpoint: incoming.recorded.load(Ordering::Acquire),
-                        },
-                    };
-                }
-                let state = match member.state() {
-                    MemberState::Active => match member.behind() {
-                        Some(behind) => SlotState::Behind {
-                            since: behind.since,
-                        },
-                        None => SlotState::Active,
-                    },
-                    MemberState::Missing if member.uuid() == [0; 16] => SlotState::Empty,
-                    // Faulty, stale, missing; also a role whose rebuild was abandoned (its
-                    // checkpoint must not outlive it).
-                    _ => SlotState::Faulty,
-                };
-                Slot {
-                    uuid: member.uuid(),
-                    state,
-                }
-            })
-            .collect();
-        // A disk receiving a hot replace is recorded as a spare: after a crash it comes back
-        // as one, and the replace starts again.
-        slots.extend(
-            self.members
-                .iter()
-                .filter(|m| m.is_active())
-                .filter_map(|m| m.incoming())
-                .filter(|i| !i.failed.load(Ordering::Acquire))
-                .map(|i| Slot {
-                    uuid: i.uuid,
-                    state: SlotState::Spare,
-                }),
-        );
-        let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-        // Spares, also those absent this time (they keep their slot).
-        slots.extend(
-            others
-                .iter()
-                .filter(|m| matches!(m.state(), MemberState::Spare | MemberState::Missing))
-                .map(|m| Slot {
-                    uuid: m.uuid(),
-                    state: SlotState::Spare,
-                }),
-        );
-        slots
+    /// Where the array's byte `offset` is stored (for a mirror, the first copy).
+    pub fn locate(&self, offset: u64) -> Result<Placement, ArrayError> {
+        self.check_range("locate", offset, 1)?;
+        let at = self.layout.locate(offset);
+        Ok(self.placement(at.member, at.member_offset))
     }
 
-    /// Writes a new superblock (event + 1) to every active member and spare, and flushes
-    /// them. Members that fail are marked faulty and the update is repeated, so the
-    /// survivors record the failure.
-    fn commit(&self, meta: &mut Meta) {
-        for _ in 0..=self.members.len() + 1 {
-            if self.commit_strict(meta).is_ok() {
-                return;
-            }
+    /// Where parity block `parity` (0 is P, 1 is Q, …; for a mirror, copy `parity + 1`) of
+    /// the row holding the array's byte `offset` is stored, at the same offset within its
+    /// chunk.
+    pub fn locate_parity(&self, offset: u64, parity: usize) -> Result<Placement, ArrayError> {
+        self.check_range("locate", offset, 1)?;
+        if parity >= self.layout.m() {
+            return Err(ArrayError::OutOfRange {
+                op: "locate parity",
+                offset: parity as u64,
+                len: 1,
+                size: self.layout.m() as u64,
+            });
         }
+        let at = self.layout.locate(offset);
+        let role = self.layout.member_at(at.stripe, self.layout.k() + parity);
+        Ok(self.placement(role, at.member_offset))
+    }
+
+    fn placement(&self, role: usize, member_offset: u64) -> Placement {
+        Placement {
+            role,
+            member: self.members[role].name(),
+            disk_offset: self.regions.data_offset + member_offset,
+        }
+    }
+
+    /// Writes a new superblock (event + 1) to every active member and spare (see
+    /// [`MetaWriter::commit`](superblocks::MetaWriter::commit)).
+    fn commit(&self, meta: &mut Meta) {
+        self.meta.commit(meta, &self.members, self.io.serial());
     }
 
     /// One superblock update; on a member's failure marks it faulty and returns the error.
     fn commit_strict(&self, meta: &mut Meta) -> Result<(), ArrayError> {
-        meta.sb.event = meta.sb.event.wrapping_add(1);
-        // This build writes only the fields of its own minor version.
-        meta.sb.minor = VERSION_MINOR;
-        meta.sb.utime = now();
-        meta.sb.flags = if self.dirty.load(Ordering::Acquire) {
-            meta.sb.flags | FLAG_DIRTY
-        } else {
-            meta.sb.flags & !FLAG_DIRTY
-        };
-        meta.sb.slots = self.slot_table();
-        let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = |uuid: [u8; 16]| {
-            let slot = meta.sb.slots.iter().position(|s| s.uuid == uuid)?;
-            let mut sb = meta.sb.clone();
-            sb.slot = slot as u32;
-            sb.member_uuid = uuid;
-            Some(sb)
-        };
-        enum Target<'a> {
-            Member(&'a Member),
-            Incoming(usize, Arc<Incoming>),
-        }
-        let mut targets: Vec<(Target, Superblock)> = self
-            .members
-            .iter()
-            .chain(others.iter())
-            .filter(|m| matches!(m.state(), MemberState::Active | MemberState::Spare))
-            .filter_map(|m| Some((Target::Member(m), stamp(m.uuid())?)))
-            .collect();
-        for (role, member) in self.members.iter().enumerate() {
-            if let Some(incoming) = member.incoming()
-                && let Some(sb) = stamp(incoming.uuid)
-            {
-                targets.push((Target::Incoming(role, incoming), sb));
-            }
-        }
-        // Plain threads, not the pool: a commit may run inside a pool task (a member failing
-        // mid-write) and must not wait on, or steal, other pool work while holding `meta`.
-        let results = exec::run_threads(targets, self.io.serial(), |(target, sb)| match target {
-            Target::Member(member) => {
-                let disk = member
-                    .disk()
-                    .ok_or_else(|| ArrayError::NoSuchMember(member.name()))?;
-                crate::meta::write_superblock(disk.as_ref(), &sb)
-                    .and_then(|()| disk.flush())
-                    .map_err(|e| {
-                        member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                        member.set_state(MemberState::Faulty);
-                        log::error!("{}: superblock update failed ({e}); faulty", member.name());
-                        ArrayError::Disk(e)
-                    })
-            }
-            Target::Incoming(role, incoming) => {
-                crate::meta::write_superblock(incoming.disk.as_ref(), &sb)
-                    .and_then(|()| incoming.disk.flush())
-                    .map_err(|e| {
-                        incoming.failed.store(true, Ordering::Release);
-                        let member = &self.members[role];
-                        let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
-                        if slot.as_ref().is_some_and(|i| Arc::ptr_eq(i, &incoming)) {
-                            *slot = None;
-                        }
-                        log::error!(
-                            "{}: superblock update failed ({e}); the rebuild onto it is abandoned",
-                            incoming.name
-                        );
-                        ArrayError::Disk(e)
-                    })
-            }
-        });
-        drop(others);
-        results.into_iter().collect()
+        self.meta
+            .commit_strict(meta, &self.members, self.io.serial())
     }
 
     /// Marks member `role` faulty after an error (once) and records it in the superblocks.
@@ -1377,11 +1299,11 @@ impl Array {
             } else {
                 log::error!("{}: marked faulty: {why}", member.name());
             }
-            if self.creating.load(Ordering::Acquire) {
+            if self.meta.is_creating() {
                 // No superblock may exist before create has written the tables.
                 return;
             }
-            let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let mut meta = self.meta.lock();
             self.commit(&mut meta);
         }
     }
@@ -1391,14 +1313,14 @@ impl Array {
     /// stale since assemble recorded as faulty, members behind as behind, so they can never
     /// come back as current). Writers wait here until that update is on disk.
     fn prepare_write(&self) {
-        if self.ready.load(Ordering::Acquire) {
+        if self.meta.is_ready() {
             return;
         }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        if self.ready.load(Ordering::Acquire) {
+        let mut meta = self.meta.lock();
+        if self.meta.is_ready() {
             return;
         }
-        self.dirty.store(true, Ordering::Release);
+        self.meta.set_dirty(true);
         // A new session, recorded before its first write even when the superblocks are
         // already dirty: a member that misses it is never taken as current.
         let start = meta.sb.event.wrapping_add(1);
@@ -1421,25 +1343,11 @@ impl Array {
         meta.sb.session_nonce = crate::ids::new_nonce();
         self.session_start.store(start, Ordering::Release);
         self.commit(&mut meta);
-        self.ready.store(true, Ordering::Release);
-    }
-
-    /// The roles with an active member, and the members.
-    fn active_members(&self) -> Vec<(usize, &Member)> {
-        self.members
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.is_active())
-            .collect()
-    }
-
-    /// Roles without an active member.
-    fn unavailable(&self) -> usize {
-        self.members.iter().filter(|m| !m.is_active()).count()
+        self.meta.set_ready(true);
     }
 
     fn check_alive(&self) -> Result<(), ArrayError> {
-        let failed = self.unavailable();
+        let failed = self.members.unavailable();
         if failed > self.layout.m() {
             return Err(ArrayError::Failed {
                 failed,
@@ -1549,7 +1457,7 @@ impl Array {
         let generation = self.intent_flush_begins();
         let stamp = self.stamp_begin();
         let regions = self.regions;
-        let results = self.io.parallel(self.active_members(), |(role, member)| {
+        let results = self.io.parallel(self.members.active(), |(role, member)| {
             let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
                 return None;
             };
@@ -1590,7 +1498,7 @@ impl Array {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if !self.dirty.load(Ordering::Acquire) || !self.ready.load(Ordering::Acquire) {
+        if !self.meta.is_dirty() || !self.meta.is_ready() {
             // Nothing was written in this session: nothing to flush or record (an array
             // that started dirty stays dirty until a resync).
             return Ok(());
@@ -1605,8 +1513,8 @@ impl Array {
             // nothing has resynchronised them. The flag stays until a resync clears it.
             return self.check_alive();
         }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        self.dirty.store(false, Ordering::Release);
+        let mut meta = self.meta.lock();
+        self.meta.set_dirty(false);
         self.commit(&mut meta);
         drop(meta);
         self.check_alive()
@@ -1614,7 +1522,7 @@ impl Array {
 
     /// The array's state and every member's, with error counters.
     pub fn status(&self) -> Status {
-        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let meta = self.meta.lock();
         let describe = |role: Option<usize>, member: &Member| MemberStatus {
             role,
             name: member.name(),
@@ -1637,7 +1545,7 @@ impl Array {
             .map(|(role, m)| describe(Some(role), m))
             .collect();
         let chunk = self.layout.chunk();
-        let running = self.running.load(Ordering::Acquire);
+        let running = self.members.running.load(Ordering::Acquire);
         let mut rebuilds = Vec::new();
         for (role, member) in self.members.iter().enumerate() {
             let Some(incoming) = member.incoming() else {
@@ -1664,14 +1572,8 @@ impl Array {
                 running: running == role + 1,
             });
         }
-        members.extend(
-            self.others
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .map(|m| describe(None, m)),
-        );
-        let lost = self.unavailable();
+        members.extend(self.members.others().iter().map(|m| describe(None, m)));
+        let lost = self.members.unavailable();
         Status {
             uuid: format::uuid_string(&self.uuid),
             name: meta.sb.name.clone(),
@@ -1691,7 +1593,7 @@ impl Array {
                 l if l <= self.layout.m() => ArrayState::Degraded,
                 _ => ArrayState::Failed,
             },
-            dirty: self.dirty.load(Ordering::Acquire),
+            dirty: self.meta.is_dirty(),
             unclean_start: self.unclean_start.load(Ordering::Acquire),
             event: meta.sb.event,
             consistency: self.consistency(),
@@ -1732,13 +1634,10 @@ impl Array {
             .collect()
     }
 
-    fn role_of(&self, name: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name() == name)
-    }
-
     /// Marks the member named `name` faulty (like `mdadm --fail`): it takes no more I/O.
     pub fn fail_member(&self, name: &str) -> Result<(), ArrayError> {
         let role = self
+            .members
             .role_of(name)
             .ok_or_else(|| ArrayError::NoSuchMember(name.to_string()))?;
         let member = &self.members[role];
@@ -1759,8 +1658,8 @@ impl Array {
     /// Removes a faulty or stale member, or a spare, from the array and closes its disk.
     /// An active member must be failed first.
     pub fn remove_member(&self, name: &str) -> Result<(), ArrayError> {
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(role) = self.role_of(name) {
+        let mut meta = self.meta.lock();
+        if let Some(role) = self.members.role_of(name) {
             let member = &self.members[role];
             let state = member.state();
             if !matches!(state, MemberState::Faulty | MemberState::Stale) {
@@ -1774,7 +1673,7 @@ impl Array {
             member.set_state(MemberState::Missing);
             *member.name.write().unwrap_or_else(|e| e.into_inner()) = "(missing)".to_string();
         } else {
-            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let mut others = self.members.others();
             let index = others
                 .iter()
                 .position(|m| m.name() == name)
@@ -1790,7 +1689,7 @@ impl Array {
     /// are overwritten (state spare) and the member table of every member records it.
     pub fn add_spare(&self, disk: Box<dyn Disk>, force: bool) -> Result<(), ArrayError> {
         {
-            let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let others = self.members.others();
             let spares = others
                 .iter()
                 .filter(|m| m.state() == MemberState::Spare)
@@ -1800,30 +1699,21 @@ impl Array {
             }
         }
         let disk = self.admit(disk, force)?;
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        self.others
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Member::new(
-                disk.name().to_string(),
-                Some(disk),
-                MemberState::Spare,
-                crate::ids::new_uuid(),
-                None,
-            ));
-        let uuid = self
-            .others
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last()
-            .map(|m| m.uuid());
+        let mut meta = self.meta.lock();
+        self.members.others().push(Member::new(
+            disk.name().to_string(),
+            Some(disk),
+            MemberState::Spare,
+            crate::ids::new_uuid(),
+            None,
+        ));
+        let uuid = self.members.others().last().map(|m| m.uuid());
         if let Err(e) = self.commit_strict(&mut meta) {
             // Record whatever failed; if it was the spare, say so.
             self.commit(&mut meta);
             let spare_ok = self
-                .others
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .members
+                .others()
                 .iter()
                 .any(|m| Some(m.uuid()) == uuid && m.state() == MemberState::Spare);
             if !spare_ok {

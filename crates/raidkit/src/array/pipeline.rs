@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::member::Incoming;
 use super::pool::PoolBuf;
-use super::stripe::Holder;
+use super::roster::Holder;
 use super::{Array, ArrayError};
 use crate::format::{self, CSUM_BLOCK};
 
@@ -243,7 +243,11 @@ impl Array {
                         let holders: Vec<(usize, Option<Holder>)> = lost
                             .iter()
                             .map(|&pos| {
-                                (pos, self.reader(self.layout.member_at(stripe, pos), stripe))
+                                (
+                                    pos,
+                                    self.members
+                                        .reader(self.layout.member_at(stripe, pos), stripe),
+                                )
                             })
                             .collect();
                         let found = holders
@@ -406,6 +410,7 @@ impl Array {
         for (pos, blocks) in status.iter().enumerate() {
             let role = self.layout.member_at(stripe, pos);
             if self
+                .members
                 .reader(role, stripe)
                 .is_none_or(|h| h.incoming.is_some())
             {
@@ -425,7 +430,7 @@ impl Array {
     /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
     pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
         let role = self.layout.member_at(stripe, pos);
-        let Some(holder) = self.reader(role, stripe) else {
+        let Some(holder) = self.members.reader(role, stripe) else {
             return;
         };
         let index = self.block_index(stripe, row);
@@ -460,7 +465,7 @@ impl Array {
             .collect();
         let failed = self.io.parallel_sized(jobs, 0, |(pos, list)| {
             let role = self.layout.member_at(stripe, pos);
-            let holder = self.reader(role, stripe)?;
+            let holder = self.members.reader(role, stripe)?;
             for &r in list {
                 let offset = self.disk_offset(stripe, rows.start + r as u64);
                 if let Err(e) = holder
@@ -522,7 +527,7 @@ impl Array {
                     table,
                     bad,
                     incoming,
-                }) = self.reader(role, stripe)
+                }) = self.members.reader(role, stripe)
                 else {
                     status.fill(Blk::Absent);
                     return None;
@@ -591,7 +596,9 @@ impl Array {
         let len = (rows.end - rows.start) as usize;
         (0..self.width())
             .map(|pos| {
-                let serves = self.serves(self.layout.member_at(stripe, pos), stripe);
+                let serves = self
+                    .members
+                    .serves(self.layout.member_at(stripe, pos), stripe);
                 vec![if serves { Blk::Unread } else { Blk::Absent }; len]
             })
             .collect()

@@ -153,7 +153,11 @@ impl Array {
         cancel: &AtomicBool,
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<Vec<RebuildReport>, ArrayError> {
-        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self
+            .members
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut reports = Vec::new();
         while !cancel.load(Ordering::Relaxed) {
             let Some(role) = self.next_rebuild()? else {
@@ -184,9 +188,8 @@ impl Array {
     }
 
     fn spare_present(&self) -> bool {
-        self.others
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.members
+            .others()
             .iter()
             .any(|m| m.state() == MemberState::Spare && m.disk().is_some())
     }
@@ -205,7 +208,7 @@ impl Array {
             return Ok(None);
         };
         let spare = {
-            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let mut others = self.members.others();
             match others
                 .iter()
                 .position(|m| m.state() == MemberState::Spare && m.disk().is_some())
@@ -223,10 +226,7 @@ impl Array {
         if let Err(e) = self.start_incoming(role, spare.name(), disk, spare.uuid()) {
             // It could not even start: the spare is faulty, and stays listed as such.
             spare.set_state(MemberState::Faulty);
-            self.others
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(spare);
+            self.members.others().push(spare);
             return Err(e);
         }
         Ok(Some(role))
@@ -249,9 +249,14 @@ impl Array {
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<RebuildReport, ArrayError> {
         let role = self
+            .members
             .role_of(old)
             .ok_or_else(|| ArrayError::NoSuchMember(old.to_string()))?;
-        let _one = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self
+            .members
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(incoming) = self.members[role].incoming() {
             return Err(ArrayError::MemberState {
                 member: old.to_string(),
@@ -261,9 +266,8 @@ impl Array {
         }
         if self.members[role].is_active() {
             let spares = self
-                .others
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .members
+                .others()
                 .iter()
                 .filter(|m| m.state() == MemberState::Spare)
                 .count();
@@ -294,24 +298,15 @@ impl Array {
             .filter(|sb| sb.array_uuid == self.uuid)
             .map(|sb| sb.member_uuid)
             .filter(|uuid| {
-                self.others
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .any(|m| {
-                        &m.uuid() == uuid
-                            && matches!(m.state(), MemberState::Spare | MemberState::Missing)
-                    })
+                self.members.others().iter().any(|m| {
+                    &m.uuid() == uuid
+                        && matches!(m.state(), MemberState::Spare | MemberState::Missing)
+                })
             });
         if !force && own_spare.is_none() {
             refuse_if_member(disk.as_ref())?;
         }
-        let needed = self
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sb
-            .member_size;
+        let needed = self.meta.lock().sb.member_size;
         if disk.len() < needed {
             return Err(ArrayError::MemberTooSmall {
                 member: disk.name().to_string(),
@@ -320,7 +315,7 @@ impl Array {
             });
         }
         {
-            let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+            let mut others = self.members.others();
             let role = self.members.iter().enumerate().find_map(|(role, m)| {
                 if m.name() == disk.name() {
                     Some(format!("role {role}"))
@@ -378,7 +373,7 @@ impl Array {
             recorded: Default::default(),
             failed: AtomicBool::new(false),
         });
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         *self.members[role]
             .incoming
             .write()
@@ -409,7 +404,11 @@ impl Array {
             "{}: abandoning the rebuild of role {role} onto it: {why}",
             incoming.name
         );
-        *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+        *self
+            .members
+            .abandoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
         let member = &self.members[role];
         {
             let mut slot = member.incoming.write().unwrap_or_else(|e| e.into_inner());
@@ -417,7 +416,7 @@ impl Array {
                 *slot = None;
             }
         }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         self.commit(&mut meta);
     }
 
@@ -425,34 +424,31 @@ impl Array {
     /// a spare.
     fn detach_as_spare(&self, role: usize, incoming: &Arc<Incoming>) {
         let _all = self.locks.everything();
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         *self.members[role]
             .incoming
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
-        self.others
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Member::new(
-                incoming.name.clone(),
-                Some(incoming.disk.clone()),
-                MemberState::Spare,
-                incoming.uuid,
-                None,
-            ));
+        self.members.others().push(Member::new(
+            incoming.name.clone(),
+            Some(incoming.disk.clone()),
+            MemberState::Spare,
+            incoming.uuid,
+            None,
+        ));
         self.commit(&mut meta);
     }
 
     /// The name of the disk serving `role` in `stripe`.
     pub(super) fn holder_name(&self, role: usize, stripe: u64) -> String {
-        match self.reader(role, stripe).and_then(|h| h.incoming) {
+        match self.members.reader(role, stripe).and_then(|h| h.incoming) {
             Some(incoming) => incoming.name.clone(),
             None => self.members[role].name(),
         }
     }
 
     /// Fills `role`'s incoming disk from where it stands to the end, then makes it the
-    /// role's member. Caller holds `self.rebuilding`.
+    /// role's member. Caller holds `self.members.rebuilding`.
     fn fill(
         &self,
         role: usize,
@@ -478,12 +474,13 @@ impl Array {
             resumed_from: start * chunk,
             ..RebuildReport::default()
         };
-        self.running.store(role + 1, Ordering::Release);
+        self.members.running.store(role + 1, Ordering::Release);
         let _running = Running(self);
         let started = Instant::now();
         let abandoned = |incoming: &Incoming| ArrayError::RebuildAbandoned {
             member: incoming.name.clone(),
             reason: self
+                .members
                 .abandoned
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -587,7 +584,7 @@ impl Array {
         }
         let done = incoming.done.load(Ordering::Acquire) * self.layout.chunk();
         incoming.recorded.store(done, Ordering::Release);
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         self.commit(&mut meta);
         Ok(())
     }
@@ -702,7 +699,7 @@ impl Array {
             // can start over on the new member set below.
             self.flush_locked()?;
         }
-        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let meta = self.meta.lock();
         let member = &self.members[role];
         let old_name = member.name();
         let old_disk = member.disk();
@@ -729,21 +726,18 @@ impl Array {
             log::info!("{}: replaced by {}; released", old_name, incoming.name);
         } else if let Some(disk) = old_disk {
             // The failed member stays listed (faulty) until it is removed.
-            self.others
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Member::new(
-                    old_name,
-                    Some(disk),
-                    MemberState::Faulty,
-                    old_uuid,
-                    None,
-                ));
+            self.members.others().push(Member::new(
+                old_name,
+                Some(disk),
+                MemberState::Faulty,
+                old_uuid,
+                None,
+            ));
         }
         log::info!("{}: rebuilt; now role {role}", incoming.name);
         drop(meta);
         let restarted = self.journal_restart();
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self.meta.lock();
         self.commit(&mut meta);
         restarted
     }
@@ -754,7 +748,7 @@ struct Running<'a>(&'a Array);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.running.store(0, Ordering::Release);
+        self.0.members.running.store(0, Ordering::Release);
     }
 }
 

@@ -295,20 +295,6 @@ pub struct CatchUpReport {
 }
 
 impl Array {
-    /// Whether `role`'s member may hold stale blocks of `stripe` (behind, and the stripe not
-    /// yet resynchronised onto it).
-    pub(super) fn behind_covers(&self, role: usize, stripe: u64) -> bool {
-        let member = &self.members[role];
-        if !member.is_behind() {
-            return false;
-        }
-        match (member.behind(), &self.sessions) {
-            (Some(behind), Some(map)) => behind.covers(map.region_of(stripe)),
-            (Some(_), None) => true,
-            _ => false,
-        }
-    }
-
     /// Stripes a member behind must still get back.
     pub(super) fn behind_stripes(&self, member: &Member) -> Option<u64> {
         let behind = member.behind()?;
@@ -332,12 +318,7 @@ impl Array {
     /// what it is behind in. Does not record it; the next superblock update does.
     pub(super) fn set_behind(&self, role: usize, since: u64) {
         let member = &self.members[role];
-        let map_since = self
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sb
-            .map_since;
+        let map_since = self.meta.lock().sb.map_since;
         let pending = match &self.sessions {
             Some(map) => map.pending(since, map_since),
             None => vec![true],
@@ -474,7 +455,7 @@ impl Array {
     /// data). Returns the stamp for [`stamp_done`](Array::stamp_done).
     pub(super) fn stamp_begin(&self) -> Option<FlushStamp> {
         let (event, nonce) = {
-            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let meta = self.meta.lock();
             (meta.sb.event, meta.sb.session_nonce)
         };
         let stamps = self.stamps.as_ref()?;
@@ -539,7 +520,8 @@ impl Array {
         encode: impl Fn(&[u8; 16]) -> Vec<u8> + Sync,
     ) {
         let targets: Vec<(usize, &Member)> = self
-            .active_members()
+            .members
+            .active()
             .into_iter()
             .filter(|(_, m)| !m.is_behind())
             .collect();
@@ -593,7 +575,7 @@ impl Array {
         // Rebuilding a member's regions needs the redundancy to cover it and every role
         // without an active member; otherwise nothing is written (a start that left members
         // out would otherwise record them faulty for nothing).
-        let unavailable = self.unavailable();
+        let unavailable = self.members.unavailable();
         if unavailable + 1 > self.layout.m() {
             let (role, _) = &behind[0];
             return Err(ArrayError::MemberState {
@@ -654,7 +636,7 @@ impl Array {
                 member.set_behind(None);
                 log::info!("{}: resynchronised; current again", member.name());
                 {
-                    let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut meta = self.meta.lock();
                     self.commit(&mut meta);
                 }
                 // In a journal array it gets the journal header it was kept from.

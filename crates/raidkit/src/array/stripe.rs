@@ -12,12 +12,12 @@
 //! the array (`pipeline::walk`).
 
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::member::{BadBlocks, ChecksumTable, Incoming};
+use super::member::ChecksumTable;
 use super::pipeline::{BS, Blk, Found, Heal, Row, Walk};
 use super::pool::PoolBuf;
+use super::roster::Holder;
 use super::{Array, ArrayError, Progress};
 use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
@@ -33,16 +33,6 @@ type Piece<'a> = (u64, usize, Range<u64>, &'a mut [u8]);
 /// Whole rows as read by a resync or scrub: the blocks of every position, each block's
 /// status, and the parity the data implies (positions `k..`).
 type WholeRows<'a> = (Vec<PoolBuf<'a>>, Vec<Vec<Blk>>, Vec<PoolBuf<'a>>);
-
-/// A disk holding a role's blocks of one stripe: the role's member, or the disk taking the
-/// role over (for stripes it already holds).
-pub(super) struct Holder {
-    pub disk: Arc<dyn Disk>,
-    pub table: Arc<ChecksumTable>,
-    pub bad: Arc<BadBlocks>,
-    /// Set when this is the role's incoming disk.
-    pub incoming: Option<Arc<Incoming>>,
-}
 
 pub(super) fn aligned_for(disk: &dyn Disk, buf: &[u8]) -> bool {
     let align = disk.buffer_align();
@@ -71,59 +61,6 @@ impl Array {
     /// Index in the checksum table of `row` of `stripe`.
     pub(super) fn block_index(&self, stripe: u64, row: u64) -> u64 {
         stripe * self.rows_per_chunk() + row
-    }
-
-    /// The disk taking `role` over, when it already holds `stripe`.
-    fn incoming_holder(&self, role: usize, stripe: u64) -> Option<Holder> {
-        let incoming = self.members[role].incoming()?;
-        let holds = stripe < incoming.done.load(Ordering::Acquire)
-            && !incoming.failed.load(Ordering::Acquire);
-        holds.then(|| Holder {
-            disk: incoming.disk.clone(),
-            table: incoming.table.clone(),
-            bad: incoming.bad.clone(),
-            incoming: Some(incoming),
-        })
-    }
-
-    /// The role's member, when active.
-    fn member_holder(&self, role: usize) -> Option<Holder> {
-        let member = &self.members[role];
-        if !member.is_active() {
-            return None;
-        }
-        Some(Holder {
-            disk: member.disk()?,
-            table: member.table()?,
-            bad: member.bad(),
-            incoming: None,
-        })
-    }
-
-    /// Where reads of `role`'s blocks in `stripe` go: the disk taking the role over when it
-    /// already holds the stripe (freshly written and verified: during a hot replace the
-    /// old member is usually the one in doubt), else the role's member when active.
-    /// A member that is behind serves no stripe it may hold stale blocks of.
-    pub(super) fn reader(&self, role: usize, stripe: u64) -> Option<Holder> {
-        self.incoming_holder(role, stripe).or_else(|| {
-            self.member_holder(role)
-                .filter(|_| !self.behind_covers(role, stripe))
-        })
-    }
-
-    /// Whether `role` holds current blocks of `stripe`.
-    pub(super) fn serves(&self, role: usize, stripe: u64) -> bool {
-        (self.members[role].is_active() && !self.behind_covers(role, stripe))
-            || self.incoming_holder(role, stripe).is_some()
-    }
-
-    /// Where writes of `role`'s blocks in `stripe` go: its member when active, and the disk
-    /// taking the role over if it already holds the stripe.
-    pub(super) fn writers(&self, role: usize, stripe: u64) -> Vec<Holder> {
-        self.member_holder(role)
-            .into_iter()
-            .chain(self.incoming_holder(role, stripe))
-            .collect()
     }
 
     /// Checks the blocks of `buf` (rows from `first_row`) against `table` (of `role`): the
@@ -271,7 +208,7 @@ impl Array {
                 let first = (stripe as usize).wrapping_add(spin) % n;
                 (0..n)
                     .map(|i| (first + i) % n)
-                    .find(|&p| self.serves(p, stripe))
+                    .find(|&p| self.members.serves(p, stripe))
                     .unwrap_or(first)
             }
         }
@@ -288,7 +225,7 @@ impl Array {
                 let role = self.layout.member_at(stripe, pos);
                 let Some(Holder {
                     disk, table, bad, ..
-                }) = self.reader(role, stripe)
+                }) = self.members.reader(role, stripe)
                 else {
                     return false;
                 };
@@ -867,7 +804,7 @@ impl Array {
         }
         let mut next = 0;
         if !options.restart
-            && let Some(mark) = self.meta.lock().unwrap_or_else(|e| e.into_inner()).sb.scrub
+            && let Some(mark) = self.meta.lock().sb.scrub
         {
             next = (mark.position / chunk).min(stripes);
             report.resumed_from = next * chunk;
@@ -919,8 +856,8 @@ impl Array {
         if repair {
             self.flush()?;
         }
-        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        if !repair && self.slot_table() != meta.sb.slots {
+        let mut meta = self.meta.lock();
+        if !repair && self.members.slot_table() != meta.sb.slots {
             // A check-only scrub must not be what records a member absent since assemble
             // as faulty: the position is not kept this time.
             log::info!("not recording the scrub position: a member is absent");

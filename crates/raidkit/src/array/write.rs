@@ -25,7 +25,8 @@ use std::sync::atomic::Ordering;
 
 use super::pipeline::BS;
 use super::pool::PoolBuf;
-use super::stripe::{Holder, aligned_for};
+use super::roster::Holder;
+use super::stripe::aligned_for;
 use super::{Array, ArrayError};
 use crate::disk::AlignedBuf;
 use crate::format::{self, CSUM_BLOCK};
@@ -271,8 +272,10 @@ impl Array {
         if changes.len() == k && changes.iter().all(|c| c.full) {
             return Method::FullStripe;
         }
-        let all_active =
-            (0..self.width()).all(|p| self.serves(self.layout.member_at(stripe, p), stripe));
+        let all_active = (0..self.width()).all(|p| {
+            self.members
+                .serves(self.layout.member_at(stripe, p), stripe)
+        });
         let partial = changes.iter().filter(|c| !c.full).count();
         let rmw_reads = changes.len() + self.layout.m();
         let rcw_reads = k - changes.len() + partial;
@@ -294,7 +297,9 @@ impl Array {
         let bytes = if change.full {
             Bytes::Borrowed(change.bytes)
         } else {
-            let source = (0..width).find(|&p| self.serves(p, stripe)).unwrap_or(0);
+            let source = (0..width)
+                .find(|&p| self.members.serves(p, stripe))
+                .unwrap_or(0);
             let mut want = vec![false; width];
             want[source] = true;
             let mut bufs = self.row_buffers(&rows);
@@ -487,7 +492,8 @@ impl Array {
             .into_iter()
             .flat_map(|(pos, bytes)| {
                 let role = self.layout.member_at(stripe, pos);
-                self.writers(role, stripe)
+                self.members
+                    .writers(role, stripe)
                     .into_iter()
                     .map(move |holder| (pos, role, bytes, holder))
             })
