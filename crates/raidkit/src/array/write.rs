@@ -72,14 +72,7 @@ impl Planned<'_> {
         }
         let (data, parity) = self.bufs.split_at_mut(codec.k());
         let data_refs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
-        let mut parity_refs: Vec<&mut [u8]> = parity
-            .iter_mut()
-            .map(|b| match b {
-                Bytes::Pooled(b) => &mut b[..],
-                Bytes::Borrowed(_) => unreachable!("parity is computed into pool buffers"),
-            })
-            .collect();
-        codec.encode(&data_refs, &mut parity_refs)?;
+        encode_into(codec, &data_refs, parity)?;
         self.pending_parity = false;
         Ok(())
     }
@@ -98,6 +91,18 @@ impl Planned<'_> {
 pub(super) enum Sink<'s, 'a> {
     Direct,
     Collect(&'s mut Vec<Planned<'a>>),
+}
+
+/// Computes a full-stripe plan's parity into its pool buffers.
+fn encode_into(codec: &Codec, data: &[&[u8]], parity: &mut [Bytes<'_>]) -> Result<(), ArrayError> {
+    let mut parity_refs: Vec<&mut [u8]> = parity
+        .iter_mut()
+        .map(|b| match b {
+            Bytes::Pooled(b) => &mut b[..],
+            Bytes::Borrowed(_) => unreachable!("parity is computed into pool buffers"),
+        })
+        .collect();
+    Ok(codec.encode(data, &mut parity_refs)?)
 }
 
 /// New bytes for one data position within a run of rows.
@@ -457,14 +462,7 @@ impl Array {
             len > SMALL_WRITE,
             || self.write_positions(stripe, &rows, data_writes),
             || {
-                let mut parity_refs: Vec<&mut [u8]> = parity
-                    .iter_mut()
-                    .map(|b| match b {
-                        Bytes::Pooled(b) => &mut b[..],
-                        Bytes::Borrowed(_) => unreachable!("parity is computed into pool buffers"),
-                    })
-                    .collect();
-                codec.encode(&data_refs, &mut parity_refs)?;
+                encode_into(codec, &data_refs, parity)?;
                 let writes: Vec<(usize, &[u8])> = parity
                     .iter()
                     .enumerate()
