@@ -732,3 +732,46 @@ fn member_size_for_is_the_smallest_whole_mib_that_holds_the_capacity() {
         }
     }
 }
+
+#[test]
+fn create_options_check_refuses_what_create_refuses_without_touching_a_disk() {
+    // (level, members, spares, chunk) and whether create accepts them.
+    let cases = [
+        (Level::Parity { m: 1 }, 4, 0, CHUNK, true),
+        (Level::Parity { m: 1 }, 4, 0, 48 << 10, false),
+        (Level::Parity { m: 1 }, 4, 0, 32 << 20, false),
+        (Level::Parity { m: 2 }, 3, 0, CHUNK, false),
+        (Level::Mirror, 1, 0, CHUNK, true),
+        (Level::Mirror, 2, format::MAX_SLOTS - 1, CHUNK, false),
+        (Level::Parity { m: 1 }, 4, 2, CHUNK, true),
+    ];
+    for (level, n, s, chunk, accepted) in cases {
+        let options = CreateOptions::new(level).chunk(chunk);
+        let checked = options.check(n, s);
+        assert_eq!(checked.is_ok(), accepted, "{level:?} {n}+{s} chunk {chunk}");
+        // Many spares only test the table's room: small disks keep the test small.
+        let size = if s > 4 { 64 << 10 } else { MEMBER };
+        let members = mem_disks("d", n, size);
+        let spares = mem_disks("s", s, size);
+        let before: Vec<Vec<u8>> = members
+            .iter()
+            .chain(&spares)
+            .map(|d| d.snapshot())
+            .collect();
+        let created =
+            Array::create_with_spares(boxed(&members), boxed(&spares), &options, &|_, _| {});
+        match (checked, created) {
+            (Ok(layout), Ok(array)) => assert_eq!(array.layout(), &layout),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string());
+                let after: Vec<Vec<u8>> = members
+                    .iter()
+                    .chain(&spares)
+                    .map(|d| d.snapshot())
+                    .collect();
+                assert!(before == after, "a refused create wrote to a disk");
+            }
+            (a, b) => panic!("check {a:?} but create {:?}", b.map(|_| ())),
+        }
+    }
+}

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, CreateOptions};
-use raidkit::layout::{DEFAULT_CHUNK, Level};
+use raidkit::array::{self, Array, ArrayError, CreateOptions};
+use raidkit::layout::{DEFAULT_CHUNK, LayoutError, Level};
 
 use crate::members::check_paths;
 use crate::progress::Progress;
@@ -81,13 +81,27 @@ fn level(args: &CreateArgs) -> Result<Level> {
 
 pub fn run(args: CreateArgs) -> Result<()> {
     let level = level(&args)?;
-    let chunk = args.chunk as u64;
-    if !chunk.is_power_of_two() || !(4096..=16 << 20).contains(&chunk) {
-        return Err(Usage(format!(
-            "--chunk {chunk}: the chunk size must be a power of two from 4K to 16M (default {}K)",
-            DEFAULT_CHUNK >> 10
-        ))
-        .into());
+    let options = CreateOptions::new(level)
+        .chunk(args.chunk as u64)
+        .name(&args.name)
+        .force(args.force);
+    let options = match (args.consistency, args.no_bitmap) {
+        (Some(mode), _) => options.consistency(mode),
+        (None, true) => options.consistency(raidkit::array::Consistency::None),
+        (None, false) => options,
+    };
+    // The library's checks of the options, before any member file is created.
+    match options.check(args.members.len(), args.spares.len()) {
+        Err(ArrayError::Layout(e @ LayoutError::Chunk { .. })) => {
+            return Err(Usage(format!(
+                "--chunk {}: {e} (default {}K)",
+                args.chunk,
+                DEFAULT_CHUNK >> 10
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
     }
     // Create missing member files (and remove them again if create fails).
     let mut created = Vec::new();
@@ -122,15 +136,6 @@ pub fn run(args: CreateArgs) -> Result<()> {
                 smallest >> 20
             );
         }
-        let options = CreateOptions::new(level)
-            .chunk(chunk)
-            .name(&args.name)
-            .force(args.force);
-        let options = match (args.consistency, args.no_bitmap) {
-            (Some(mode), _) => options.consistency(mode),
-            (None, true) => options.consistency(raidkit::array::Consistency::None),
-            (None, false) => options,
-        };
         let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
         // The library checks the spares with the members before anything is written.
         let array = Array::create_with_spares(disks, spares, &options, &|done, total| {

@@ -1,14 +1,13 @@
 //! A member as the running array sees it: its disk, state, checksum table and counters.
 //!
-//! Owns one member's state: disk, checksum table, bad-block list, counters. Knows nothing
-//! of the other members or of stripes.
+//! Owns one member's state: disk, checksum table, bad-block list, counters, the regions it
+//! is behind in. Knows nothing of the other members or of stripes.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::session::Behind;
 use crate::disk::{AlignedBuf, Disk, DiskError};
 use crate::format::{BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
 
@@ -384,5 +383,58 @@ impl Member {
 
     pub fn uuid(&self) -> [u8; 16] {
         *self.uuid.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A member that may lack the writes of the sessions since `since`: the regions it must get
+/// back before it serves them.
+#[derive(Debug)]
+pub(super) struct Behind {
+    /// The first event whose writes it may lack.
+    pub since: u64,
+    pending: Vec<AtomicBool>,
+    left: AtomicU64,
+}
+
+impl Behind {
+    /// Behind since event `since` in the regions `pending` marks.
+    pub fn new(since: u64, pending: Vec<bool>) -> Behind {
+        let left = pending.iter().filter(|p| **p).count() as u64;
+        Behind {
+            since,
+            pending: pending.into_iter().map(AtomicBool::new).collect(),
+            left: AtomicU64::new(left),
+        }
+    }
+
+    /// Whether `region` is still to get back.
+    pub fn covers(&self, region: usize) -> bool {
+        self.pending[region].load(Ordering::Acquire)
+    }
+
+    /// Adds `region` (a replay wrote it, but not to this member).
+    pub fn add(&self, region: usize) {
+        if !self.pending[region].swap(true, Ordering::AcqRel) {
+            self.left.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `region` is back.
+    pub fn clear(&self, region: usize) {
+        if self.pending[region].swap(false, Ordering::AcqRel) {
+            self.left.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Regions still to get back.
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Acquire)
+    }
+
+    /// The regions still to get back.
+    pub fn regions(&self) -> Vec<usize> {
+        (0..self.pending.len())
+            .filter(|&r| self.covers(r))
+            .collect()
     }
 }

@@ -201,6 +201,10 @@ impl Array {
         let lost_at = |r: usize| -> Vec<usize> {
             (0..width).filter(|&p| status[p][r] != Blk::Good).collect()
         };
+        // Rows `a` and `b` lost the same positions (compared without collecting them).
+        let same_losses = |a: usize, b: usize| {
+            (0..width).all(|p| (status[p][a] == Blk::Good) == (status[p][b] == Blk::Good))
+        };
         let mut out = Recovery {
             rows: Vec::with_capacity(nrows),
             stored: Vec::new(),
@@ -209,7 +213,7 @@ impl Array {
         while row < nrows {
             let lost = lost_at(row);
             let mut end = row + 1;
-            while end < nrows && lost_at(end) == lost {
+            while end < nrows && same_losses(row, end) {
                 end += 1;
             }
             let group = row..end;
@@ -237,32 +241,28 @@ impl Array {
                 // Judged per row below.
                 Row::Rebuilt(Vec::new())
             };
+            if !matches!(verdict, Row::Rebuilt(_)) {
+                out.rows.extend(group.map(|_| verdict.clone()));
+                continue;
+            }
+            // Who holds each lost position is the same for every row of the stripe.
+            let holders: Vec<(usize, Option<Holder>)> = lost
+                .iter()
+                .map(|&pos| {
+                    let role = self.layout.member_at(stripe, pos);
+                    (pos, self.members.reader(role, stripe))
+                })
+                .collect();
             for r in group {
-                out.rows.push(match &verdict {
-                    Row::Rebuilt(_) => {
-                        let holders: Vec<(usize, Option<Holder>)> = lost
-                            .iter()
-                            .map(|&pos| {
-                                (
-                                    pos,
-                                    self.members
-                                        .reader(self.layout.member_at(stripe, pos), stripe),
-                                )
-                            })
-                            .collect();
-                        let found = holders
-                            .into_iter()
-                            .map(|(pos, holder)| {
-                                (
-                                    pos,
-                                    self.judge(stripe, rows, bufs, status, &out, pos, r, holder),
-                                )
-                            })
-                            .collect();
-                        Row::Rebuilt(found)
-                    }
-                    other => other.clone(),
-                });
+                let found = holders
+                    .iter()
+                    .map(|(pos, holder)| {
+                        let verdict =
+                            self.judge(stripe, rows, bufs, status, &out, *pos, r, holder.as_ref());
+                        (*pos, verdict)
+                    })
+                    .collect();
+                out.rows.push(Row::Rebuilt(found));
             }
         }
         Ok(out)
@@ -279,7 +279,7 @@ impl Array {
         recovery: &Recovery,
         pos: usize,
         r: usize,
-        holder: Option<Holder>,
+        holder: Option<&Holder>,
     ) -> Found {
         let Some(holder) = holder else {
             return Found::Unchecked;
@@ -408,6 +408,15 @@ impl Array {
     /// whose checksum entry was damaged).
     pub(super) fn count_errors(&self, stripe: u64, status: &[Vec<Blk>], except: &[(usize, usize)]) {
         for (pos, blocks) in status.iter().enumerate() {
+            let eio = blocks.iter().filter(|s| **s == Blk::Eio).count() as u64;
+            let mismatch = blocks
+                .iter()
+                .enumerate()
+                .filter(|(r, s)| **s == Blk::Mismatch && !except.contains(&(pos, *r)))
+                .count() as u64;
+            if eio == 0 && mismatch == 0 {
+                continue;
+            }
             let role = self.layout.member_at(stripe, pos);
             if self
                 .members
@@ -416,12 +425,6 @@ impl Array {
             {
                 continue;
             }
-            let eio = blocks.iter().filter(|s| **s == Blk::Eio).count() as u64;
-            let mismatch = blocks
-                .iter()
-                .enumerate()
-                .filter(|(r, s)| **s == Blk::Mismatch && !except.contains(&(pos, *r)))
-                .count() as u64;
             self.note_errors(role, eio, mismatch);
         }
     }

@@ -22,10 +22,10 @@
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::member::{Member, MemberState};
+use super::member::{Behind, Member, MemberState};
 use super::{Array, ArrayError};
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{
@@ -219,55 +219,6 @@ pub(super) struct Stamps {
     pub writes: u64,
     /// The last stamp written (kept in the other copy by the next write).
     pub last: Option<FlushStamp>,
-}
-
-/// A member that may lack the writes of the sessions since `since`: the regions it must get
-/// back before it serves them.
-#[derive(Debug)]
-pub(super) struct Behind {
-    pub since: u64,
-    pending: Vec<AtomicBool>,
-    left: AtomicU64,
-}
-
-impl Behind {
-    pub fn new(since: u64, pending: Vec<bool>) -> Behind {
-        let left = pending.iter().filter(|p| **p).count() as u64;
-        Behind {
-            since,
-            pending: pending.into_iter().map(AtomicBool::new).collect(),
-            left: AtomicU64::new(left),
-        }
-    }
-
-    pub fn covers(&self, region: usize) -> bool {
-        self.pending[region].load(Ordering::Acquire)
-    }
-
-    /// Adds `region` (a replay wrote it, but not to this member).
-    pub fn add(&self, region: usize) {
-        if !self.pending[region].swap(true, Ordering::AcqRel) {
-            self.left.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    /// `region` is back.
-    pub fn clear(&self, region: usize) {
-        if self.pending[region].swap(false, Ordering::AcqRel) {
-            self.left.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    /// Regions still to get back.
-    pub fn left(&self) -> u64 {
-        self.left.load(Ordering::Acquire)
-    }
-
-    fn regions(&self) -> Vec<usize> {
-        (0..self.pending.len())
-            .filter(|&r| self.covers(r))
-            .collect()
-    }
 }
 
 /// A member's flush stamp, when it holds a valid one.
