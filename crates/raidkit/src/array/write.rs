@@ -343,6 +343,20 @@ impl Array {
         }
     }
 
+    /// Buffers for `rows` of `stripe` with the positions `want` says loaded through the
+    /// read pipeline (missing or damaged ones rebuilt); the others hold unspecified bytes.
+    fn loaded(
+        &self,
+        stripe: u64,
+        rows: &Range<u64>,
+        want: impl Fn(usize) -> bool,
+    ) -> Result<Vec<PoolBuf<'_>>, ArrayError> {
+        let mut bufs = self.row_buffers(rows);
+        let want: Vec<bool> = (0..self.width()).map(want).collect();
+        self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+        Ok(bufs)
+    }
+
     /// Read-modify-write: reads the old data of the changed blocks and the parity, and
     /// updates the parity by the difference.
     fn plan_read_modify_write<'a>(
@@ -354,11 +368,9 @@ impl Array {
         let codec = self.redundancy.parity().expect("a parity level");
         let k = self.layout.k();
         let len = ((rows.end - rows.start) * CSUM_BLOCK) as usize;
-        let mut bufs = self.row_buffers(&rows);
-        let want: Vec<bool> = (0..self.width())
-            .map(|p| p >= k || changes.iter().any(|c| c.pos == p))
-            .collect();
-        self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+        let mut bufs = self.loaded(stripe, &rows, |p| {
+            p >= k || changes.iter().any(|c| c.pos == p)
+        })?;
         let news: Vec<PoolBuf> = changes
             .iter()
             .map(|c| {
@@ -413,11 +425,9 @@ impl Array {
     ) -> Result<Planned<'a>, ArrayError> {
         let codec = self.redundancy.parity().expect("a parity level");
         let k = self.layout.k();
-        let mut bufs = self.row_buffers(&rows);
-        let want: Vec<bool> = (0..self.width())
-            .map(|p| p < k && changes.iter().all(|c| c.pos != p || !c.full))
-            .collect();
-        self.load_rows(stripe, rows.clone(), &want, &mut bufs)?;
+        let mut bufs = self.loaded(stripe, &rows, |p| {
+            p < k && changes.iter().all(|c| c.pos != p || !c.full)
+        })?;
         for c in changes {
             bufs[c.pos][c.at..c.at + c.bytes.len()].copy_from_slice(c.bytes);
         }
