@@ -535,19 +535,25 @@ fn bad_inputs_get_one_clear_error_and_change_nothing() {
         1,
         random.to_str().unwrap(),
     );
-    // The same member twice, by path and through a link.
-    refused(
+    // The same member twice, by path (named once, not "also as" itself) and through a
+    // link (both names).
+    let err = refused(
         &run_with(&args(&["status"], &with(&members[0]))),
         1,
         &members[0],
     );
+    assert!(
+        err.contains(&format!("{}: given twice", members[0])) && !err.contains("also as"),
+        "{err}"
+    );
     let link = dir.path("link.img");
     std::os::unix::fs::symlink(&members[0], &link).unwrap();
-    refused(
+    let err = refused(
         &run_with(&args(&["status"], &with(link.to_str().unwrap()))),
         1,
         link.to_str().unwrap(),
     );
+    assert!(err.contains(&format!("also as {}", members[0])), "{err}");
     // A member of another array.
     let other = Dir::new();
     let foreign = create(&other, "1", 2);

@@ -970,6 +970,11 @@ pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), ArrayError> {
             (meta.dev(), meta.ino())
         };
         if let Some((_, other)) = seen.iter().find(|(seen_id, _)| *seen_id == id) {
+            if other == &path {
+                return Err(ArrayError::DuplicateName {
+                    member: path.display().to_string(),
+                });
+            }
             return Err(ArrayError::DuplicateMember {
                 member: path.display().to_string(),
                 other: other.display().to_string(),
