@@ -125,11 +125,10 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // clap's message, on one line, without its own "error: " prefix.
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("raidctl: error: {first} (see raidctl --help)");
+            eprintln!(
+                "raidctl: error: {} (see raidctl --help)",
+                one_line(&err.to_string())
+            );
             return ExitCode::from(2);
         }
     };
@@ -176,4 +175,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// clap's message on one line, without its own "error: " prefix: its first paragraph (the
+/// error and, for missing arguments, their names below it) and any tip, without the usage.
+fn one_line(text: &str) -> String {
+    let mut paragraphs = text.split("\n\n").map(|p| {
+        p.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let mut parts = paragraphs.next().unwrap_or_default();
+    if let Some(first) = parts.first_mut() {
+        *first = first.strip_prefix("error: ").unwrap_or(first);
+    }
+    let mut line = parts.join(" ");
+    for tip in paragraphs.flatten().filter(|l| l.starts_with("tip:")) {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    line
 }

@@ -625,6 +625,15 @@ fn create_refuses_bad_arguments_and_foreign_data() {
     // Unknown level: clap's usage error.
     let out = run_with(&args(&["create", "--level", "7", "--size", "8M"], &members));
     assert_eq!(out.status.code(), Some(2));
+    // A missing required flag: the one line names it.
+    let err = refused(&run_with(&args(&["fail"], &members)), 2, "--member");
+    assert!(err.contains("not provided"), "{err}");
+    // A misspelt flag: the one line carries clap's tip.
+    refused(
+        &run_with(&args(&["read", "--len", "1"], &members)),
+        2,
+        "tip: a similar argument exists: '--length'",
+    );
     // A missing file without --size.
     refused(
         &run_with(&args(&["create", "--level", "5"], &members)),
