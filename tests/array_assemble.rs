@@ -89,6 +89,7 @@ fn members_in_any_order_read_back() {
 fn read_only_use_writes_nothing() {
     let (mut test, data) = raid6(2);
     test.reassemble().unwrap();
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
     let before = images(&paths);
     // Degraded, read-only: member 0 left out.
@@ -109,11 +110,12 @@ fn read_only_use_writes_nothing() {
 
 #[test]
 fn foreign_member_is_refused() {
-    let (a, _) = raid6(3);
-    let (b, _) = raid6(4);
+    let (mut a, _) = raid6(3);
+    let (mut b, _) = raid6(4);
+    a.stop().unwrap();
+    b.stop().unwrap();
     let mut paths = a.paths()[..4].to_vec();
     paths.push(b.paths()[4].clone());
-    drop(a.array().flush());
     let err = refused(&paths);
     let ArrayError::ForeignMember { member, .. } = &err else {
         panic!("{err}")
@@ -124,20 +126,14 @@ fn foreign_member_is_refused() {
 
 #[test]
 fn duplicate_members_are_refused() {
-    let (test, _) = raid6(5);
+    let (mut test, _) = raid6(5);
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
-    // The same path twice.
+    // The same path twice: refused before anything is opened, the disk named once (not
+    // twice over, issue 14 finding 4) ...
     let mut twice = paths.clone();
     twice.push(paths[1].clone());
-    let err = Array::assemble(
-        twice
-            .iter()
-            .map(|p| Box::new(disk::open(p).unwrap()) as Box<dyn Disk>)
-            .collect(),
-        &ArrayOptions::default(),
-    )
-    .unwrap_err();
-    // Named once, not twice over (issue 14, finding 4).
+    let err = raidkit::array::open_members(&twice).unwrap_err();
     assert!(
         matches!(&err, ArrayError::DuplicateName { member } if *member == paths[1].display().to_string()),
         "{err}"
@@ -146,8 +142,17 @@ fn duplicate_members_are_refused() {
         err.to_string(),
         format!("{}: given twice", paths[1].display())
     );
+    // ... and opening it a second time while it is open is refused: one array, one owner.
+    let first = disk::open(&paths[1]).unwrap();
+    let err = disk::open(&paths[1]).unwrap_err();
+    assert!(
+        matches!(&err, disk::DiskError::InUse { disk, holder: Some(holder) }
+            if *disk == paths[1].display().to_string()
+                && holder.starts_with(&format!("pid {}", std::process::id()))),
+        "{err}"
+    );
+    drop(first);
     // A copy of a member under another name: the same member UUID.
-    test.flush().unwrap();
     let copy = test.dir().join("copy.img");
     std::fs::copy(&paths[2], &copy).unwrap();
     let mut with_copy = paths.clone();
@@ -164,8 +169,8 @@ fn duplicate_members_are_refused() {
 
 #[test]
 fn geometry_mismatch_is_refused() {
-    let (test, _) = raid6(6);
-    test.flush().unwrap();
+    let (mut test, _) = raid6(6);
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
     edit_superblocks(&paths[3], |sb| sb.chunk = 128 << 10);
     let err = refused(&paths);
@@ -180,8 +185,8 @@ fn geometry_mismatch_is_refused() {
 
 #[test]
 fn unknown_major_version_is_refused() {
-    let (test, _) = raid6(7);
-    test.flush().unwrap();
+    let (mut test, _) = raid6(7);
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
     for offset in SB_OFFSETS {
         let disk = FileDisk::open(&paths[1], FileMode::Buffered).unwrap();
@@ -222,7 +227,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[test]
 fn superblock_damaged_in_every_copy_is_refused_and_one_copy_is_enough() {
     let (mut test, data) = raid6(8);
-    test.flush().unwrap();
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
     // One copy damaged (the newest): the other copy is used.
     let newest = {
@@ -233,7 +238,7 @@ fn superblock_damaged_in_every_copy_is_refused_and_one_copy_is_enough() {
     test.reassemble().unwrap();
     assert_eq!(test.status().state, ArrayState::Clean);
     assert!(read_all(&test).unwrap() == data);
-    test.flush().unwrap();
+    test.stop().unwrap();
     // Both copies damaged.
     set_bytes(&paths[4], SB_OFFSETS[0] + 200, &[0xAB]);
     set_bytes(&paths[4], SB_OFFSETS[1] + 300, &[0xCD]);
@@ -283,8 +288,8 @@ fn stale_member_is_kept_out_and_reported() {
 
 #[test]
 fn too_many_missing_lists_the_roles() {
-    let (test, _) = raid6(10);
-    test.flush().unwrap();
+    let (mut test, _) = raid6(10);
+    test.stop().unwrap();
     let paths = test.paths().to_vec();
     let err = refused(&[paths[0].clone(), paths[2].clone()]);
     let ArrayError::TooManyMissing { missing, .. } = &err else {
@@ -343,6 +348,7 @@ fn create_over_used_members_syncs_parity() {
     )
     .unwrap();
     let before = read_all(&array).unwrap();
+    array.close().unwrap();
     // Every member can be lost and the data stays the same: parity agrees with it.
     for lost in 0..4 {
         let others: Vec<PathBuf> = paths
@@ -350,7 +356,6 @@ fn create_over_used_members_syncs_parity() {
             .filter(|p| **p != paths[lost])
             .cloned()
             .collect();
-        array.flush().unwrap();
         let degraded = Array::assemble(open(&others), &ArrayOptions::default()).unwrap();
         assert!(read_all(&degraded).unwrap() == before, "lost {lost}");
     }

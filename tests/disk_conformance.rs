@@ -206,6 +206,45 @@ fn fail_stop_latches_a_failed_flush() {
     ));
 }
 
+/// A member file is held exclusively for as long as any backend has it open: every
+/// second open, through any backend, is refused with `InUse` naming this process; once the
+/// holder is closed the file opens again.
+#[test]
+fn a_member_file_is_held_exclusively_by_every_backend() {
+    let dir = scratch();
+    let path = dir.path().join("held.img");
+    FileDisk::create(&path, SIZE, FileMode::Buffered).unwrap();
+    type Opener = fn(&std::path::Path) -> Result<Box<dyn Disk>, DiskError>;
+    let mut openers: Vec<(&str, Opener)> = vec![
+        ("buffered", |p| {
+            Ok(Box::new(FileDisk::open(p, FileMode::Buffered)?))
+        }),
+        ("open", |p| Ok(Box::new(disk::open(p)?))),
+        ("mmap", |p| Ok(Box::new(MmapDisk::open(p)?))),
+    ];
+    if UringDisk::open(&path, 4).is_ok() {
+        openers.push(("uring", |p| Ok(Box::new(UringDisk::open(p, 4)?))));
+    }
+    let me = format!("pid {}", std::process::id());
+    for (holder_kind, hold) in &openers {
+        let held = hold(&path).unwrap();
+        for (kind, open) in &openers {
+            match open(&path) {
+                Err(DiskError::InUse { disk, holder }) => {
+                    assert_eq!(disk, path.display().to_string());
+                    assert!(
+                        holder.as_ref().is_some_and(|h| h.starts_with(&me)),
+                        "{holder_kind} then {kind}: {holder:?}"
+                    );
+                }
+                other => panic!("{holder_kind} then {kind}: {other:?}"),
+            }
+        }
+        drop(held);
+        drop(hold(&path).unwrap());
+    }
+}
+
 #[test]
 fn open_picks_the_backend_and_refuses_other_files() {
     let dir = scratch();
@@ -235,7 +274,11 @@ fn block_disk_on_loop_devices() {
 
     // O_EXCL: a second exclusive open of the same device is refused, clearly.
     let err = BlockDisk::open(&device.device).unwrap_err();
-    assert!(err.to_string().contains("busy"), "{err}");
+    assert!(
+        matches!(&err, DiskError::InUse { disk, .. } if *disk == device.device.display().to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("in use"), "{err}");
     drop(disk);
     // Once released, it opens again, and `open` picks the block backend for it.
     let disk = disk::open(&device.device).unwrap();
@@ -247,12 +290,10 @@ fn block_disk_on_loop_devices() {
     let uring = UringDisk::open(&device.device, 16).unwrap();
     assert_eq!(uring.len(), SIZE);
     conformance(&uring);
-    assert!(
-        BlockDisk::open(&device.device)
-            .unwrap_err()
-            .to_string()
-            .contains("busy")
-    );
+    assert!(matches!(
+        BlockDisk::open(&device.device).unwrap_err(),
+        DiskError::InUse { .. }
+    ));
     drop(uring);
 
     // A regular file is not a block device.

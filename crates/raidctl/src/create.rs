@@ -125,7 +125,7 @@ pub fn run(args: CreateArgs) -> Result<()> {
         check_paths(&args.spares)?;
         let mut all = args.members.clone();
         all.extend(args.spares.iter().cloned());
-        let mut disks = array::open_members(&all)?;
+        let mut disks = array::open_members(&all).map_err(crate::members::in_use)?;
         let spares = disks.split_off(args.members.len());
         let sizes: Vec<u64> = disks.iter().map(|d| d.len()).collect();
         let smallest = sizes.iter().copied().min().unwrap_or(0);

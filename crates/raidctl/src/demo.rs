@@ -251,6 +251,7 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
         parity_targets.len(),
         paths[victim].display()
     );
+    array.close()?;
     flip(&paths[victim], parity_targets.iter().copied())?;
     let array = open(paths)?;
     let progress = Progress::new("scrub", array.regions().data_size);

@@ -217,7 +217,8 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
     all.push(args.new.clone());
     array::check_distinct(&all)?;
     let array = args.members.open_with(&members)?;
-    let mut new = array::open_members(std::slice::from_ref(&args.new))?;
+    let mut new =
+        array::open_members(std::slice::from_ref(&args.new)).map_err(crate::members::in_use)?;
     let progress = Progress::new("replace", array.regions().data_size);
     let report = array.replace(
         &old,
@@ -240,7 +241,8 @@ pub fn add(args: AddArgs) -> Result<()> {
     all.push(args.spare.clone());
     array::check_distinct(&all)?;
     let array = args.members.open()?;
-    let mut spare = array::open_members(std::slice::from_ref(&args.spare))?;
+    let mut spare =
+        array::open_members(std::slice::from_ref(&args.spare)).map_err(crate::members::in_use)?;
     array.add_spare(spare.remove(0), args.force)?;
     eprintln!("raidctl: {} added as a spare", args.spare.display());
     array.close()?;

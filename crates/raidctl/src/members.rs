@@ -69,7 +69,7 @@ pub fn open_paths(paths: &[PathBuf]) -> Result<Array> {
 
 fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
     check_paths(paths)?;
-    let disks = array::open_members(paths)?;
+    let disks = array::open_members(paths).map_err(in_use)?;
     Array::assemble(disks, options).map_err(|e| {
         let hint = match &e {
             raidkit::ArrayError::TooManyMissing { .. } => {
@@ -83,4 +83,35 @@ fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
         };
         anyhow::anyhow!("{e}{hint}")
     })
+}
+
+/// A member held by another owner: the one line names the array (read from the member
+/// without disturbing its owner), the member and, where Linux tells, the holding process.
+pub fn in_use(e: raidkit::ArrayError) -> anyhow::Error {
+    let raidkit::ArrayError::Disk(raidkit::disk::DiskError::InUse { disk, holder }) = &e else {
+        return e.into();
+    };
+    let array = raidkit::disk::open_read_only(std::path::Path::new(disk))
+        .ok()
+        .and_then(|d| raidkit::meta::read_superblock(&d).ok())
+        .map(|read| {
+            let sb = read.superblock;
+            format!(
+                "array {} ({})",
+                sb.name,
+                raidkit::format::uuid_string(&sb.array_uuid)
+            )
+        });
+    let by = holder
+        .as_ref()
+        .map(|h| format!("held by {h}"))
+        .unwrap_or_else(|| {
+            "held by another array or process (mounted, or open exclusively)".to_string()
+        });
+    match array {
+        Some(array) => anyhow::anyhow!(
+            "{array} is in use: {disk} is {by}; an array has one owner at a time (wait for it to finish or stop it)"
+        ),
+        None => anyhow::anyhow!("{disk} is in use: {by}"),
+    }
 }

@@ -231,7 +231,7 @@ pub fn status(args: StatusArgs) -> Result<Outcome> {
 
 pub fn examine(args: ExamineArgs) -> Result<()> {
     check_paths(std::slice::from_ref(&args.member))?;
-    let disk = raidkit::disk::open(&args.member)?;
+    let disk = raidkit::disk::open_read_only(&args.member)?;
     let name = args.member.display().to_string();
     let read = raidkit::meta::read_superblock(&disk)
         .with_context(|| format!("{name}: not a raidkit member"))?;

@@ -218,7 +218,7 @@ fn dirty_degraded_starts_per_mode() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
         array.write_at(&data, 4096).unwrap();
         array.flush().unwrap();
-        std::mem::forget(array); // the process died: dirty
+        array.kill(); // the process died: dirty
         let three = &members[..3];
         let read = ["read", "--offset", "4096", "--length", "200000"];
         let out = run_with(&args(&read, three));
@@ -1314,4 +1314,95 @@ fn a_member_file_back_in_time_never_gives_stale_bytes() {
             }
         }
     }
+}
+
+/// Whether `pid` holds a `flock` on `path` (Linux's `/proc/locks`), by the file's inode.
+fn holds_lock(pid: u32, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(path).unwrap().ino();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() >= 6
+                && f[1] == "FLOCK"
+                && f[4] == pid.to_string()
+                && f[5].rsplit(':').next() == Some(&ino.to_string())
+        })
+}
+
+/// Issue 15: one owner per array. While one `raidctl write` holds the array (waiting for
+/// its input), a second writer and a `status` are refused with one line naming the array
+/// and the holding process, and change nothing; `examine` still looks, beside the owner.
+/// Afterwards a read returns exactly the first writer's data and a scrub is clean.
+#[test]
+fn a_second_owner_is_refused_while_the_first_holds_the_array() {
+    use std::io::Write;
+    let dir = Dir::new();
+    let members = create(&dir, "5", 4);
+    let first_data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let second_data = vec![0xEEu8; 1_000_000];
+    let second_input = dir.path("second.bin");
+    std::fs::write(&second_input, &second_data).unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["write"], &members))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    let started = std::time::Instant::now();
+    while !members.iter().all(|m| holds_lock(pid, m)) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the first writer never took the members"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let before = snapshot(&members);
+    let second = run_with(&args(
+        &["write", "--input", second_input.to_str().unwrap()],
+        &members,
+    ));
+    let err = refused(&second, 1, "is in use");
+    assert!(
+        err.contains("array ") && err.contains(&format!("held by pid {pid} (raidctl)")),
+        "{err}"
+    );
+    let err = refused(&run_with(&args(&["status"], &members)), 1, "is in use");
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    ok(&run(&["examine", &members[0]]));
+    assert!(
+        before == snapshot(&members),
+        "a refused command changed a member"
+    );
+    // The first writer goes on and finishes.
+    let mut stdin = first.stdin.take().unwrap();
+    stdin.write_all(&first_data).unwrap();
+    drop(stdin);
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = run_with(&args(&["read", "--length", "1000000"], &members));
+    assert!(
+        ok(&read).stdout == first_data,
+        "exactly the first writer's data"
+    );
+    assert_eq!(
+        run_with(&args(&["scrub"], &members)).status.code(),
+        Some(0),
+        "a clean scrub"
+    );
+    // Once the owner is gone, the second writer is served.
+    ok(&run_with(&args(
+        &["write", "--input", second_input.to_str().unwrap()],
+        &members,
+    )));
+    let read = run_with(&args(&["read", "--length", "1000000"], &members));
+    assert!(ok(&read).stdout == second_data);
 }

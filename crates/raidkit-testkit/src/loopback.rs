@@ -103,6 +103,16 @@ impl LoopbackArray {
             .expect("no array: the last reassemble failed and the member files do not assemble")
     }
 
+    /// Closes the array and keeps its files, so that a test can open them itself (an open
+    /// array holds its members exclusively); [`reassemble`](LoopbackArray::reassemble)
+    /// opens it again. Until then [`array`](LoopbackArray::array) panics.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        match self.array.take() {
+            Some(array) => Ok(array.close()?),
+            None => Ok(()),
+        }
+    }
+
     /// Closes the array and assembles it again from every member file.
     pub fn reassemble(&mut self) -> Result<(), Error> {
         let paths = self.paths.clone();

@@ -713,6 +713,14 @@ impl Array {
         self.close_inner()
     }
 
+    /// Lets the array go as a killed process would: nothing more is written (no flush, no
+    /// clean mark, no journal checkpoint) and the members are released, so the next open
+    /// finds the array as a crash at this instant left it. For crash tests, and for an
+    /// owner that must let go at once.
+    pub fn kill(self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
     fn close_inner(&self) -> Result<(), ArrayError> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());

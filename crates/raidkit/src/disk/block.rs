@@ -42,9 +42,9 @@ impl BlockDisk {
             .open(path)
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EBUSY) {
-                    DiskError::Unsupported {
-                        path: path.to_path_buf(),
-                        reason: "device is busy: in use by another array, mounted, or held open exclusively".to_string(),
+                    DiskError::InUse {
+                        disk: name.clone(),
+                        holder: None,
                     }
                 } else {
                     DiskError::io(&name, Op::Open, 0, 0, e)

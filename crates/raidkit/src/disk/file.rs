@@ -69,6 +69,9 @@ impl FileDisk {
         let meta = file
             .metadata()
             .map_err(|e| DiskError::io(&name, Op::Open, 0, 0, e))?;
+        if meta.is_file() {
+            super::lock::lock_exclusive(&file, path)?;
+        }
         if !meta.is_file() {
             return Err(DiskError::Unsupported {
                 path: path.to_path_buf(),

@@ -15,6 +15,9 @@ use super::{Disk, DiskError, DiskInfo, Op};
 pub struct MmapDisk {
     info: DiskInfo,
     map: RwLock<MmapMut>,
+    /// The open file, kept for its exclusive lock (the mapping alone would keep it too,
+    /// but not visibly).
+    _locked: std::fs::File,
 }
 
 impl MmapDisk {
@@ -26,6 +29,7 @@ impl MmapDisk {
             .write(true)
             .open(path)
             .map_err(|e| DiskError::io(&name, Op::Open, 0, 0, e))?;
+        super::lock::lock_exclusive(&file, path)?;
         let len = file
             .metadata()
             .map_err(|e| DiskError::io(&name, Op::Open, 0, 0, e))?
@@ -49,6 +53,7 @@ impl MmapDisk {
                 buffer_align: 1,
             },
             map: RwLock::new(map),
+            _locked: file,
         })
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! Backends: [`FileDisk`] (regular files, buffered or `O_DIRECT`), [`BlockDisk`] (block
 //! devices, `O_DIRECT | O_EXCL`), [`UringDisk`] (io_uring, one submission per batch),
-//! [`MmapDisk`] (memory-mapped files), [`MemDisk`] (in memory), and the [`FailStop`] wrapper that latches the first write or flush error.
+//! [`MmapDisk`] (memory-mapped files), [`MemDisk`] (in memory), [`ReadOnlyDisk`] (a member
+//! opened only to look at it), and the [`FailStop`] wrapper that latches the first write or
+//! flush error. Member files are held exclusively (an advisory lock, `lock`); block devices
+//! through `O_EXCL`.
 //! [`open`] picks the backend for a path.
 //!
 //! ```
@@ -29,9 +32,11 @@ mod aligned;
 mod block;
 mod failstop;
 mod file;
+mod lock;
 mod memory;
 mod mmap;
 mod probe;
+mod readonly;
 mod uring;
 
 use std::fmt;
@@ -45,6 +50,7 @@ pub use file::{FileDisk, FileMode};
 pub use memory::MemDisk;
 pub use mmap::MmapDisk;
 pub use probe::foreign_signature;
+pub use readonly::ReadOnlyDisk;
 pub use uring::UringDisk;
 
 /// What a request or error is about.
@@ -141,6 +147,15 @@ pub enum DiskError {
         disk: String,
         /// The first error, as text.
         first: String,
+    },
+    /// Another array or process holds the disk: a member file's exclusive lock is taken, or
+    /// a block device is open exclusively (another array, a mount, md, a partition).
+    #[error("{disk}: in use{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_else(|| " by another array or process (mounted, or held open exclusively)".to_string()))]
+    InUse {
+        /// The disk's name (its path).
+        disk: String,
+        /// Who holds it, where the platform can tell ("pid 1234 (raidctl)").
+        holder: Option<String>,
     },
     /// The path cannot be used as this kind of disk.
     #[error("{path}: {reason}")]
@@ -374,6 +389,13 @@ pub fn open(path: &Path) -> Result<FailStop<Box<dyn Disk>>, DiskError> {
         });
     };
     Ok(FailStop::new(disk))
+}
+
+/// Opens a member only to look at it: read-only, beside its owner (no lock, no `O_EXCL`).
+/// Writes through it are refused. For `examine` and scans; an array is never assembled
+/// from such disks.
+pub fn open_read_only(path: &Path) -> Result<ReadOnlyDisk, DiskError> {
+    ReadOnlyDisk::open(path)
 }
 
 /// A disk behind a pointer is a disk: boxes for the array's members, `Arc`s so that tests

@@ -82,14 +82,15 @@ impl UringDisk {
                     path: path.to_path_buf(),
                     reason: "the file system does not support O_DIRECT".to_string(),
                 },
-                Some(libc::EBUSY) => DiskError::Unsupported {
-                    path: path.to_path_buf(),
-                    reason:
-                        "device is busy: in use by another array, mounted, or held open exclusively"
-                            .to_string(),
+                Some(libc::EBUSY) => DiskError::InUse {
+                    disk: name.clone(),
+                    holder: None,
                 },
                 _ => DiskError::io(&name, Op::Open, 0, 0, e),
             })?;
+        if !block_device {
+            super::lock::lock_exclusive(&file, path)?;
+        }
         let (size, block_size) = if block_device {
             super::block::device_geometry(path, &file)?
         } else {
