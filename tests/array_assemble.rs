@@ -29,8 +29,8 @@ fn images(paths: &[PathBuf]) -> Vec<Vec<u8>> {
 /// Assembling `paths` fails; nothing on any of them changed. Returns the error.
 fn refused(paths: &[PathBuf]) -> ArrayError {
     let before = images(paths);
-    let err =
-        Array::assemble(open(paths), &ArrayOptions::default()).expect_err("assemble must fail");
+    let err = Array::assemble(open(paths), &ArrayOptions::default().allow_degraded())
+        .expect_err("assemble must fail");
     assert!(
         before == images(paths),
         "a refused assemble changed a member"
@@ -93,7 +93,8 @@ fn read_only_use_writes_nothing() {
     let paths = test.paths().to_vec();
     let before = images(&paths);
     // Degraded, read-only: member 0 left out.
-    let array = Array::assemble(open(&paths[1..]), &ArrayOptions::default()).unwrap();
+    let array =
+        Array::assemble(open(&paths[1..]), &ArrayOptions::default().allow_degraded()).unwrap();
     assert_eq!(array.status().state, ArrayState::Degraded);
     assert!(read_all(&array).unwrap() == data);
     array.close().unwrap();
@@ -102,7 +103,7 @@ fn read_only_use_writes_nothing() {
         "a read-only session wrote to a member"
     );
     // The member left out is not stale afterwards.
-    let array = Array::assemble(open(&paths), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(open(&paths), &ArrayOptions::default().allow_degraded()).unwrap();
     assert_eq!(array.status().state, ArrayState::Clean);
     drop(array);
     assert!(before == images(&paths));
@@ -356,7 +357,8 @@ fn create_over_used_members_syncs_parity() {
             .filter(|p| **p != paths[lost])
             .cloned()
             .collect();
-        let degraded = Array::assemble(open(&others), &ArrayOptions::default()).unwrap();
+        let degraded =
+            Array::assemble(open(&others), &ArrayOptions::default().allow_degraded()).unwrap();
         assert!(read_all(&degraded).unwrap() == before, "lost {lost}");
     }
 }
@@ -394,7 +396,8 @@ fn arrays_on_loop_devices() {
         array.close().unwrap();
         let mut order = paths.clone();
         order.rotate_left(1);
-        let array = Array::assemble(open(&order[..3]), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(open(&order[..3]), &ArrayOptions::default().allow_degraded()).unwrap();
         assert_eq!(array.status().state, ArrayState::Degraded, "{level:?}");
         assert!(read_all(&array).unwrap() == data, "{level:?}");
         array.close().unwrap();

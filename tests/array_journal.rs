@@ -70,7 +70,7 @@ fn a_journal_header_with_an_absurd_tail_is_damaged_not_newest() {
                     "a tail of {tail} must not decode"
                 );
             }
-            let array = Array::assemble(boxed(&disks), &ArrayOptions::default())
+            let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded())
                 .expect("assemble with damaged journal headers");
             assert_eq!(read_range(&array, 0, want.len()).expect("read"), want);
             let second = rng.block(2 * CHUNK as usize + 4096);
@@ -80,12 +80,12 @@ fn a_journal_header_with_an_absurd_tail_is_damaged_not_newest() {
             let images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
             array.close().expect("close");
             let crashed = from_images("d", &images);
-            let again = Array::assemble(boxed(&crashed), &ArrayOptions::default())
+            let again = Array::assemble(boxed(&crashed), &ArrayOptions::default().allow_degraded())
                 .expect("assemble after a crash");
             want[CHUNK as usize..][..second.len()].copy_from_slice(&second);
             assert_eq!(read_range(&again, 0, want.len()).expect("read"), want);
             again.close().expect("close");
-            let again = Array::assemble(boxed(&disks), &ArrayOptions::default())
+            let again = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded())
                 .expect("assemble after a close");
             assert_eq!(read_range(&again, 0, want.len()).expect("read"), want);
             again.close().expect("close");
@@ -150,7 +150,7 @@ fn a_damaged_journal_part_is_rebuilt_from_the_record() {
         }
         assert!(damaged.is_some(), "no data member's part found");
         let crashed = from_images("d", &after);
-        let again = Array::assemble(boxed(&crashed), &ArrayOptions::default())
+        let again = Array::assemble(boxed(&crashed), &ArrayOptions::default().allow_degraded())
             .expect("assemble after a crash with a damaged part");
         let report = again.status().replay.expect("a replay ran");
         assert!(

@@ -51,7 +51,11 @@ fn setup(level: Level, n: usize, options: ArrayOptions) -> Setup {
 
 #[test]
 fn corrupt_blocks_are_healed_counted_and_rewritten() {
-    let s = setup(Level::Parity { m: 2 }, 6, ArrayOptions::default());
+    let s = setup(
+        Level::Parity { m: 2 },
+        6,
+        ArrayOptions::default().allow_degraded(),
+    );
     // Damage 5 blocks on member 1 and 3 on member 4 (different rows than member 1's).
     for b in 0..5u64 {
         s.sims[1].flip_bit(s.data_offset + b * 8 * 4096 + 17, 2);
@@ -94,7 +98,7 @@ fn corrupt_blocks_are_healed_counted_and_rewritten() {
 fn a_member_past_the_error_threshold_is_faulty() {
     let options = ArrayOptions {
         error_threshold: 3,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     };
     let s = setup(Level::Parity { m: 1 }, 4, options);
     for b in 0..10u64 {
@@ -110,7 +114,11 @@ fn a_member_past_the_error_threshold_is_faulty() {
 
 #[test]
 fn write_and_flush_failures_fail_the_member_not_the_write() {
-    let mut s = setup(Level::Parity { m: 2 }, 5, ArrayOptions::default());
+    let mut s = setup(
+        Level::Parity { m: 2 },
+        5,
+        ArrayOptions::default().allow_degraded(),
+    );
     s.sims[3].fail_writes_in(0, MEMBER);
     let fresh = Rng::new(11).block(200_000);
     s.array.write_at(&fresh, 5_000).unwrap();
@@ -135,7 +143,11 @@ fn write_and_flush_failures_fail_the_member_not_the_write() {
 
 #[test]
 fn fail_remove_and_add_spare() {
-    let s = setup(Level::Parity { m: 1 }, 3, ArrayOptions::default());
+    let s = setup(
+        Level::Parity { m: 1 },
+        3,
+        ArrayOptions::default().allow_degraded(),
+    );
     let name = |i: usize| format!("sim{i}");
     // An active member must be failed before it is removed.
     let err = s.array.remove_member(&name(1)).unwrap_err();
@@ -194,11 +206,11 @@ fn an_unclean_stop_is_remembered() {
     assert!(array.status().dirty);
     array.flush().unwrap();
     std::mem::forget(array); // a crash: no close
-    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert!(status.dirty && status.unclean_start);
     array.close().unwrap();
-    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
     assert!(
         array.status().unclean_start,
         "closing did not resync, so the flag stays"
@@ -210,7 +222,7 @@ fn an_unclean_stop_is_remembered() {
 
 #[test]
 fn out_of_range_requests_are_refused() {
-    let s = setup(Level::Mirror, 2, ArrayOptions::default());
+    let s = setup(Level::Mirror, 2, ArrayOptions::default().allow_degraded());
     let size = s.array.len();
     let mut buf = [0u8; 10];
     assert!(matches!(
@@ -247,14 +259,18 @@ fn a_member_missing_at_a_dirty_start_comes_back_stale() {
     array.write_at(&[1u8; 100_000], 0).unwrap();
     array.flush().unwrap();
     std::mem::forget(array); // crash: dirty
-    let err = Array::assemble(boxed(&disks[..2]), &ArrayOptions::default()).unwrap_err();
+    let err = Array::assemble(
+        boxed(&disks[..2]),
+        &ArrayOptions::default().allow_degraded(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ArrayError::DirtyDegraded { ref missing } if missing == &[2]),
         "{err}"
     );
     let allow = ArrayOptions {
         allow_dirty_degraded: true,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     };
     let array = Array::assemble(boxed(&disks[..2]), &allow).unwrap();
     let fresh = Rng::new(5).block(100_000);
@@ -290,7 +306,11 @@ fn a_dirty_degraded_journal_array_starts_without_force() {
     array.write_at(&first, 0).unwrap();
     array.flush().unwrap();
     std::mem::forget(array); // crash: dirty, records in the journal
-    let array = Array::assemble(boxed(&disks[..2]), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(
+        boxed(&disks[..2]),
+        &ArrayOptions::default().allow_degraded(),
+    )
+    .unwrap();
     let status = array.status();
     let replay = status
         .replay
@@ -304,7 +324,7 @@ fn a_dirty_degraded_journal_array_starts_without_force() {
     let fresh = Rng::new(5).block(100_000);
     array.write_at(&fresh, 0).unwrap();
     array.close().unwrap();
-    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
     assert_eq!(array.status().members[2].state, MemberState::Stale);
     assert!(
         array.status().replay.is_none(),
@@ -368,7 +388,8 @@ fn resync_after_a_crash_makes_parity_agree() {
             for sim in &sims {
                 sim.crash();
             }
-            let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+            let array =
+                Array::assemble(boxed(), &ArrayOptions::default().allow_degraded()).unwrap();
             assert!(array.status().unclean_start);
             let report = array.resync(&|_, _| {}).unwrap();
             assert!(report.stripes > 0);
@@ -391,7 +412,8 @@ fn resync_after_a_crash_makes_parity_agree() {
                     .filter(|(i, _)| *i != lost)
                     .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
                     .collect();
-                let degraded = Array::assemble(disks, &ArrayOptions::default()).unwrap();
+                let degraded =
+                    Array::assemble(disks, &ArrayOptions::default().allow_degraded()).unwrap();
                 assert!(
                     !degraded.status().unclean_start,
                     "closed clean after resync"
@@ -429,7 +451,7 @@ fn an_unreadable_journal_fails_its_member_at_replay() {
     let mut model = Rng::new(41).block(size);
     array.write_at(&model, 0).unwrap();
     array.close().unwrap();
-    let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(), &ArrayOptions::default().allow_degraded()).unwrap();
     let journal = array.regions().journal_offset;
     let mut rng = Rng::new(42);
     for _ in 0..10 {
@@ -444,7 +466,7 @@ fn an_unreadable_journal_fails_its_member_at_replay() {
         sim.crash();
     }
     sims[1].add_bad_range(journal + 4096, 4096);
-    let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(), &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert_eq!(status.members[1].state, MemberState::Faulty);
     assert!(status.replay.is_some_and(|r| r.replayed > 0));
@@ -522,7 +544,7 @@ fn create_refuses_a_bad_spare_before_writing_anything() {
     array.close().unwrap();
     let mut all = boxed(&members);
     all.extend(boxed(&spares));
-    let array = Array::assemble(all, &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(all, &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert_eq!(
         status

@@ -24,7 +24,7 @@ const CHUNK: u64 = 16 << 10;
 fn quiet() -> ArrayOptions {
     ArrayOptions {
         error_threshold: u64::MAX,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     }
 }
 
@@ -82,7 +82,7 @@ fn assert_every_member_holds_its_role(disks: &[Box<dyn Fn() -> Box<dyn Disk>>], 
     for gone in 0..n {
         let present: Vec<Box<dyn Disk>> =
             (0..n).filter(|&i| i != gone).map(|i| disks[i]()).collect();
-        let array = Array::assemble(present, &ArrayOptions::default()).unwrap();
+        let array = Array::assemble(present, &ArrayOptions::default().allow_degraded()).unwrap();
         assert_eq!(
             &hash(&read_all(&array).unwrap()),
             expect,
@@ -188,7 +188,8 @@ fn every_raid6_pair_rebuilt_on_loop_devices() {
                         .filter(|(j, _)| *j != x && *j != y)
                         .map(|(_, &i)| open(i))
                         .collect();
-                    let array = Array::assemble(present, &ArrayOptions::default()).unwrap();
+                    let array = Array::assemble(present, &ArrayOptions::default().allow_degraded())
+                        .unwrap();
                     assert_eq!(&hash(&read_all(&array).unwrap()), &expect, "pair {a},{b}");
                 }
             }
@@ -289,7 +290,7 @@ fn an_interrupted_rebuild_continues_from_its_checkpoint() {
 
     let mut now: Vec<Arc<MemDisk>> = disks.clone();
     now[3] = spare.clone();
-    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert_eq!(status.rebuilds.len(), 1);
     assert_eq!(status.rebuilds[0].done, done, "the checkpoint is recorded");
@@ -379,10 +380,11 @@ fn a_crash_mid_rebuild_resumes_and_verifies() {
         let present: Vec<Arc<MemDisk>> = disks[1..].to_vec();
         let allow = ArrayOptions {
             allow_dirty_degraded: dirty && !journal,
-            ..ArrayOptions::default()
+            ..ArrayOptions::default().allow_degraded()
         };
         if dirty && !journal {
-            let refused = Array::assemble(boxed(&present), &ArrayOptions::default());
+            let refused =
+                Array::assemble(boxed(&present), &ArrayOptions::default().allow_degraded());
             assert!(matches!(refused, Err(ArrayError::DirtyDegraded { .. })));
         }
         let array = Array::assemble(boxed(&present), &allow).unwrap();
@@ -561,7 +563,7 @@ fn raid6_rebuild_with_a_latent_sector_error_repairs_it_fully() {
                 .filter(|(i, _)| *i != gone && *i != gone2)
                 .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
                 .collect();
-            let array = Array::assemble(disks, &ArrayOptions::default()).unwrap();
+            let array = Array::assemble(disks, &ArrayOptions::default().allow_degraded()).unwrap();
             assert_eq!(read_all(&array).unwrap(), s.data, "{gone},{gone2} gone");
         }
     }
@@ -623,7 +625,7 @@ fn hot_replace_keeps_redundancy_and_releases_the_old_member() {
         Box::new(new.clone()),
         Box::new(now[3].clone()),
     ];
-    let array = Array::assemble(present, &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(present, &ArrayOptions::default().allow_degraded()).unwrap();
     assert_eq!(read_all(&array).unwrap(), data);
 }
 
@@ -651,7 +653,7 @@ fn replacing_a_failed_member_rebuilds_onto_the_new_disk() {
     array.close().unwrap();
     let array = Array::assemble(
         vec![Box::new(new.clone()) as Box<dyn Disk>],
-        &ArrayOptions::default(),
+        &ArrayOptions::default().allow_degraded(),
     )
     .unwrap();
     assert_eq!(read_all(&array).unwrap(), data);
@@ -844,7 +846,7 @@ fn the_new_disks_errors_do_not_fail_the_old_member() {
         .unwrap();
     let strict = ArrayOptions {
         error_threshold: 2,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     };
     let array = Array::assemble(boxed(&disks), &strict).unwrap();
     let data = Rng::new(13).block(array.len() as usize);

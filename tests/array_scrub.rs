@@ -23,7 +23,7 @@ const CHUNK: u64 = 16 << 10;
 fn options() -> ArrayOptions {
     ArrayOptions {
         error_threshold: u64::MAX,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     }
 }
 
@@ -184,7 +184,7 @@ fn a_forged_block_is_named_by_syndrome_or_reported() {
         let (member, block) = (1usize, 5u64);
         let forged = vec![0xA5u8; 4096];
         forge_block(disks[member].as_ref(), &regions, member, block, &forged);
-        let array = Array::assemble(boxed(), &ArrayOptions::default()).unwrap();
+        let array = Array::assemble(boxed(), &ArrayOptions::default().allow_degraded()).unwrap();
         let report = scrub(&array, true);
         if attributable {
             assert_eq!(report.damaged.len(), 1, "{level:?}: {report:?}");

@@ -62,7 +62,8 @@ fn back_in_time(level: Level, n: usize, mode: Consistency, seed: u64, seen: &mut
     let sessions = 2 + rng.below(3);
     let mut crashed = false;
     for session in 0..sessions {
-        let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
         for w in 0..1 + rng.below(6) {
             if rng.below(2) == 0 {
                 // A few whole stripes (a long write).
@@ -108,7 +109,7 @@ fn back_in_time(level: Level, n: usize, mode: Consistency, seed: u64, seen: &mut
     );
     seen.cases += 1;
     let now = from_images("d", &images);
-    let array = match Array::assemble(boxed(&now), &ArrayOptions::default()) {
+    let array = match Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()) {
         Ok(array) => array,
         Err(e @ ArrayError::DirtyDegraded { .. }) => {
             // The clear error: without a journal, a crash plus a member that may lack data
@@ -155,7 +156,8 @@ fn back_in_time(level: Level, n: usize, mode: Consistency, seed: u64, seen: &mut
             .filter(|(i, _)| *i != leave)
             .map(|(_, d)| d.clone())
             .collect();
-        let array = Array::assemble(boxed(&rest), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&rest), &ArrayOptions::default().allow_degraded()).unwrap();
         same(
             &read_all(&array).unwrap_or_else(|e| panic!("{label}, without d{leave}: {e}")),
             &model,
@@ -212,7 +214,8 @@ fn a_missed_close_costs_only_what_the_session_wrote() {
         let mut model = Rng::new(1).block(array.len() as usize);
         array.write_at(&model, 0).unwrap();
         array.close().unwrap();
-        let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
         let bytes = Rng::new(2).block(100_000);
         array.write_at(&bytes, 1 << 20).unwrap();
         model[1 << 20..(1 << 20) + bytes.len()].copy_from_slice(&bytes);
@@ -223,7 +226,8 @@ fn a_missed_close_costs_only_what_the_session_wrote() {
         let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
         images[1] = d1;
         let now = from_images("d", &images);
-        let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
         let behind = array.status().members[1].behind_stripes.unwrap();
         eprintln!(
             "{}: d1 missed the close: behind in {behind} of {stripes} stripes",
@@ -240,7 +244,8 @@ fn a_missed_close_costs_only_what_the_session_wrote() {
         assert_eq!(report.members, 1);
         array.close().unwrap();
         // Recorded current: the next start finds nothing behind.
-        let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
         assert!(
             array
                 .status()
@@ -266,7 +271,8 @@ fn rebuilds_never_compute_from_a_member_behind() {
         array.write_at(&model, 0).unwrap();
         array.close().unwrap();
         let old = disks[1].snapshot();
-        let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
         let bytes = Rng::new(4).block(model.len() / 3);
         array.write_at(&bytes, 0).unwrap();
         model[..bytes.len()].copy_from_slice(&bytes);
@@ -274,7 +280,8 @@ fn rebuilds_never_compute_from_a_member_behind() {
         let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
         images[1] = old;
         let now = from_images("d", &images);
-        let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
         array.fail_member("d2").unwrap();
         let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
         let report = array
@@ -341,7 +348,8 @@ fn a_damaged_checksum_entry_does_not_make_intact_data_unreadable() {
             let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
             images[1] = damaged.clone();
             let now = from_images("d", &images);
-            let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+            let array =
+                Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
             if how == "read" {
                 same(&read_all(&array).unwrap(), &model, &format!("{level:?}"));
             } else {
@@ -396,7 +404,8 @@ fn a_damaged_checksum_entry_does_not_make_intact_data_unreadable() {
             assert!(m1.repaired > 256, "{level:?}: a whole page rewritten");
             array.close().unwrap();
             // The entries were written back: a check finds nothing.
-            let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+            let array =
+                Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
             let check = array
                 .scrub(ScrubOptions::default(), &AtomicBool::new(false), &|_| {})
                 .unwrap();
@@ -421,14 +430,14 @@ fn a_catch_up_without_enough_members_writes_nothing() {
     array.write_at(&Rng::new(6).block(100_000), 0).unwrap();
     array.close().unwrap();
     let old = disks[1].snapshot();
-    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
     array.write_at(&Rng::new(7).block(100_000), 0).unwrap();
     array.close().unwrap();
     let mut images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
     images[1] = old;
     let now = from_images("d", &images);
     let given: Vec<Arc<MemDisk>> = now[..3].to_vec(); // d3 and d4 left out
-    let array = Array::assemble(boxed(&given), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&given), &ArrayOptions::default().allow_degraded()).unwrap();
     assert!(array.status().members[1].behind_stripes.is_some());
     let before: Vec<Vec<u8>> = given.iter().map(|d| d.snapshot()).collect();
     let err = array.catch_up(&|_, _| {}).unwrap_err();
@@ -437,6 +446,6 @@ fn a_catch_up_without_enough_members_writes_nothing() {
     let after: Vec<Vec<u8>> = given.iter().map(|d| d.snapshot()).collect();
     assert!(before == after, "nothing written");
     // With every member given it works.
-    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
     assert_eq!(array.catch_up(&|_, _| {}).unwrap().members, 1);
 }

@@ -141,7 +141,7 @@ fn serial() -> ArrayOptions {
         bitmap_idle: std::time::Duration::ZERO,
         allow_dirty_degraded: true,
         error_threshold: u64::MAX,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     }
 }
 

@@ -193,7 +193,7 @@ fn generate_v1_1(seed: u64) {
         array.write_at(&bytes, at).unwrap();
     }
     array.close().unwrap();
-    let array = Array::assemble(boxed(0..4), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(0..4), &ArrayOptions::default().allow_degraded()).unwrap();
     let total = array.regions().data_size;
     let cancel = AtomicBool::new(false);
     let scrub = ScrubOptions {
@@ -317,7 +317,7 @@ fn generate_v1_2(seed: u64) {
     };
     let serial = ArrayOptions {
         serial_io: true,
-        ..ArrayOptions::default()
+        ..ArrayOptions::default().allow_degraded()
     };
     let array = Array::create(
         boxed(),
@@ -375,7 +375,7 @@ fn frozen_v1_2_journal_image_replays_degraded() {
     // Dirty and degraded: a journal array starts without any flag, after its replay.
     let disks = from_images("m", &images);
     let open = |skip: Option<usize>| without(&disks, skip);
-    let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(open(None), &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert_eq!(status.name, V1_2);
     assert_eq!(status.consistency, raidkit::array::Consistency::Journal);
@@ -396,7 +396,8 @@ fn frozen_v1_2_journal_image_replays_degraded() {
     // The replay left parity agreeing with the data: without any one more member, the same
     // bytes; and a clean close left nothing to replay.
     for skip in 0..disks.len() {
-        let array = Array::assemble(open(Some(skip)), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(open(Some(skip)), &ArrayOptions::default().allow_degraded()).unwrap();
         assert!(array.status().replay.is_none());
         array.read_at(&mut back, 0).unwrap();
         assert!(back == model, "without m{skip}: contents differ");
@@ -432,7 +433,7 @@ fn generate_v1_3(seed: u64) {
     }
     array.close().unwrap();
     let old = disks[2].snapshot();
-    let array = Array::assemble(boxed(&disks), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded()).unwrap();
     let (at, len, byte) = V1_3_MISSED;
     array.write_at(&vec![byte; len], at).unwrap();
     array.close().unwrap();
@@ -440,7 +441,7 @@ fn generate_v1_3(seed: u64) {
     images[2] = old;
     // A later session (it writes nothing new) records the member behind.
     let now = from_images("m", &images);
-    let array = Array::assemble(boxed(&now), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(boxed(&now), &ArrayOptions::default().allow_degraded()).unwrap();
     let model = expected_v1_3(array.len(), seed);
     array.write_at(&model[..4096], 0).unwrap();
     array.close().unwrap();
@@ -475,7 +476,7 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
     ));
     let disks = from_images("m", &images);
     let open = |skip: Option<usize>| without(&disks, skip);
-    let array = Array::assemble(open(None), &ArrayOptions::default()).unwrap();
+    let array = Array::assemble(open(None), &ArrayOptions::default().allow_degraded()).unwrap();
     let status = array.status();
     assert_eq!(status.state, ArrayState::Degraded);
     assert!(status.members[2].behind_stripes.is_some_and(|s| s > 0));
@@ -488,7 +489,8 @@ fn frozen_v1_3_image_keeps_its_member_behind_until_a_resync() {
     assert_eq!(array.status().state, ArrayState::Clean);
     array.close().unwrap();
     for skip in 0..disks.len() {
-        let array = Array::assemble(open(Some(skip)), &ArrayOptions::default()).unwrap();
+        let array =
+            Array::assemble(open(Some(skip)), &ArrayOptions::default().allow_degraded()).unwrap();
         array.read_at(&mut back, 0).unwrap();
         assert!(back == model, "without m{skip}: contents differ");
     }

@@ -48,7 +48,7 @@ fn child_writer() {
     let seed: u64 = std::env::var("RAIDKIT_KILL_SEED").unwrap().parse().unwrap();
     let array = Array::assemble(
         array::open_members(&paths(Path::new(&dir))).unwrap(),
-        &ArrayOptions::default(),
+        &ArrayOptions::default().allow_degraded(),
     )
     .unwrap();
     let size = array.len() as usize;
@@ -153,7 +153,7 @@ fn kill_campaign(mode: Consistency, kills: u64, unit: usize) {
 
         let array = Array::assemble(
             array::open_members(&members).unwrap(),
-            &ArrayOptions::default(),
+            &ArrayOptions::default().allow_degraded(),
         )
         .unwrap();
         let status = array.status();
@@ -205,7 +205,7 @@ fn kill_campaign(mode: Consistency, kills: u64, unit: usize) {
                 .collect();
             let degraded = Array::assemble(
                 array::open_members(&rest).unwrap(),
-                &ArrayOptions::default(),
+                &ArrayOptions::default().allow_degraded(),
             )
             .unwrap();
             assert!(

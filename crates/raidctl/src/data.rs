@@ -113,7 +113,7 @@ pub fn write(args: WriteArgs) -> Result<()> {
         }
     }
     array.flush()?;
-    array.close()?;
+    crate::members::close(array)?;
     eprintln!("raidctl: wrote {written} bytes at offset {offset}");
     Ok(())
 }
@@ -143,7 +143,7 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
 }
 
 pub fn read(args: ReadArgs) -> Result<()> {
-    let array = args.members.open()?;
+    let array = args.members.open_read_only()?;
     let size = array.len();
     let offset = args.offset as u64;
     let length = match args.length {
@@ -176,7 +176,7 @@ pub fn read(args: ReadArgs) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
         other => other.context("writing the output")?,
     }
-    array.close()?;
+    crate::members::close(array)?;
     Ok(())
 }
 

@@ -355,7 +355,7 @@ fn demo(args: &DemoArgs, all: &[PathBuf]) -> Result<()> {
         .into_iter()
         .cloned()
         .collect();
-    let array = open(&present)?;
+    let array = crate::members::open_paths_read_only(&present)?;
     let (digest, rebuilt_rate) = read_all(&array, len, "verify")?;
     println!(
         "read everything back at {rebuilt_rate:.0} MiB/s; SHA-256 {}",

@@ -19,6 +19,9 @@ pub struct FailArgs {
     /// Do not start rebuilding onto a hot spare.
     #[arg(long)]
     no_rebuild: bool,
+    /// Fail it even when that leaves the array without redundancy (or failed).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     rate: RateArgs,
     #[command(flatten)]
@@ -28,7 +31,8 @@ pub struct FailArgs {
 /// How fast a rebuild may go.
 #[derive(Args, Debug)]
 pub struct RateArgs {
-    /// Rebuild at most this many bytes of the member per second (K, M, G suffixes).
+    /// Rebuild at most this many bytes per second of each member (K, M, G suffixes): the
+    /// same meaning as scrub's --rate.
     #[arg(long, value_parser = parse_size)]
     rate: Option<usize>,
 }
@@ -105,7 +109,13 @@ fn member_name(member: &Path, members: &[PathBuf]) -> String {
 
 pub fn fail(args: FailArgs) -> Result<Outcome> {
     let array = args.members.open()?;
-    array.fail_member(&member_name(&args.member, &args.members.members))?;
+    let name = member_name(&args.member, &args.members.members);
+    if !args.force {
+        array
+            .check_fail(&name)
+            .map_err(|e| anyhow::anyhow!("{e}; --force to fail it anyway"))?;
+    }
+    array.fail_member(&name)?;
     eprintln!(
         "raidctl: {} marked faulty; the array is {}",
         args.member.display(),
@@ -117,7 +127,7 @@ pub fn fail(args: FailArgs) -> Result<Outcome> {
     } else {
         Outcome::Ok
     };
-    array.close()?;
+    crate::members::close(array)?;
     Ok(outcome)
 }
 
@@ -184,7 +194,7 @@ pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
             .filter(|m| m.state != array::MemberState::Rebuilding)
             .map(|m| format!("role {} ({})", m.role.unwrap_or(0), m.name))
             .collect();
-        array.close()?;
+        crate::members::close(array)?;
         if open.is_empty() {
             eprintln!("raidctl: every role has an active member; nothing to rebuild");
             return Ok(Outcome::Ok);
@@ -195,7 +205,7 @@ pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
         );
     }
     let outcome = run_rebuild(&array, &args.rate.options())?;
-    array.close()?;
+    crate::members::close(array)?;
     Ok(outcome)
 }
 
@@ -230,7 +240,7 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
     )?;
     progress.finish();
     let outcome = print_reports(std::slice::from_ref(&report));
-    array.close()?;
+    crate::members::close(array)?;
     Ok(outcome)
 }
 
@@ -245,7 +255,7 @@ pub fn add(args: AddArgs) -> Result<()> {
         array::open_members(std::slice::from_ref(&args.spare)).map_err(crate::members::in_use)?;
     array.add_spare(spare.remove(0), args.force)?;
     eprintln!("raidctl: {} added as a spare", args.spare.display());
-    array.close()?;
+    crate::members::close(array)?;
     Ok(())
 }
 
@@ -253,7 +263,7 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
     let array = args.members.open()?;
     array.remove_member(&member_name(&args.member, &args.members.members))?;
     eprintln!("raidctl: {} removed", args.member.display());
-    array.close()?;
+    crate::members::close(array)?;
     Ok(())
 }
 
@@ -270,14 +280,14 @@ pub fn resync(args: ResyncArgs) -> Result<()> {
     if !status.unclean_start {
         if behind == 0 {
             eprintln!("raidctl: the array was closed cleanly; nothing to resync");
-            array.close()?;
+            crate::members::close(array)?;
             return Ok(());
         }
         let progress = crate::progress::Progress::new("resync", behind * status.chunk);
         let report = array.catch_up(&|done, _| progress.set(done * status.chunk))?;
         progress.finish();
         print_catch_up(&report);
-        array.close()?;
+        crate::members::close(array)?;
         return check_caught_up(&report);
     }
     let progress = crate::progress::Progress::new("resync", array.regions().data_size);
@@ -292,7 +302,7 @@ pub fn resync(args: ResyncArgs) -> Result<()> {
         report.lost_rows
     );
     print_catch_up(&report.caught_up);
-    array.close()?;
+    crate::members::close(array)?;
     check_caught_up(&report.caught_up)
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, ArrayOptions};
+use raidkit::array::{self, Access, Array, ArrayOptions};
 
 /// The members of an array, in any order.
 #[derive(Args, Debug)]
@@ -17,6 +17,11 @@ pub struct Members {
     /// give the missing members' data back wrong. Journal arrays never need it.
     #[arg(long)]
     pub allow_dirty_degraded: bool,
+    /// Start the array although some of its active members are not given: they fall
+    /// behind at the first write (re-add or rebuild them later). Without it, a command
+    /// that may write refuses and names every member missing.
+    #[arg(long)]
+    pub degraded: bool,
 }
 
 /// Checks the paths (exist, not directories) with one clear error each.
@@ -46,16 +51,30 @@ impl Members {
     pub fn open_with(&self, paths: &[PathBuf]) -> Result<Array> {
         let options = ArrayOptions {
             allow_dirty_degraded: self.allow_dirty_degraded,
+            degraded: self.degraded,
             ..ArrayOptions::default()
         };
         assemble_with(paths, &options)
     }
 
-    /// Opens the array for a report: also when it is dirty and degraded, or failed.
+    /// Opens the array for a command that only reads (`read`, a check-only scrub): as its
+    /// owner, but nothing about the array changes (no superblock update, no replay);
+    /// damaged blocks are still rewritten from redundancy.
+    pub fn open_read_only(&self) -> Result<Array> {
+        let options = ArrayOptions {
+            access: Access::ReadOnly,
+            ..ArrayOptions::default()
+        };
+        assemble_with(&self.members, &options)
+    }
+
+    /// Opens the array for a report: beside other reports, never beside an owner, writing
+    /// nothing; also when it is dirty and degraded, or failed.
     pub fn open_for_report(&self) -> Result<Array> {
         let options = ArrayOptions {
             allow_dirty_degraded: true,
             allow_failed: true,
+            access: Access::Inspect,
             ..ArrayOptions::default()
         };
         assemble_with(&self.members, &options)
@@ -67,11 +86,28 @@ pub fn open_paths(paths: &[PathBuf]) -> Result<Array> {
     assemble_with(paths, &ArrayOptions::default())
 }
 
+/// Opens the array that `paths` make only to read it (the demo's last check).
+pub fn open_paths_read_only(paths: &[PathBuf]) -> Result<Array> {
+    let options = ArrayOptions {
+        access: Access::ReadOnly,
+        ..ArrayOptions::default()
+    };
+    assemble_with(paths, &options)
+}
+
 fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
     check_paths(paths)?;
-    let disks = array::open_members(paths).map_err(in_use)?;
+    let disks = if options.access == Access::Inspect {
+        array::open_members_shared(paths)
+    } else {
+        array::open_members(paths)
+    }
+    .map_err(in_use)?;
     Array::assemble(disks, options).map_err(|e| {
         let hint = match &e {
+            raidkit::ArrayError::NotGiven { .. } => {
+                " (hint: give every member path, or --degraded to start without them on purpose)"
+            }
             raidkit::ArrayError::TooManyMissing { .. } => {
                 " (hint: give every member path; `raidctl examine MEMBER` shows each member's array, role and state; stale members need a rebuild)"
             }
@@ -114,4 +150,41 @@ pub fn in_use(e: raidkit::ArrayError) -> anyhow::Error {
         ),
         None => anyhow::anyhow!("{disk} is in use: {by}"),
     }
+}
+
+/// One line on standard error per member this open healed or found damage on ("healed 20
+/// blocks on disks/e2.img"): healing is never silent.
+pub fn report_healing(array: &Array) {
+    for m in array.status().members {
+        let c = m.this_open;
+        let found = c.checksum_errors + c.read_errors;
+        if c.repaired > 0 {
+            eprintln!(
+                "raidctl: healed {} block{} on {}",
+                c.repaired,
+                plural(c.repaired),
+                m.name
+            );
+        }
+        if found > c.repaired {
+            eprintln!(
+                "raidctl: found {} damaged or unreadable block{} on {} ({} not repaired)",
+                found,
+                plural(found),
+                m.name,
+                found - c.repaired
+            );
+        }
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Says what this command healed or found ([`report_healing`]), then closes the array.
+pub fn close(array: Array) -> Result<()> {
+    report_healing(&array);
+    array.close()?;
+    Ok(())
 }

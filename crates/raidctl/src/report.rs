@@ -85,6 +85,12 @@ fn status_json(status: &Status) -> Value {
             "write_errors": m.write_errors,
             "checksum_errors": m.checksum_errors,
             "repaired": m.repaired,
+            "this_open": json!({
+                "read_errors": m.this_open.read_errors,
+                "write_errors": m.this_open.write_errors,
+                "checksum_errors": m.this_open.checksum_errors,
+                "repaired": m.this_open.repaired,
+            }),
             "bad_blocks": m.bad_blocks.iter().map(|(offset, len)| json!({
                 "member_offset": offset, "len": len,
             })).collect::<Vec<_>>(),
@@ -101,6 +107,23 @@ fn status_json(status: &Status) -> Value {
             "position": s.position,
             "repair": s.repair,
         })),
+        "replay_pending": status.replay_pending,
+        "last_scrub": status.last_scrub.map(|s| json!({
+            "ended": s.ended,
+            "repair": s.repair,
+            "cancelled": s.cancelled,
+            "found": s.found,
+            "repaired": s.repaired,
+            "unrecoverable": s.unrecoverable,
+        })),
+        "last_rebuild": status.last_rebuild.map(|r| json!({
+            "ended": r.ended,
+            "role": r.role,
+            "replace": r.replace,
+            "cancelled": r.cancelled,
+            "bytes": r.bytes,
+            "lost": r.lost,
+        })),
     })
 }
 
@@ -112,6 +135,28 @@ fn member_state(m: &raidkit::array::MemberStatus) -> &'static str {
     } else {
         m.state.name()
     }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Gregorian, proleptic).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// Prints a status report as text to standard output.
@@ -176,6 +221,33 @@ pub fn print_status(status: &Status) {
             } else {
                 ", last checkpoint (not running in this process; raidctl rebuild continues it)"
             }
+        );
+    }
+    if status.replay_pending {
+        println!(
+            "      replay : pending (not closed cleanly; a command that may write replays the journal first)"
+        );
+    }
+    if let Some(s) = status.last_scrub {
+        println!(
+            "  last scrub : {}, {}{}: {} damaged, {} repaired, {} unrecoverable",
+            utc(s.ended),
+            if s.repair { "repairing" } else { "check only" },
+            if s.cancelled { ", interrupted" } else { "" },
+            s.found,
+            s.repaired,
+            s.unrecoverable
+        );
+    }
+    if let Some(r) = status.last_rebuild {
+        println!(
+            "last rebuild : {}, role {}{}{}: {} MiB copied, {} bytes lost",
+            utc(r.ended),
+            r.role,
+            if r.replace { ", hot replace" } else { "" },
+            if r.cancelled { ", interrupted" } else { "" },
+            r.bytes >> 20,
+            r.lost
         );
     }
     if let Some(scrub) = status.scrub {

@@ -17,7 +17,8 @@ pub struct ScrubArgs {
     /// Rewrite damaged blocks (default: only report).
     #[arg(long)]
     repair: bool,
-    /// Read at most this many bytes per second over all members (K, M, G suffixes).
+    /// Check at most this many bytes per second of each member (K, M, G suffixes): the same
+    /// meaning as rebuild's --rate.
     #[arg(long, value_parser = parse_size)]
     rate: Option<usize>,
     /// Start from the beginning, even when an interrupted scrub left a position.
@@ -31,11 +32,21 @@ pub struct ScrubArgs {
 }
 
 pub fn run(args: ScrubArgs) -> Result<Outcome> {
-    let array = args.members.open()?;
+    // A check-only scrub only looks: it changes nothing about the array (no member marked
+    // faulty or stale, no event); a repairing one is a writer.
+    let array = if args.repair {
+        args.members.open()?
+    } else {
+        args.members.open_read_only()?
+    };
+    let width = array.layout().members();
     let names: Vec<String> = array
         .status()
         .members
         .iter()
+        .filter(|m| {
+            m.role.is_some_and(|r| r < width) && m.state != raidkit::array::MemberState::Rebuilding
+        })
         .map(|m| m.name.clone())
         .collect();
     let progress = Progress::new(
@@ -117,7 +128,7 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
             println!("  unrecoverable: array bytes {offset}..{end}: {reason}");
         }
     }
-    array.close()?;
+    crate::members::close(array)?;
     if report.cancelled {
         eprintln!("raidctl: scrub interrupted; run it again to continue where it stopped");
         return Ok(Outcome::Interrupted);

@@ -194,9 +194,11 @@ fn create(dir: &Dir, level: &str, n: usize) -> Vec<String> {
     members
 }
 
-/// A crash leaves the array dirty; with a member missing, a journal array recovers and
-/// serves at once (every command replays first), while a bitmap array is refused with the
-/// write-hole risk named, until `--allow-dirty-degraded`.
+/// A crash leaves the array dirty, and a member is missing. Commands that only look write
+/// nothing: a journal array's read says the journal must be replayed first (by a writer
+/// given --degraded), a bitmap array's read checks every rebuilt block and serves; a
+/// bitmap array's writer is refused with the write-hole risk named, until
+/// `--allow-dirty-degraded`.
 #[test]
 fn dirty_degraded_starts_per_mode() {
     use raidkit::array::{Array, Consistency, CreateOptions, open_members};
@@ -221,21 +223,41 @@ fn dirty_degraded_starts_per_mode() {
         array.kill(); // the process died: dirty
         let three = &members[..3];
         let read = ["read", "--offset", "4096", "--length", "200000"];
+        let before = snapshot(&members);
         let out = run_with(&args(&read, three));
         if mode == Consistency::Journal {
+            // A read only looks: it does not replay; it says what must.
+            let err = refused(&out, 1, "journal");
+            assert!(err.contains("raidctl resync"), "{err}");
+            let (_, json) = status_json(three);
+            assert_eq!(json["replay_pending"], true);
+            assert!(before == snapshot(&members), "a look wrote");
+            // A writer without every member is refused until --degraded; then it replays.
+            refused(&run_with(&args(&["resync"], three)), 1, "not given");
+            ok(&run_with(&args(&["resync", "--degraded"], three)));
+            let out = run_with(&args(&read, three));
             assert!(ok(&out).stdout == data);
             let (_, json) = status_json(three);
             assert_eq!(json["consistency"], "journal");
             assert_eq!(json["unclean_start"], false);
+            assert_eq!(json["replay_pending"], false);
         } else {
-            let err = refused(&out, 1, "not closed cleanly");
+            // A read checks every block it rebuilds against its checksum: it may run.
+            assert!(ok(&out).stdout == data);
+            assert!(before == snapshot(&members), "a look wrote");
+            // A writer meets the write hole.
+            let input = dir.path("in.bin");
+            std::fs::write(&input, b"x").unwrap();
+            let write = ["write", "--degraded", "--input", input.to_str().unwrap()];
+            let err = refused(&run_with(&args(&write, three)), 1, "not closed cleanly");
             assert!(
                 err.contains("write hole") && err.contains("--allow-dirty-degraded"),
                 "{err}"
             );
-            let mut forced = read.to_vec();
+            let mut forced = write.to_vec();
             forced.push("--allow-dirty-degraded");
-            let out = run_with(&args(&forced, three));
+            ok(&run_with(&args(&forced, three)));
+            let out = run_with(&args(&read, three));
             assert!(ok(&out).stdout == data);
         }
     }
@@ -452,7 +474,7 @@ fn fail_add_remove_and_status_codes() {
     assert_eq!(json["members"][3]["state"], "spare");
     assert_eq!(json["members"][3]["path"], spare.to_str().unwrap());
     ok(&run_with(&args(
-        &["fail", "--member", &members[1]],
+        &["fail", "--force", "--member", &members[1]],
         &members,
     )));
     let out = run_with(&args(&["status", "--json"], &members));
@@ -471,7 +493,7 @@ fn fail_add_remove_and_status_codes() {
         &members,
     )));
     ok(&run_with(&args(
-        &["fail", "--member", &members[2]],
+        &["fail", "--force", "--member", &members[2]],
         &members,
     )));
     let out = run_with(&args(&["status"], &members));
@@ -970,7 +992,7 @@ fn rebuild_replace_and_a_spare_taking_over() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to rebuild"));
     // A failed member and no spare: a clear refusal.
     ok(&run_with(&args(
-        &["fail", "--no-rebuild", "--member", &members[1]],
+        &["fail", "--force", "--no-rebuild", "--member", &members[1]],
         &members,
     )));
     refused(&run_with(&args(&["rebuild"], &members)), 1, "no hot spare");
@@ -980,7 +1002,7 @@ fn rebuild_replace_and_a_spare_taking_over() {
     let mut with_spare = members.clone();
     with_spare.push(spare.clone());
     let out = ok(&run_with(&args(
-        &["fail", "--member", &members[2]],
+        &["fail", "--force", "--member", &members[2]],
         &with_spare,
     )))
     .clone();
@@ -1074,7 +1096,7 @@ fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
     let mut all = members.clone();
     all.push(spare.clone());
     ok(&run_with(&args(
-        &["fail", "--no-rebuild", "--member", &members[0]],
+        &["fail", "--force", "--no-rebuild", "--member", &members[0]],
         &all,
     )));
     let out = interrupt(
@@ -1106,7 +1128,7 @@ fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
 
     let now: Vec<String> = all[1..].to_vec();
     let out = interrupt(
-        &args(&["scrub", "--rate", "2M"], &now),
+        &args(&["scrub", "--repair", "--rate", "2M"], &now),
         std::time::Duration::from_millis(1500),
     );
     assert_eq!(
@@ -1118,7 +1140,8 @@ fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
     let (_, json) = status_json(&now);
     let position = json["scrub"]["position"].as_u64().unwrap();
     assert!(position > 0, "{json}");
-    let out = ok(&run_with(&args(&["scrub", "--json"], &now))).clone();
+    // (A check-only scrub only looks: it records no position; a repairing one does.)
+    let out = ok(&run_with(&args(&["scrub", "--repair", "--json"], &now))).clone();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["resumed_from"].as_u64(), Some(position));
     assert_eq!(status_json(&now).1["scrub"], serde_json::Value::Null);
@@ -1284,7 +1307,7 @@ fn a_member_file_back_in_time_never_gives_stale_bytes() {
         // stale blocks — the data, or an error naming the range.
         std::fs::write(&members[1], &during).unwrap();
         let fail = run_with(&args(
-            &["fail", "--member", &members[2], "--no-rebuild"],
+            &["fail", "--force", "--member", &members[2], "--no-rebuild"],
             &members,
         ));
         if !fail.status.success() {
@@ -1405,4 +1428,261 @@ fn a_second_owner_is_refused_while_the_first_holds_the_array() {
     )));
     let read = run_with(&args(&["read", "--length", "1000000"], &members));
     assert!(ok(&read).stdout == second_data);
+}
+
+/// Kills a stopped `raidctl write` (from [`write_and_stop`]): the array is left as a crash
+/// leaves it, dirty, and its members are free.
+fn crash(mut child: std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Every command that only looks, over `members`: status (clean or degraded), examine of
+/// each, a read of `len` bytes (served, or refused when a journal waits for its replay),
+/// a check-only scrub. Returns the read's bytes when it was served.
+fn look_everywhere(members: &[String], len: usize) -> Option<Vec<u8>> {
+    let status = run_with(&args(&["status", "--json"], members));
+    assert!(
+        matches!(status.status.code(), Some(0 | 3)),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    for m in members {
+        ok(&run(&["examine", m]));
+    }
+    let scrub = run_with(&args(&["scrub"], members));
+    let read = run_with(&args(&["read", "--length", &len.to_string()], members));
+    let pending = serde_json::from_slice::<serde_json::Value>(&status.stdout).unwrap()["replay_pending"]
+        == true;
+    if pending {
+        refused(&read, 1, "replay");
+        refused(&scrub, 1, "replay");
+        None
+    } else {
+        assert!(
+            matches!(scrub.status.code(), Some(0 | 5)),
+            "{}",
+            String::from_utf8_lossy(&scrub.stderr)
+        );
+        Some(ok(&read).stdout.clone())
+    }
+}
+
+/// Issue 15: status, examine, read and a check-only scrub leave every member byte-identical
+/// (hashed before and after) — on a clean array, with a member missing, and stopped
+/// uncleanly (with and without the member), in journal and bitmap mode.
+#[test]
+fn commands_that_only_look_change_no_byte() {
+    for mode in ["journal", "bitmap"] {
+        let dir = Dir::new();
+        let members = dir.members(4);
+        ok(&run_with(&args(
+            &[
+                "create",
+                "--level",
+                "5",
+                "--size",
+                "8M",
+                "--chunk",
+                "64K",
+                "--consistency",
+                mode,
+            ],
+            &members,
+        )));
+        let data = noise(15, 2 << 20);
+        let input = dir.path("in.bin");
+        std::fs::write(&input, &data).unwrap();
+        ok(&run_with(&args(
+            &["write", "--input", input.to_str().unwrap()],
+            &members,
+        )));
+        let hash = |members: &[String]| -> Vec<u64> {
+            use std::hash::{Hash, Hasher};
+            snapshot(members)
+                .iter()
+                .map(|bytes| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    bytes.hash(&mut h);
+                    h.finish()
+                })
+                .collect()
+        };
+        let before = hash(&members);
+        assert_eq!(look_everywhere(&members, data.len()), Some(data.clone()));
+        assert_eq!(
+            look_everywhere(&members[1..], data.len()),
+            Some(data.clone())
+        );
+        assert_eq!(
+            before,
+            hash(&members),
+            "{mode}: a look wrote to a clean array"
+        );
+        // Stopped uncleanly in the middle of a write.
+        let child = write_and_stop(&members, &input).expect("a writer stopped mid-write");
+        crash(child);
+        assert!(dirty(&members[0]));
+        let before = hash(&members);
+        let whole = look_everywhere(&members, data.len());
+        let partial = look_everywhere(&members[1..], data.len());
+        assert_eq!(
+            before,
+            hash(&members),
+            "{mode}: a look wrote to a dirty array"
+        );
+        if mode == "journal" {
+            assert_eq!(
+                (whole, partial),
+                (None, None),
+                "the journal waits for a writer"
+            );
+        } else {
+            // The same bytes were written again: whatever the crash left, reads return them.
+            assert_eq!(whole, Some(data.clone()));
+            assert_eq!(partial, Some(data.clone()));
+        }
+    }
+}
+
+/// Issue 15: a command that may write, given every member but one, is refused without
+/// --degraded: the error names the missing member's role, UUID and the path it was last
+/// seen at, and no member byte changes. With --degraded it runs, and the left-out member
+/// is then behind.
+#[test]
+fn a_writer_missing_a_member_needs_degraded_and_names_it() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 5);
+    let input = dir.path("in.bin");
+    std::fs::write(&input, noise(3, 100_000)).unwrap();
+    let write = ["write", "--input", input.to_str().unwrap()];
+    ok(&run_with(&args(&write, &members)));
+    let (_, json) = status_json(&members);
+    let uuid = json["members"][2]["uuid"].as_str().unwrap().to_string();
+    let left_out: Vec<String> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, m)| m.clone())
+        .collect();
+    let before = snapshot(&members);
+    for command in [
+        &write[..],
+        &["resync"],
+        &["scrub", "--repair"],
+        &["rebuild"],
+    ] {
+        let err = refused(&run_with(&args(command, &left_out)), 1, "not given");
+        let path = std::fs::canonicalize(&members[2]).unwrap();
+        assert!(
+            err.contains("role 2")
+                && err.contains(&uuid)
+                && err.contains(&format!("last seen at {}", path.display()))
+                && err.contains("--degraded"),
+            "{err}"
+        );
+    }
+    assert!(
+        before == snapshot(&members),
+        "a refused writer changed a member"
+    );
+    let mut degraded = write.to_vec();
+    degraded.push("--degraded");
+    ok(&run_with(&args(&degraded, &left_out)));
+    let (code, json) = status_json(&members);
+    assert_eq!(code, Some(3), "{json}");
+    assert_ne!(json["members"][2]["state"], "active", "{json}");
+}
+
+/// Issue 15: healing is never silent and never forgotten. Blocks flipped on a member are
+/// healed by a read, which says so on stderr; `status --json` in a new process shows the
+/// member's checksum_errors and repaired counts, and a scrub's result is kept too.
+#[test]
+fn health_counts_persist_across_processes() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 4);
+    let data = noise(9, 1 << 20);
+    let input = dir.path("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    ok(&run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        &members,
+    )));
+    let (_, json) = status_json(&members);
+    let data_offset = json["data_offset"].as_u64().unwrap();
+    // Member 1 holds data in stripes 0 and 1 (left-symmetric: parity on members 3, 2).
+    let mut bytes = std::fs::read(&members[1]).unwrap();
+    for block in 0..20u64 {
+        bytes[(data_offset + block * 4096 + 100) as usize] ^= 0xFF;
+    }
+    std::fs::write(&members[1], &bytes).unwrap();
+    let out = run_with(&args(&["read", "--length", "1M"], &members));
+    assert!(
+        ok(&out).stdout == data,
+        "the read heals and returns the data"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("healed 20 blocks on {}", members[1])),
+        "{stderr}"
+    );
+    let (code, json) = status_json(&members);
+    assert_eq!(code, Some(0));
+    let m1 = &json["members"][1];
+    assert_eq!(m1["checksum_errors"], 20, "{json}");
+    assert_eq!(m1["repaired"], 20, "{json}");
+    assert_eq!(m1["this_open"]["repaired"], 0, "{json}");
+    assert_eq!(json["members"][0]["checksum_errors"], 0, "{json}");
+    // A repairing scrub's result is recorded; a second read finds nothing more.
+    bytes = std::fs::read(&members[0]).unwrap();
+    bytes[(data_offset + 7) as usize] ^= 1;
+    std::fs::write(&members[0], &bytes).unwrap();
+    ok(&run_with(&args(&["scrub", "--repair"], &members)));
+    let (_, json) = status_json(&members);
+    assert_eq!(json["last_scrub"]["found"], 1, "{json}");
+    assert_eq!(json["last_scrub"]["repaired"], 1, "{json}");
+    assert_eq!(json["last_scrub"]["repair"], true, "{json}");
+    assert_eq!(json["members"][0]["repaired"], 1, "{json}");
+    assert_eq!(json["members"][1]["repaired"], 20, "{json}");
+    let text = ok(&run_with(&args(&["status"], &members))).stdout.clone();
+    assert!(
+        String::from_utf8_lossy(&text).contains("last scrub"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+/// Issue 15: `fail` that would take the last redundancy away (or fail the array) asks for
+/// --force, and changes nothing without it.
+#[test]
+fn failing_the_last_redundancy_needs_force() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 4);
+    ok(&run_with(&args(
+        &["fail", "--member", &members[0]],
+        &members,
+    )));
+    let before = snapshot(&members);
+    let err = refused(
+        &run_with(&args(&["fail", "--member", &members[1]], &members)),
+        1,
+        "without redundancy",
+    );
+    assert!(
+        err.contains("--force") && err.contains(&members[1]),
+        "{err}"
+    );
+    assert!(before == snapshot(&members));
+    ok(&run_with(&args(
+        &["fail", "--force", "--member", &members[1]],
+        &members,
+    )));
+    let err = refused(
+        &run_with(&args(&["fail", "--member", &members[2]], &members)),
+        1,
+        "failed",
+    );
+    assert!(err.contains("--force"), "{err}");
+    let (code, _) = status_json(&members);
+    assert_eq!(code, Some(3), "still degraded, not failed");
 }

@@ -53,7 +53,7 @@ pub fn assemble_images(images: &[Vec<u8>], without: &[usize]) -> Result<Array, A
         .filter(|(i, _)| !without.contains(i))
         .map(|(_, d)| d)
         .collect();
-    Array::assemble(boxed(&disks), &ArrayOptions::default())
+    Array::assemble(boxed(&disks), &ArrayOptions::default().allow_degraded())
 }
 
 /// The array's whole contents.

@@ -125,18 +125,21 @@ impl LoopbackArray {
         if let Some(array) = self.array.take() {
             array.close()?;
         }
-        match open_all(paths)
-            .and_then(|disks| Ok(Array::assemble(disks, &ArrayOptions::default())?))
-        {
+        match open_all(paths).and_then(|disks| {
+            Ok(Array::assemble(
+                disks,
+                &ArrayOptions::default().allow_degraded(),
+            )?)
+        }) {
             Ok(array) => {
                 self.array = Some(array);
                 Ok(())
             }
             Err(e) => {
                 // Keep an array to deref to: the one from every member file, if it assembles.
-                self.array = open_all(&self.paths)
-                    .ok()
-                    .and_then(|disks| Array::assemble(disks, &ArrayOptions::default()).ok());
+                self.array = open_all(&self.paths).ok().and_then(|disks| {
+                    Array::assemble(disks, &ArrayOptions::default().allow_degraded()).ok()
+                });
                 Err(e)
             }
         }

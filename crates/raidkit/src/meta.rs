@@ -34,6 +34,9 @@ pub enum ReadError {
     /// The bad-block log (not the superblock) is damaged.
     #[error("damaged bad-block log: {0}")]
     BadLog(FormatError),
+    /// The health record is damaged.
+    #[error("damaged health record: {0}")]
+    Health(FormatError),
 }
 
 fn no_valid_copy(first: &FormatError, second: &FormatError) -> String {
@@ -117,6 +120,28 @@ pub fn write_bad_log(disk: &dyn Disk, uuid: &[u8; 16], log: &BadLog) -> Result<(
     let mut buf = AlignedBuf::new(BADLOG_SIZE);
     buf.copy_from_slice(&log.encode(uuid));
     disk.write_at(&buf, BADLOG_OFFSET)
+}
+
+/// Reads a member's health record of array `array_uuid` (`Ok(None)`: it holds none).
+pub fn read_health(
+    disk: &dyn Disk,
+    array_uuid: &[u8; 16],
+) -> Result<Option<HealthRecord>, ReadError> {
+    let mut buf = AlignedBuf::new(HEALTH_SIZE);
+    disk.read_at(&mut buf, HEALTH_OFFSET)
+        .map_err(ReadError::Disk)?;
+    HealthRecord::decode(&buf, array_uuid).map_err(ReadError::Health)
+}
+
+/// Writes a member's health record (not flushed).
+pub fn write_health(
+    disk: &dyn Disk,
+    array_uuid: &[u8; 16],
+    record: &HealthRecord,
+) -> Result<(), DiskError> {
+    let mut buf = AlignedBuf::new(HEALTH_SIZE);
+    buf.copy_from_slice(&record.encode(array_uuid));
+    disk.write_at(&buf, HEALTH_OFFSET)
 }
 
 /// Reads a member's journal header: the one reader of it (assemble's election, the

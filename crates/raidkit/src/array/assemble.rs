@@ -20,9 +20,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
+use super::health::Health;
 use super::member::{BadBlocks, Behind, ChecksumTable, Incoming, Member, MemberState};
 use super::session::{self, SessionMap, Standing};
-use super::{Array, ArrayError, ArrayOptions, check_block_size, check_unique_names, new_epoch};
+use super::{
+    Access, Array, ArrayError, ArrayOptions, MissingMember, check_block_size, check_unique_names,
+    new_epoch,
+};
 use crate::disk::Disk;
 use crate::format::{
     self, FLAG_BITMAP, FLAG_JOURNAL, FlushStamp, FormatError, Regions, SessionMapBlock, SlotState,
@@ -103,7 +107,9 @@ impl Array {
         let sessions = read_sessions(&probed, &newest, &layout);
         let mut placed = place(&probed, &newest, &layout, &sessions);
         load(&mut placed, &newest, &layout, &sessions);
-        recover(placed, newest, layout, sessions, options)
+        let disks: Vec<&dyn Disk> = probed.iter().map(|p| p.disk.as_ref()).collect();
+        let health = Health::load(&disks, &newest.array_uuid);
+        recover(placed, newest, layout, sessions, health, options)
     }
 }
 
@@ -495,10 +501,35 @@ fn recover(
     mut newest: Superblock,
     layout: Layout,
     sessions: Sessions,
+    health: Health,
     options: &ArrayOptions,
 ) -> Result<Array, ArrayError> {
     let n = layout.members();
     let members = placed.members;
+    let writable = options.access == Access::ReadWrite;
+    if writable && !options.degraded {
+        // Active members left off the list would fall behind at the first write: only on
+        // purpose.
+        let missing: Vec<MissingMember> = (0..n)
+            .filter(|&r| {
+                matches!(
+                    newest.slots[r].state,
+                    SlotState::Active | SlotState::Behind { .. }
+                ) && members[r].disk().is_none()
+            })
+            .map(|role| {
+                let uuid = newest.slots[role].uuid;
+                MissingMember {
+                    role,
+                    uuid: format::uuid_string(&uuid),
+                    last_seen: health.last_seen(&uuid),
+                }
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(ArrayError::NotGiven { missing });
+        }
+    }
     let missing: Vec<usize> = (0..n).filter(|&r| !members[r].is_active()).collect();
     if missing.len() > layout.m() && !options.allow_failed {
         return Err(ArrayError::TooManyMissing {
@@ -515,7 +546,10 @@ fn recover(
     let lacking: Vec<usize> = (0..n)
         .filter(|&r| !members[r].is_active() || members[r].is_behind())
         .collect();
-    if unclean && !lacking.is_empty() && !options.allow_dirty_degraded && !journaled {
+    if unclean && journaled && options.access == Access::ReadOnly {
+        return Err(ArrayError::NeedsReplay);
+    }
+    if unclean && !lacking.is_empty() && !options.allow_dirty_degraded && !journaled && writable {
         return Err(ArrayError::DirtyDegraded { missing: lacking });
     }
     if unclean {
@@ -550,7 +584,7 @@ fn recover(
             None => log::info!("a resync walks every stripe"),
         }
     }
-    let array = Array::build(
+    let mut array = Array::build(
         layout,
         regions,
         newest,
@@ -562,6 +596,13 @@ fn recover(
         sessions.map,
         sessions.stamped,
     )?;
+    array.health = health;
+    if !writable {
+        // Nothing is recovered by an open that only reads: a journal to replay leaves a
+        // report that says so ([`Access::ReadOnly`] was refused above).
+        array.needs_replay = unclean && journaled;
+        return Ok(array);
+    }
     if let Some(journal) = array.guard.journal()
         && journal.reset_needed()
         && array.check_alive().is_ok()

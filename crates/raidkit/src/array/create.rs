@@ -355,6 +355,8 @@ impl Array {
             array.write_journal_headers(1, crate::ids::new_nonce(), 0)?;
         }
         array.store_session_map(None, false);
+        array.health.touch();
+        array.store_health(false);
         {
             let mut meta = array.meta.lock();
             // Event 0 into copy 0, event 1 into copy 1: both copies valid from the start.

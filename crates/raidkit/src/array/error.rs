@@ -220,4 +220,57 @@ pub enum ArrayError {
         /// Why.
         reason: String,
     },
+    /// The array was opened read-only ([`Access::ReadOnly`](super::Access) or
+    /// [`Access::Inspect`](super::Access)); this operation would change it.
+    #[error("cannot {op}: the array was opened read-only (a command that only looks)")]
+    ReadOnly {
+        /// What was refused.
+        op: &'static str,
+    },
+    /// Not closed cleanly with a journal still to replay: a read-only open neither replays it
+    /// nor reads around it.
+    #[error(
+        "the array was not closed cleanly and its journal holds writes not yet in place; a command that may write must replay it first (e.g. raidctl resync)"
+    )]
+    NeedsReplay,
+    /// Failing the member would leave the array without redundancy, or failed.
+    #[error(
+        "{member}: failing it would leave the array {}: {unavailable} of its roles would have no active member (it survives {m})",
+        if unavailable > m { "failed (data lost)" } else { "without redundancy" }
+    )]
+    LastRedundancy {
+        /// The member.
+        member: String,
+        /// Roles without an active member after failing it.
+        unavailable: usize,
+        /// The redundancy.
+        m: usize,
+    },
+    /// A command that may write was given fewer members than the array has active ones.
+    #[error("cannot start the array for writing: {} active member(s) not given: {}", missing.len(), missing.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("; "))]
+    NotGiven {
+        /// The active members that were not given.
+        missing: Vec<MissingMember>,
+    },
+}
+
+/// An active member that was not given to assemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingMember {
+    /// Its role.
+    pub role: usize,
+    /// Its member UUID.
+    pub uuid: String,
+    /// The path it was last opened at, where a member recorded it.
+    pub last_seen: Option<String>,
+}
+
+impl std::fmt::Display for MissingMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "role {} (member {}", self.role, self.uuid)?;
+        match &self.last_seen {
+            Some(path) => write!(f, ", last seen at {path})"),
+            None => write!(f, ", never recorded at a path)"),
+        }
+    }
 }

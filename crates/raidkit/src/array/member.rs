@@ -147,6 +147,15 @@ impl ChecksumTable {
         }
     }
 
+    /// Whether any page changed since it was last written.
+    pub fn is_dirty(&self) -> bool {
+        !self
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
     /// Writes every changed page; a page that fails to write stays dirty.
     pub fn write_dirty(&self, disk: &dyn Disk, regions: &Regions) -> Result<(), DiskError> {
         let pages: Vec<u64> =
@@ -240,6 +249,11 @@ impl BadBlocks {
         crate::meta::write_bad_log(disk, uuid, &log).inspect_err(|_| {
             self.dirty.store(true, Ordering::Release);
         })
+    }
+
+    /// Whether it changed since it was last written.
+    pub fn is_changed(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
     }
 
     /// Marks the log as needing a write (a new member's log replaces whatever is there).

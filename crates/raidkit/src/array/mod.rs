@@ -40,6 +40,7 @@ mod create;
 mod error;
 mod exec;
 mod guard;
+mod health;
 mod intent;
 mod journal;
 mod member;
@@ -57,7 +58,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use create::{CreateOptions, InitialSync};
-pub use error::ArrayError;
+pub use error::{ArrayError, MissingMember};
 pub use journal::ReplayReport;
 pub use member::MemberState;
 use member::{BadBlocks, Member};
@@ -107,6 +108,42 @@ pub struct ArrayOptions {
     /// write for this long (default 2 s), so regions in use are not marked again, at the
     /// cost of a bitmap write and flush on every member, after every flush.
     pub bitmap_idle: std::time::Duration,
+    /// What the array may change (default [`Access::ReadWrite`]).
+    pub access: Access,
+    /// Start a write-capable array although active members were not given (their roles
+    /// then run degraded, and they fall behind). Refused by default
+    /// ([`ArrayError::NotGiven`]), so that a member left off a list is never dropped by
+    /// accident. Members already failed in the superblocks never need it.
+    pub degraded: bool,
+}
+
+impl ArrayOptions {
+    /// These options, allowing a degraded start ([`ArrayOptions::degraded`]): for callers
+    /// that assemble from a partial member list on purpose.
+    pub fn allow_degraded(mut self) -> ArrayOptions {
+        self.degraded = true;
+        self
+    }
+}
+
+/// What an open array may change on its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Everything: writes, membership, recovery at assemble.
+    #[default]
+    ReadWrite,
+    /// For commands that read (`raidctl read`, a check-only scrub), by the array's one
+    /// owner: no superblock update (membership, member states and the event counter stay
+    /// as found; failures are kept in memory), no journal replay (an array that needs one
+    /// is refused with [`ArrayError::NeedsReplay`]); a damaged block is still rewritten
+    /// with the bytes read back from redundancy, and the health records updated. Writes
+    /// and management calls fail with [`ArrayError::ReadOnly`].
+    ReadOnly,
+    /// For reports (`raidctl status`) beside other lookers: nothing at all is written,
+    /// damage is found but not rewritten, and a journal waiting for replay is reported
+    /// (reads are then refused with [`ArrayError::NeedsReplay`]). Open the members with
+    /// [`crate::disk::open_shared`] so no owner can write meanwhile.
+    Inspect,
 }
 
 impl Default for ArrayOptions {
@@ -120,6 +157,8 @@ impl Default for ArrayOptions {
             allow_failed: false,
             serial_io: false,
             bitmap_idle: std::time::Duration::from_secs(2),
+            access: Access::ReadWrite,
+            degraded: false,
         }
     }
 }
@@ -208,14 +247,17 @@ pub struct MemberStatus {
     pub uuid: String,
     /// Its state.
     pub state: MemberState,
-    /// Blocks that could not be read (`EIO`) since assemble.
+    /// Blocks that could not be read (`EIO`), over its life in the array: the count kept
+    /// in the health record plus this open's.
     pub read_errors: u64,
-    /// Failed writes and flushes since assemble.
+    /// Failed writes and flushes, over its life in the array.
     pub write_errors: u64,
-    /// Blocks whose checksum did not match since assemble.
+    /// Blocks whose checksum did not match, over its life in the array.
     pub checksum_errors: u64,
-    /// Blocks rewritten from redundancy since assemble.
+    /// Blocks rewritten from redundancy, over its life in the array.
     pub repaired: u64,
+    /// The same counts, of this open only (what this command found and healed).
+    pub this_open: format::ErrorCounts,
     /// Ranges of its bad-block log: (byte offset on the member, bytes) whose contents were
     /// lost (a rebuild could not recover them).
     pub bad_blocks: Vec<(u64, u64)>,
@@ -274,6 +316,14 @@ pub struct Status {
     pub rebuilds: Vec<RebuildStatus>,
     /// Where an interrupted scrub stopped (the next scrub continues from there).
     pub scrub: Option<ScrubMark>,
+    /// The last scrub's result, from the health record (a check-only scrub that found
+    /// nothing is not recorded).
+    pub last_scrub: Option<format::ScrubRecord>,
+    /// The last rebuild's or replace's result, from the health record.
+    pub last_rebuild: Option<format::RebuildRecord>,
+    /// Not closed cleanly, with a journal that a write-capable open must replay before the
+    /// array can be read (reported by a read-only open, which does not replay).
+    pub replay_pending: bool,
 }
 
 /// A RAID array over member disks. See the [module documentation](self).
@@ -316,6 +366,11 @@ pub struct Array {
     /// Without a journal: the superblock event and the last flush begun under it, for the
     /// flush stamps (`None` in journal mode or without room for the stamp).
     stamps: Option<Mutex<session::Stamps>>,
+    /// The health record: counts, paths, last scrub and rebuild.
+    health: health::Health,
+    /// Not closed cleanly with a journal to replay, opened to report
+    /// ([`Access::Inspect`]): reads are refused.
+    needs_replay: bool,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -430,6 +485,8 @@ impl Array {
             stamps,
             sessions,
             session_start: AtomicU64::new(0),
+            health: health::Health::default(),
+            needs_replay: false,
         })
     }
 
@@ -498,14 +555,31 @@ impl Array {
 
     /// Writes a new superblock (event + 1) to every active member and spare (see
     /// [`MetaWriter::commit`](superblocks::MetaWriter::commit)).
+    /// A read-only open commits nothing: what changed stays in memory.
     fn commit(&self, meta: &mut Meta) {
-        self.meta.commit(meta, &self.members, self.io.serial());
+        if self.options.access == Access::ReadWrite {
+            self.meta.commit(meta, &self.members, self.io.serial());
+        }
     }
 
     /// One superblock update; on a member's failure marks it faulty and returns the error.
     fn commit_strict(&self, meta: &mut Meta) -> Result<(), ArrayError> {
+        self.check_writable("update the superblocks")?;
         self.meta
             .commit_strict(meta, &self.members, self.io.serial())
+    }
+
+    /// Refuses `op` on an array opened read-only.
+    fn check_writable(&self, op: &'static str) -> Result<(), ArrayError> {
+        match self.options.access {
+            Access::ReadWrite => Ok(()),
+            Access::ReadOnly | Access::Inspect => Err(ArrayError::ReadOnly { op }),
+        }
+    }
+
+    /// What this open may change.
+    pub fn access(&self) -> Access {
+        self.options.access
     }
 
     /// Marks member `role` faulty after an error (once) and records it in the superblocks.
@@ -562,6 +636,9 @@ impl Array {
         meta.sb.session_nonce = crate::ids::new_nonce();
         self.session_start.store(start, Ordering::Release);
         self.commit(&mut meta);
+        // Where the members are now: what an error about a missing one will name.
+        self.health.touch();
+        self.store_health(false);
         self.meta.set_ready(true);
     }
 
@@ -596,6 +673,9 @@ impl Array {
     /// blocks are rebuilt from redundancy, returned and rewritten. Fails, naming the range,
     /// when the data cannot be recovered.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ArrayError> {
+        if self.needs_replay {
+            return Err(ArrayError::NeedsReplay);
+        }
         self.check_range("read", offset, buf.len())?;
         let mut done = 0usize;
         while done < buf.len() {
@@ -632,6 +712,7 @@ impl Array {
     /// Writes `buf` at array offset `offset`, keeping every redundancy that remains.
     /// Durable after a later [`flush`](Array::flush).
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), ArrayError> {
+        self.check_writable("write")?;
         self.check_range("write", offset, buf.len())?;
         if buf.is_empty() {
             return Ok(());
@@ -673,6 +754,14 @@ impl Array {
 
     /// [`flush`](Array::flush)'s work; the caller holds `flush_lock`.
     fn flush_locked(&self) -> Result<(), ArrayError> {
+        match self.options.access {
+            Access::ReadWrite => {}
+            Access::ReadOnly => {
+                self.flush_repairs();
+                return self.check_alive();
+            }
+            Access::Inspect => return self.check_alive(),
+        }
         let generation = self.intent_flush_begins();
         let stamp = self.stamp_begin();
         let regions = self.regions;
@@ -707,6 +796,34 @@ impl Array {
         self.check_alive()
     }
 
+    /// A read-only open's flush: the checksum entries and bad-block logs its repairs
+    /// changed, then the members (no flush stamp, bitmap or superblock: nothing else
+    /// changes); nothing at all when nothing changed. A member that fails is marked faulty
+    /// (in memory only, when read-only).
+    fn flush_repairs(&self) {
+        let regions = self.regions;
+        let results = self.io.parallel(self.members.active(), |(role, member)| {
+            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
+                return None;
+            };
+            if !table.is_dirty() && !member.bad().is_changed() {
+                return None;
+            }
+            let result = table
+                .write_dirty(disk.as_ref(), &regions)
+                .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
+                .and_then(|()| disk.flush());
+            result.err().map(|e| (role, e))
+        });
+        for (role, e) in results.into_iter().flatten() {
+            self.members[role]
+                .counters
+                .write_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fail_role(role, &format!("flush failed: {e}"));
+        }
+    }
+
     /// Flushes and marks the array clean. Dropping an array closes it too (errors are
     /// logged); call this to see them.
     pub fn close(self) -> Result<(), ArrayError> {
@@ -725,12 +842,20 @@ impl Array {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if !self.meta.is_dirty() || !self.meta.is_ready() {
-            // Nothing was written in this session: nothing to flush or record (an array
-            // that started dirty stays dirty until a resync).
+        if self.options.access != Access::ReadWrite
+            || !self.meta.is_dirty()
+            || !self.meta.is_ready()
+        {
+            // Nothing was written in this session (an array that started dirty stays
+            // dirty until a resync): only repairs and what they counted are made durable.
+            if self.options.access != Access::Inspect {
+                self.flush_repairs();
+                self.store_health(true);
+            }
             return Ok(());
         }
         self.flush()?;
+        self.store_health(false);
         if self.guard.journal().is_some() {
             // Empty the journal: every record applied and durable.
             self.journal_checkpoint()?;
@@ -750,20 +875,25 @@ impl Array {
     /// The array's state and every member's, with error counters.
     pub fn status(&self) -> Status {
         let meta = self.meta.lock();
-        let describe = |role: Option<usize>, member: &Member| MemberStatus {
-            role,
-            name: member.name(),
-            uuid: format::uuid_string(&member.uuid()),
-            state: member.state(),
-            read_errors: member.counters.read_errors.load(Ordering::Relaxed),
-            write_errors: member.counters.write_errors.load(Ordering::Relaxed),
-            checksum_errors: member.counters.checksum_errors.load(Ordering::Relaxed),
-            repaired: member.counters.repaired.load(Ordering::Relaxed),
-            bad_blocks: self.bad_ranges(&member.bad()),
-            behind_stripes: member
-                .is_active()
-                .then(|| self.behind_stripes(member))
-                .flatten(),
+        let describe = |role: Option<usize>, member: &Member| {
+            let this_open = health::live_counts(member);
+            let life = self.health.recorded(&member.uuid()).plus(this_open);
+            MemberStatus {
+                role,
+                name: member.name(),
+                uuid: format::uuid_string(&member.uuid()),
+                state: member.state(),
+                read_errors: life.read_errors,
+                write_errors: life.write_errors,
+                checksum_errors: life.checksum_errors,
+                repaired: life.repaired,
+                this_open,
+                bad_blocks: self.bad_ranges(&member.bad()),
+                behind_stripes: member
+                    .is_active()
+                    .then(|| self.behind_stripes(member))
+                    .flatten(),
+            }
         };
         let mut members: Vec<MemberStatus> = self
             .members
@@ -787,6 +917,7 @@ impl Array {
                 write_errors: 0,
                 checksum_errors: 0,
                 repaired: 0,
+                this_open: format::ErrorCounts::default(),
                 bad_blocks: self.bad_ranges(&incoming.bad),
                 behind_stripes: None,
             });
@@ -844,6 +975,9 @@ impl Array {
             members,
             rebuilds,
             scrub: meta.sb.scrub,
+            last_scrub: self.health.last_scrub(),
+            last_rebuild: self.health.last_rebuild(),
+            replay_pending: self.needs_replay,
         }
     }
 
@@ -861,8 +995,30 @@ impl Array {
             .collect()
     }
 
+    /// Whether failing member `name` keeps some redundancy: refuses
+    /// ([`ArrayError::LastRedundancy`]) when afterwards as many roles as the redundancy, or
+    /// more, would lack an active member. For tools that ask for force before they take
+    /// the last redundancy away; [`Array::fail_member`] itself does not ask.
+    pub fn check_fail(&self, name: &str) -> Result<(), ArrayError> {
+        let role = self
+            .members
+            .role_of(name)
+            .ok_or_else(|| ArrayError::NoSuchMember(name.to_string()))?;
+        let unavailable = self.members.unavailable()
+            + usize::from(self.members[role].state() == MemberState::Active);
+        if unavailable >= self.layout.m() {
+            return Err(ArrayError::LastRedundancy {
+                member: name.to_string(),
+                unavailable,
+                m: self.layout.m(),
+            });
+        }
+        Ok(())
+    }
+
     /// Marks the member named `name` faulty (like `mdadm --fail`): it takes no more I/O.
     pub fn fail_member(&self, name: &str) -> Result<(), ArrayError> {
+        self.check_writable("fail a member")?;
         let role = self
             .members
             .role_of(name)
@@ -885,6 +1041,7 @@ impl Array {
     /// Removes a faulty or stale member, or a spare, from the array and closes its disk.
     /// An active member must be failed first.
     pub fn remove_member(&self, name: &str) -> Result<(), ArrayError> {
+        self.check_writable("remove a member")?;
         let mut meta = self.meta.lock();
         if let Some(role) = self.members.role_of(name) {
             let member = &self.members[role];
@@ -915,6 +1072,7 @@ impl Array {
     /// a raidkit superblock is refused unless `force`. Both superblock copies of the spare
     /// are overwritten (state spare) and the member table of every member records it.
     pub fn add_spare(&self, disk: Box<dyn Disk>, force: bool) -> Result<(), ArrayError> {
+        self.check_writable("add a spare")?;
         {
             let others = self.members.others();
             let spares = others
@@ -959,6 +1117,17 @@ pub fn open_members(paths: &[std::path::PathBuf]) -> Result<Vec<Box<dyn Disk>>, 
     paths
         .iter()
         .map(|p| Ok(Box::new(crate::disk::open(p)?) as Box<dyn Disk>))
+        .collect()
+}
+
+/// Opens member paths for a report ([`Access::Inspect`]): read-only, each with a shared
+/// lock ([`crate::disk::open_shared`]), so the report runs beside other lookers and is
+/// refused while an owner holds the array.
+pub fn open_members_shared(paths: &[std::path::PathBuf]) -> Result<Vec<Box<dyn Disk>>, ArrayError> {
+    check_distinct(paths)?;
+    paths
+        .iter()
+        .map(|p| Ok(Box::new(crate::disk::open_shared(p)?) as Box<dyn Disk>))
         .collect()
 }
 

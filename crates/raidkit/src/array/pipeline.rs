@@ -461,6 +461,10 @@ impl Array {
         bufs: &[PoolBuf<'_>],
         repairs: &[Vec<usize>],
     ) {
+        if self.options.access == super::Access::Inspect {
+            // A report writes nothing: the damage is counted, and left for an owner.
+            return;
+        }
         let jobs: Vec<(usize, &Vec<usize>)> = repairs
             .iter()
             .enumerate()

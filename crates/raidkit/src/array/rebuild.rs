@@ -153,6 +153,7 @@ impl Array {
         cancel: &AtomicBool,
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<Vec<RebuildReport>, ArrayError> {
+        self.check_writable("rebuild")?;
         let _one = self
             .members
             .rebuilding
@@ -248,6 +249,7 @@ impl Array {
         cancel: &AtomicBool,
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<RebuildReport, ArrayError> {
+        self.check_writable("replace a member")?;
         let role = self
             .members
             .role_of(old)
@@ -538,9 +540,11 @@ impl Array {
             } else {
                 self.record_fill(&incoming)?;
             }
+            self.note_rebuild(&report);
             return Ok(report);
         }
         self.finish(role, &incoming)?;
+        self.note_rebuild(&report);
         Ok(report)
     }
 

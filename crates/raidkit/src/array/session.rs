@@ -505,6 +505,7 @@ impl Array {
         &self,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<CatchUpReport, ArrayError> {
+        self.check_writable("resync members behind")?;
         let mut report = CatchUpReport::default();
         let behind: Vec<(usize, Arc<Behind>)> = self
             .members

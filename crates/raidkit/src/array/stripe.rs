@@ -499,6 +499,7 @@ impl Array {
     /// ([`Array::catch_up`]). `progress(done, total)` is called per stripe, in bytes of
     /// member data region.
     pub fn resync(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<ResyncReport, ArrayError> {
+        self.check_writable("resync")?;
         if let Some(role) = (0..self.width()).find(|&r| !self.members[r].is_active()) {
             return Err(ArrayError::MemberState {
                 member: self.members[role].name(),
@@ -674,8 +675,8 @@ impl Array {
 pub struct ScrubOptions {
     /// Rewrite what is wrong (else only report).
     pub repair: bool,
-    /// Bytes of member data per second to read at most, over all members (None: as fast as
-    /// the members go).
+    /// Bytes per second of each member's data region to check at most, as a rebuild's rate
+    /// counts (None: as fast as the members go).
     pub rate: Option<u64>,
     /// Start from the beginning even when an interrupted scrub left a position.
     pub restart: bool,
@@ -800,6 +801,7 @@ impl Array {
         let started = std::time::Instant::now();
         let mut report = ScrubReport::default();
         if options.repair {
+            self.check_writable("repair")?;
             self.prepare_write();
         }
         let mut next = 0;
@@ -815,7 +817,8 @@ impl Array {
             group: SCRUB_GROUP,
             cancel,
             rate: options.rate,
-            bytes_per_stripe: chunk * width as u64,
+            // The rate is per member, as a rebuild's is.
+            bytes_per_stripe: chunk,
             checkpoint_every: options.checkpoint_every / chunk,
         };
         let walked = self.walk(
@@ -847,6 +850,7 @@ impl Array {
         let next = walked.next;
         let position = report.cancelled.then_some(next * chunk);
         self.record_scrub(position, options.repair)?;
+        self.note_scrub(&report, options.repair);
         Ok(report)
     }
 

@@ -44,12 +44,15 @@ impl BlockDisk {
                 if e.raw_os_error() == Some(libc::EBUSY) {
                     DiskError::InUse {
                         disk: name.clone(),
-                        holder: None,
+                        holder: super::lock::holder_of(path),
                     }
                 } else {
                     DiskError::io(&name, Op::Open, 0, 0, e)
                 }
             })?;
+        // O_EXCL keeps other exclusive openers out (mounts, md, another array); the lock
+        // keeps out lookers that must not read while this owner writes.
+        super::lock::lock_exclusive(&file, path)?;
         let (size, block_size) = device_geometry(path, &file)?;
         Ok(BlockDisk {
             info: DiskInfo {

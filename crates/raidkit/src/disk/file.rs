@@ -69,15 +69,13 @@ impl FileDisk {
         let meta = file
             .metadata()
             .map_err(|e| DiskError::io(&name, Op::Open, 0, 0, e))?;
-        if meta.is_file() {
-            super::lock::lock_exclusive(&file, path)?;
-        }
         if !meta.is_file() {
             return Err(DiskError::Unsupported {
                 path: path.to_path_buf(),
                 reason: "not a regular file".to_string(),
             });
         }
+        super::lock::lock_exclusive(&file, path)?;
         let size = meta.len() - meta.len() % u64::from(FILE_BLOCK_SIZE);
         Ok(FileDisk {
             info: DiskInfo {

@@ -20,11 +20,28 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 /// The lock lasts as long as the open file: it goes with the last descriptor (or mapping)
 /// of this open.
 pub(super) fn lock_exclusive(file: &File, path: &Path) -> Result<(), DiskError> {
+    lock(file, path, false)
+}
+
+/// Takes a shared lock on `file`: any number of lookers hold it together, and none while
+/// an owner holds the exclusive lock (nor an owner while a looker holds it).
+pub(super) fn lock_shared(file: &File, path: &Path) -> Result<(), DiskError> {
+    lock(file, path, true)
+}
+
+fn lock(file: &File, path: &Path, shared: bool) -> Result<(), DiskError> {
+    let attempt = || {
+        if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        }
+    };
     let started = std::time::Instant::now();
-    let mut outcome = file.try_lock();
+    let mut outcome = attempt();
     while matches!(outcome, Err(TryLockError::WouldBlock)) && started.elapsed() < SETTLE {
         std::thread::sleep(std::time::Duration::from_millis(5));
-        outcome = file.try_lock();
+        outcome = attempt();
     }
     match outcome {
         Ok(()) => Ok(()),
@@ -40,6 +57,13 @@ pub(super) fn lock_exclusive(file: &File, path: &Path) -> Result<(), DiskError> 
             e,
         )),
     }
+}
+
+/// The process holding a `flock` on the file at `path` (for a block device another owner
+/// opened with `O_EXCL`: the lock that owner took beside it), where Linux tells.
+pub(super) fn holder_of(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    holder(meta.dev(), meta.ino())
 }
 
 /// The process holding a `flock` on the file (`dev`, `ino`), as "pid N (command)", from

@@ -398,6 +398,15 @@ pub fn open_read_only(path: &Path) -> Result<ReadOnlyDisk, DiskError> {
     ReadOnlyDisk::open(path)
 }
 
+/// Opens a member read-only for a report that must be true ([`Access::Inspect`]): with a
+/// shared lock, so it is refused ([`DiskError::InUse`]) while an owner holds the member,
+/// and runs beside other lookers.
+///
+/// [`Access::Inspect`]: crate::array::Access::Inspect
+pub fn open_shared(path: &Path) -> Result<ReadOnlyDisk, DiskError> {
+    ReadOnlyDisk::open_shared(path)
+}
+
 /// A disk behind a pointer is a disk: boxes for the array's members, `Arc`s so that tests
 /// keep a handle to a simulated member while the array owns a clone.
 macro_rules! forward_disk {

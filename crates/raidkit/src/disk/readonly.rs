@@ -2,7 +2,10 @@
 //! exclusive lock or `O_EXCL`, so it can run beside the array's owner. Writes are refused
 //! before any I/O; nothing can change the member through it.
 //!
-//! Owns the read-only handle; takes no lock.
+//! [`ReadOnlyDisk::open_shared`] also takes a shared lock: for reports that must not run
+//! while an owner writes (their answer would not be true), beside other lookers.
+//!
+//! Owns the read-only handle and its shared lock.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileTypeExt;
@@ -20,8 +23,19 @@ pub struct ReadOnlyDisk {
 }
 
 impl ReadOnlyDisk {
-    /// Opens `path` (a regular file or a block device) read-only.
+    /// Opens `path` (a regular file or a block device) read-only, without a lock.
     pub fn open(path: &Path) -> Result<ReadOnlyDisk, DiskError> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens `path` read-only with a shared lock, held while the disk is open: refused
+    /// ([`DiskError::InUse`]) while an owner holds the member, and no owner can take it
+    /// meanwhile.
+    pub fn open_shared(path: &Path) -> Result<ReadOnlyDisk, DiskError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, shared: bool) -> Result<ReadOnlyDisk, DiskError> {
         let name = path.display().to_string();
         let file = OpenOptions::new()
             .read(true)
@@ -30,6 +44,9 @@ impl ReadOnlyDisk {
         let meta = file
             .metadata()
             .map_err(|e| DiskError::io(&name, Op::Open, 0, 0, e))?;
+        if shared {
+            super::lock::lock_shared(&file, path)?;
+        }
         let (size, block_size) = if meta.file_type().is_block_device() {
             super::block::device_geometry(path, &file)?
         } else if meta.is_file() {

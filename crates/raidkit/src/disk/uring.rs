@@ -84,13 +84,13 @@ impl UringDisk {
                 },
                 Some(libc::EBUSY) => DiskError::InUse {
                     disk: name.clone(),
-                    holder: None,
+                    holder: super::lock::holder_of(path),
                 },
                 _ => DiskError::io(&name, Op::Open, 0, 0, e),
             })?;
-        if !block_device {
-            super::lock::lock_exclusive(&file, path)?;
-        }
+        // Block devices too: O_EXCL keeps other exclusive openers (mounts, md) out, the
+        // lock keeps out lookers that must not read while the owner writes.
+        super::lock::lock_exclusive(&file, path)?;
         let (size, block_size) = if block_device {
             super::block::device_geometry(path, &file)?
         } else {

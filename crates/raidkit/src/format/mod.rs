@@ -33,12 +33,14 @@
 //! - [`badlog`]: the bad-block log ([`BadLog`]).
 //! - [`bitmap`]: the bitmap region: write-intent bitmap, flush stamp, session map.
 //! - [`journal`]: the journal header and the record part header.
+//! - [`health`]: the health record (error counts, paths, last scrub and rebuild).
 
 use crate::layout::LayoutError;
 
 pub mod badlog;
 pub mod bitmap;
 pub mod checksum;
+pub mod health;
 pub mod journal;
 pub mod regions;
 pub mod superblock;
@@ -48,6 +50,7 @@ mod tests;
 pub use badlog::*;
 pub use bitmap::*;
 pub use checksum::*;
+pub use health::*;
 pub use journal::*;
 pub use regions::*;
 pub use superblock::*;

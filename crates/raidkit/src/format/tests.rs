@@ -489,3 +489,62 @@ fn checksum_entries_depend_on_address() {
     assert_ne!(a, checksum_entry(1, 0, &block));
     assert_eq!(a, zero_block_crc() ^ address_mix(0, 0));
 }
+
+#[test]
+fn health_record_is_pinned() {
+    assert_eq!((HEALTH_OFFSET, HEALTH_SIZE), (128 << 10, 64 << 10));
+    assert_eq!((HEALTH_MAX_ENTRIES, HEALTH_PATH_MAX), (253, 206));
+    let array = [0xC3u8; 16];
+    let record = HealthRecord {
+        generation: 0x0102_0304_0506_0708,
+        scrub: Some(ScrubRecord {
+            ended: 11,
+            found: 12,
+            repaired: 13,
+            unrecoverable: 14,
+            repair: true,
+            cancelled: true,
+        }),
+        rebuild: Some(RebuildRecord {
+            ended: 21,
+            role: 22,
+            replace: true,
+            cancelled: false,
+            bytes: 23,
+            lost: 24,
+        }),
+        members: vec![HealthEntry {
+            uuid: [0xD4; 16],
+            counts: ErrorCounts {
+                read_errors: 31,
+                write_errors: 32,
+                checksum_errors: 33,
+                repaired: 34,
+            },
+            path: "/dev/loop7".to_string(),
+        }],
+    };
+    let b = record.encode(&array);
+    assert_eq!(b.len(), 65536);
+    assert_eq!(&b[..8], b"RKHEALTH");
+    assert_eq!(&b[8..24], &array);
+    assert_eq!(get_u64(&b, 24), 0x0102_0304_0506_0708);
+    assert_eq!(get_u32(&b, 32), 1);
+    let header: Vec<u64> = [40, 48, 56, 64, 80, 96, 104]
+        .iter()
+        .map(|&at| get_u64(&b, at))
+        .collect();
+    assert_eq!(header, [11, 12, 13, 14, 21, 23, 24]);
+    assert_eq!(
+        (get_u32(&b, 72), get_u32(&b, 88), get_u32(&b, 92)),
+        (3, 22, 1)
+    );
+    assert_eq!(&b[512..528], &[0xD4; 16]);
+    let counts: Vec<u64> = (0..4).map(|i| get_u64(&b, 528 + 8 * i)).collect();
+    assert_eq!(counts, [31, 32, 33, 34]);
+    assert_eq!(get_u16(&b, 560), 10);
+    assert_eq!(&b[562..572], b"/dev/loop7");
+    assert!(b[572..65532].iter().all(|&x| x == 0));
+    assert_eq!(get_u32(&b, 65532), crc32fast::hash(&b[..65532]));
+    assert_eq!(HealthRecord::decode(&b, &array).unwrap(), Some(record));
+}
