@@ -765,16 +765,7 @@ impl Array {
         let generation = self.intent_flush_begins();
         let stamp = self.stamp_begin();
         let regions = self.regions;
-        let results = self.io.parallel(self.members.active(), |(role, member)| {
-            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
-                return None;
-            };
-            let result = table
-                .write_dirty(disk.as_ref(), &regions)
-                .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
-                .and_then(|()| disk.flush());
-            result.err().map(|e| (role, e))
-        });
+        let failed = self.flush_members(false);
         for (role, member) in self.members.iter().enumerate() {
             if let Some(incoming) = member.incoming()
                 && let Err(e) = incoming.flush(&regions)
@@ -782,13 +773,7 @@ impl Array {
                 self.abandon(role, &incoming, &format!("flush failed: {e}"));
             }
         }
-        for (role, e) in results.into_iter().flatten() {
-            self.members[role]
-                .counters
-                .write_errors
-                .fetch_add(1, Ordering::Relaxed);
-            self.fail_role(role, &format!("flush failed: {e}"));
-        }
+        self.fail_flushes(failed);
         if let Some(stamp) = stamp {
             self.stamp_done(stamp);
         }
@@ -801,21 +786,37 @@ impl Array {
     /// changes); nothing at all when nothing changed. A member that fails is marked faulty
     /// (in memory only, when read-only).
     fn flush_repairs(&self) {
+        let failed = self.flush_members(true);
+        self.fail_flushes(failed);
+    }
+
+    /// Writes every active member's changed checksum pages and bad-block log, then flushes
+    /// it (with `only_changed`, only members that had something changed); the members
+    /// that failed, with their errors.
+    fn flush_members(&self, only_changed: bool) -> Vec<(usize, crate::disk::DiskError)> {
         let regions = self.regions;
-        let results = self.io.parallel(self.members.active(), |(role, member)| {
-            let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
-                return None;
-            };
-            if !table.is_dirty() && !member.bad().is_changed() {
-                return None;
-            }
-            let result = table
-                .write_dirty(disk.as_ref(), &regions)
-                .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
-                .and_then(|()| disk.flush());
-            result.err().map(|e| (role, e))
-        });
-        for (role, e) in results.into_iter().flatten() {
+        self.io
+            .parallel(self.members.active(), |(role, member)| {
+                let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
+                    return None;
+                };
+                if only_changed && !table.is_dirty() && !member.bad().is_changed() {
+                    return None;
+                }
+                let result = table
+                    .write_dirty(disk.as_ref(), &regions)
+                    .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
+                    .and_then(|()| disk.flush());
+                result.err().map(|e| (role, e))
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Counts and fails the members whose flush failed.
+    fn fail_flushes(&self, failed: Vec<(usize, crate::disk::DiskError)>) {
+        for (role, e) in failed {
             self.members[role]
                 .counters
                 .write_errors
