@@ -797,3 +797,99 @@ fn create_options_check_refuses_what_create_refuses_without_touching_a_disk() {
         }
     }
 }
+
+/// The library's events: a receiver from `Array::events` gets a member failed, a spare
+/// added and taken, the rebuild's start, checkpoints and end, a scrub's end, blocks healed
+/// (by a read and by the scrub), in the order they happened.
+#[test]
+fn events_reach_every_receiver_as_they_happen() {
+    use raidkit::events::Event;
+    let s = setup(
+        Level::Parity { m: 2 },
+        5,
+        ArrayOptions::default().allow_degraded(),
+    );
+    let events = s.array.events();
+    let dropped = s.array.events();
+    drop(dropped);
+    let spare = Arc::new(MemDisk::new("spare", MEMBER, 4096));
+    s.array.add_spare(Box::new(spare), false).unwrap();
+    s.array.fail_member("sim2").unwrap();
+    let options = raidkit::array::RebuildOptions {
+        checkpoint_every: 256 << 10,
+        ..Default::default()
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let reports = s.array.rebuild(&options, &never, &|_| {}).unwrap();
+    assert_eq!(reports.len(), 1);
+    s.sims[0].flip_bit(s.data_offset + 17, 1);
+    assert!(read_all(&s.array).unwrap() == s.data);
+    s.sims[1].flip_bit(s.data_offset + 4096 * 3 + 5, 0);
+    let scrub = s
+        .array
+        .scrub(
+            raidkit::array::ScrubOptions {
+                repair: true,
+                ..Default::default()
+            },
+            &never,
+            &|_| {},
+        )
+        .unwrap();
+    let got: Vec<Event> = events.try_iter().collect();
+    let kinds: Vec<&str> = got.iter().map(|e| e.kind()).collect();
+    let at = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {kinds:?}"))
+    };
+    assert!(at("spare_added") < at("member_failed"));
+    assert!(at("member_failed") < at("spare_activated"));
+    assert!(at("spare_activated") < at("rebuild_started"));
+    assert!(at("rebuild_started") < at("rebuild_progress"));
+    assert!(at("rebuild_progress") < at("rebuild_finished"));
+    assert!(at("rebuild_finished") < at("blocks_healed"));
+    assert_eq!(kinds.last(), Some(&"scrub_finished"), "{kinds:?}");
+    assert!(got.contains(&Event::MemberFailed {
+        role: 2,
+        member: "sim2".to_string(),
+        reason: "failed by request".to_string(),
+    }));
+    let healed: Vec<(String, u64)> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::BlocksHealed { member, blocks } => Some((member.clone(), *blocks)),
+            _ => None,
+        })
+        .collect();
+    assert!(healed.iter().any(|(m, _)| m == "sim0"), "{healed:?}");
+    assert!(healed.iter().any(|(m, _)| m == "sim1"), "{healed:?}");
+    match got.last() {
+        Some(Event::ScrubFinished {
+            repaired, repair, ..
+        }) => {
+            assert!(*repair);
+            assert_eq!(
+                *repaired,
+                scrub.damaged.iter().filter(|d| d.repaired).count() as u64
+            );
+            assert!(*repaired >= 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &got[at("rebuild_finished")] {
+        Event::RebuildFinished {
+            role,
+            member,
+            bytes,
+            lost,
+            cancelled,
+        } => {
+            assert_eq!((*role, member.as_str()), (2, "spare"));
+            assert_eq!(*bytes, reports[0].bytes);
+            assert_eq!((*lost, *cancelled), (0, false));
+        }
+        other => panic!("{other:?}"),
+    }
+}

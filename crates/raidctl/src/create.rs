@@ -42,6 +42,12 @@ pub struct CreateArgs {
     /// Same as `--consistency none`.
     #[arg(long)]
     no_bitmap: bool,
+    /// Skip the initial sync: the members are known to read as zeros (new sparse files,
+    /// zeroed or discarded devices). Checksums and parity of zeros are then right; a
+    /// member that holds anything else reads back as damaged there (an error, never its
+    /// bytes).
+    #[arg(long)]
+    assume_clean: bool,
     /// Member files or block devices, in role order.
     #[arg(required = true, value_name = "MEMBER")]
     members: Vec<PathBuf>,
@@ -85,6 +91,11 @@ pub fn run(args: CreateArgs) -> Result<()> {
         .chunk(args.chunk as u64)
         .name(&args.name)
         .force(args.force);
+    let options = if args.assume_clean {
+        options.sync(raidkit::array::InitialSync::AssumeZero)
+    } else {
+        options
+    };
     let options = match (args.consistency, args.no_bitmap) {
         (Some(mode), _) => options.consistency(mode),
         (None, true) => options.consistency(raidkit::array::Consistency::None),
@@ -138,7 +149,19 @@ pub fn run(args: CreateArgs) -> Result<()> {
         }
         let progress: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
         // The library checks the spares with the members before anything is written.
+        let stop = crate::interrupted();
         let array = Array::create_with_spares(disks, spares, &options, &|done, total| {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // No superblock is written before the sync ends: stopping here leaves
+                // members that no array claims, which create takes again as they are.
+                for path in &created {
+                    let _ = std::fs::remove_file(path);
+                }
+                eprintln!(
+                    "\nraidctl: interrupted: the initial sync did not finish; no array was created (no member holds a superblock yet); run create again"
+                );
+                std::process::exit(130);
+            }
             let mut slot = progress.lock().unwrap_or_else(|e| e.into_inner());
             if slot.as_ref().is_none_or(|p| p.total() != total) {
                 *slot = Some(Progress::new("initial sync", total));

@@ -63,9 +63,16 @@ pub fn write(args: WriteArgs) -> Result<()> {
         Some(path) => {
             let meta = std::fs::metadata(path)
                 .with_context(|| format!("{}: cannot open", path.display()))?;
+            if meta.is_dir() {
+                bail!("{}: is a directory, not an input file", path.display());
+            }
             meta.is_file().then_some(meta.len())
         }
         None => None,
+    };
+    let source = match &args.input {
+        Some(path) => path.display().to_string(),
+        None => "standard input".to_string(),
     };
     let array = args.members.open()?;
     let size = array.len();
@@ -93,16 +100,16 @@ pub fn write(args: WriteArgs) -> Result<()> {
             }
         }
         None => {
-            // Standard input: read it all (up to the room left, plus one byte to notice
+            // Standard input, a pipe or a device: read it all (up to the room left, plus one byte to notice
             // more) before writing, so too much input changes nothing.
             let mut data = Vec::new();
             input
                 .take(room + 1)
                 .read_to_end(&mut data)
-                .context("reading standard input")?;
+                .with_context(|| format!("reading {source}"))?;
             if data.len() as u64 > room {
                 bail!(
-                    "standard input is longer than the {room} bytes from offset {offset} to the end of the array; nothing was written"
+                    "{source} is longer than the {room} bytes from offset {offset} to the end of the array; nothing was written"
                 );
             }
             while (written as usize) < data.len() {

@@ -18,8 +18,10 @@ mod data;
 mod demo;
 mod manage;
 mod members;
+mod monitor;
 mod progress;
 mod report;
+mod scan;
 mod scrub;
 mod size;
 
@@ -54,6 +56,14 @@ enum Command {
     Add(manage::AddArgs),
     /// Remove a faulty member or a spare.
     Remove(manage::RemoveArgs),
+    /// Bring back a member that missed writes while failed or absent, resyncing only what
+    /// changed meanwhile where that can be known.
+    ReAdd(manage::ReAddArgs),
+    /// List the arrays on files, folders and block devices, grouped by array.
+    Scan(scan::ScanArgs),
+    /// Print one JSON line per event of an array (member failed, spare activated, rebuild
+    /// and scrub progress, blocks healed, ranges lost) as its members record them.
+    Monitor(monitor::MonitorArgs),
     /// Make parity and checksums agree with the data after an unclean stop.
     Resync(manage::ResyncArgs),
     /// Verify every block and every stripe's parity; --repair rewrites what is wrong.
@@ -141,6 +151,9 @@ fn main() -> ExitCode {
         Command::Fail(args) => manage::fail(args),
         Command::Add(args) => manage::add(args).map(|()| Outcome::Ok),
         Command::Remove(args) => manage::remove(args).map(|()| Outcome::Ok),
+        Command::ReAdd(args) => manage::re_add(args),
+        Command::Scan(args) => scan::run(args).map(|()| Outcome::Ok),
+        Command::Monitor(args) => monitor::run(args).map(|()| Outcome::Ok),
         Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
         Command::Scrub(args) => scrub::run(args),
         Command::Rebuild(args) => manage::rebuild(args),

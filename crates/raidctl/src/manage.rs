@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use raidkit::array::{self, Array, RebuildOptions, RebuildReport};
+use raidkit::array::{self, Array, ReAddKind, RebuildOptions, RebuildReport};
 
 use crate::Outcome;
 use crate::members::{Members, check_paths};
@@ -19,9 +19,6 @@ pub struct FailArgs {
     /// Do not start rebuilding onto a hot spare.
     #[arg(long)]
     no_rebuild: bool,
-    /// Fail it even when that leaves the array without redundancy (or failed).
-    #[arg(long)]
-    force: bool,
     #[command(flatten)]
     rate: RateArgs,
     #[command(flatten)]
@@ -59,12 +56,10 @@ pub struct ReplaceArgs {
     /// The member to replace (active: hot replace; failed: rebuild onto the new disk).
     #[arg(long)]
     old: PathBuf,
-    /// The new disk: a blank (all-zero) file or device, at least the member size.
+    /// The new disk: a blank (all-zero) file or device, at least the member size (one
+    /// that holds a raidkit superblock needs --force).
     #[arg(long)]
     new: PathBuf,
-    /// Overwrite a new disk that holds a raidkit superblock.
-    #[arg(long)]
-    force: bool,
     #[command(flatten)]
     rate: RateArgs,
     #[command(flatten)]
@@ -73,12 +68,23 @@ pub struct ReplaceArgs {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// The hot spare to add.
+    /// The hot spare to add (one that holds a raidkit superblock needs --force).
     #[arg(long)]
     spare: PathBuf,
-    /// Overwrite a spare that holds a raidkit superblock.
+    #[command(flatten)]
+    members: Members,
+}
+
+#[derive(Args, Debug)]
+pub struct ReAddArgs {
+    /// The member to bring back (failed, stale or left out while the others were written).
     #[arg(long)]
-    force: bool,
+    member: PathBuf,
+    /// Print what was done as JSON on standard output (bytes_resynced among it).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rate: RateArgs,
     #[command(flatten)]
     members: Members,
 }
@@ -88,6 +94,10 @@ pub struct RemoveArgs {
     /// The faulty member or spare to remove.
     #[arg(long)]
     member: PathBuf,
+    /// Then erase its superblocks and health record (like mdadm --zero-superblock), so no
+    /// command takes it for a member again; its data is left.
+    #[arg(long)]
+    wipe: bool,
     #[command(flatten)]
     members: Members,
 }
@@ -109,8 +119,8 @@ fn member_name(member: &Path, members: &[PathBuf]) -> String {
 
 pub fn fail(args: FailArgs) -> Result<Outcome> {
     let array = args.members.open()?;
-    let name = member_name(&args.member, &args.members.members);
-    if !args.force {
+    let name = member_name(&args.member, &args.members.paths()?);
+    if !args.members.force {
         array
             .check_fail(&name)
             .map_err(|e| anyhow::anyhow!("{e}; --force to fail it anyway"))?;
@@ -218,7 +228,7 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
         );
     }
     // The old member is one of the array's; the new disk must not be.
-    let mut members = args.members.members.clone();
+    let mut members = args.members.paths()?;
     let old = member_name(&args.old, &members);
     if !members.iter().any(|p| p.display().to_string() == old) {
         members.push(args.old.clone());
@@ -233,7 +243,7 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
     let report = array.replace(
         &old,
         new.remove(0),
-        args.force,
+        args.members.force,
         &args.rate.options(),
         crate::interrupted(),
         &|p| progress.update(p),
@@ -247,23 +257,117 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
 pub fn add(args: AddArgs) -> Result<()> {
     check_paths(std::slice::from_ref(&args.spare))?;
     // The spare must not be one of the members under another name.
-    let mut all = args.members.members.clone();
+    let mut all = args.members.paths()?;
     all.push(args.spare.clone());
     array::check_distinct(&all)?;
     let array = args.members.open()?;
     let mut spare =
         array::open_members(std::slice::from_ref(&args.spare)).map_err(crate::members::in_use)?;
-    array.add_spare(spare.remove(0), args.force)?;
+    array.add_spare(spare.remove(0), args.members.force)?;
     eprintln!("raidctl: {} added as a spare", args.spare.display());
     crate::members::close(array)?;
     Ok(())
 }
 
+pub fn re_add(args: ReAddArgs) -> Result<Outcome> {
+    check_paths(std::slice::from_ref(&args.member))?;
+    let mut members = args.members.paths()?;
+    let name = member_name(&args.member, &members);
+    if !members.iter().any(|p| p.display().to_string() == name) {
+        members.push(args.member.clone());
+    }
+    array::check_distinct(&members)?;
+    let array = args.members.open_with(&members)?;
+    let progress = Progress::new("re-add", array.regions().data_size);
+    let report = array.re_add(&name, &args.rate.options(), crate::interrupted(), &|p| {
+        progress.update(p)
+    })?;
+    progress.finish();
+    let since = match report.kind {
+        ReAddKind::Partial { since } => Some(since),
+        _ => None,
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "member": report.member,
+            "role": report.role,
+            "resync": report.kind.name(),
+            "since_event": since,
+            "bytes_resynced": report.bytes,
+            "member_bytes": report.member_bytes,
+            "lost_bytes": report.lost_bytes,
+            "cancelled": report.cancelled,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    let of = |bytes: u64| {
+        format!(
+            "{} of {} MiB ({:.2}%)",
+            mib(bytes),
+            report.member_bytes >> 20,
+            100.0 * bytes as f64 / report.member_bytes.max(1) as f64
+        )
+    };
+    let what = match report.kind {
+        ReAddKind::Current => "it missed no write; nothing to resync".to_string(),
+        ReAddKind::Partial { since } => format!(
+            "partial resync of {} (only the regions written since event {since})",
+            of(report.bytes)
+        ),
+        ReAddKind::Full => format!(
+            "full rebuild, {} (what it missed could not be known)",
+            of(report.bytes)
+        ),
+    };
+    let mut outcome = Outcome::Ok;
+    if report.cancelled {
+        eprintln!(
+            "raidctl: interrupted: {} re-added to role {} but not yet rebuilt: {what}; run raidctl rebuild to continue",
+            report.member, report.role
+        );
+        outcome = Outcome::Interrupted;
+    } else {
+        eprintln!(
+            "raidctl: {} re-added to role {}: {what}",
+            report.member, report.role
+        );
+    }
+    if report.lost_bytes > 0 {
+        eprintln!(
+            "raidctl: {} MiB could not be rebuilt onto it (more blocks lost than the redundancy); their reads fail, naming the range",
+            mib(report.lost_bytes)
+        );
+        outcome = Outcome::Unrecoverable;
+    }
+    crate::members::close(array)?;
+    Ok(outcome)
+}
+
+/// Bytes in MiB with two decimals.
+fn mib(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / (1u64 << 20) as f64)
+}
+
 pub fn remove(args: RemoveArgs) -> Result<()> {
     let array = args.members.open()?;
-    array.remove_member(&member_name(&args.member, &args.members.members))?;
+    array.remove_member(&member_name(&args.member, &args.members.paths()?))?;
     eprintln!("raidctl: {} removed", args.member.display());
     crate::members::close(array)?;
+    if args.wipe {
+        // Out of the array and released: now it may be opened (and locked) on its own.
+        let disk = raidkit::disk::open(&args.member)
+            .map_err(|e| crate::members::in_use(raidkit::ArrayError::Disk(e)))?;
+        raidkit::meta::wipe_member(&disk).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: removed, but its superblocks could not be erased: {e}",
+                args.member.display()
+            )
+        })?;
+        eprintln!(
+            "raidctl: {}: superblocks erased; it is no longer a raidkit member",
+            args.member.display()
+        );
+    }
     Ok(())
 }
 

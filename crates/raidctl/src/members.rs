@@ -6,12 +6,21 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use raidkit::array::{self, Access, Array, ArrayOptions};
 
-/// The members of an array, in any order.
+/// The members of an array, in any order, or where to find them.
 #[derive(Args, Debug)]
 pub struct Members {
     /// Member files or block devices, in any order.
-    #[arg(required = true, value_name = "MEMBER")]
+    #[arg(value_name = "MEMBER", required_unless_present = "scan")]
     pub members: Vec<PathBuf>,
+    /// Use every member of the array found on these files, folders (one level deep) and
+    /// block devices (none given: every block device) instead of a list, so no member is
+    /// left out by mistake; former members found there are left out.
+    #[arg(long, value_name = "PATH", num_args = 0.., conflicts_with = "members")]
+    pub scan: Option<Vec<PathBuf>>,
+    /// With --scan, the array to use when several are found: its name or UUID (or a UUID
+    /// prefix of at least 4 hex digits).
+    #[arg(long, value_name = "NAME|UUID", requires = "scan")]
+    pub array: Option<String>,
     /// Start an array in bitmap or none mode that was not closed cleanly although members
     /// are missing, accepting the write-hole risk: stripes being written at the crash may
     /// give the missing members' data back wrong. Journal arrays never need it.
@@ -22,6 +31,16 @@ pub struct Members {
     /// that may write refuses and names every member missing.
     #[arg(long)]
     pub degraded: bool,
+    /// Start the array although its members disagree: when more roles lack an active
+    /// member than the redundancy covers, take back the freshest members marked failed
+    /// whose superblocks show what they missed, and say which (like mdadm --assemble
+    /// --force). Also: fail a member although the array loses its last redundancy; add or
+    /// replace with a disk that holds a raidkit superblock.
+    #[arg(long)]
+    pub force: bool,
+    /// The paths resolved (the scan runs once).
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<Vec<PathBuf>>,
 }
 
 /// Checks the paths (exist, not directories) with one clear error each.
@@ -43,7 +62,22 @@ impl Members {
     /// Opens the array these members make, for a command that may write (journal arrays
     /// replay their journal first). The one way every command opens an array.
     pub fn open(&self) -> Result<Array> {
-        self.open_with(&self.members)
+        self.open_with(&self.paths()?)
+    }
+
+    /// The member paths: as given, or what `--scan` found.
+    pub fn paths(&self) -> Result<Vec<PathBuf>> {
+        if let Some(paths) = self.resolved.get() {
+            return Ok(paths.clone());
+        }
+        let paths = match &self.scan {
+            None if self.array.is_some() => {
+                bail!("--array chooses among the arrays --scan finds: give --scan PATH... too")
+            }
+            None => self.members.clone(),
+            Some(places) => scan_paths(places, self.array.as_deref())?,
+        };
+        Ok(self.resolved.get_or_init(|| paths).clone())
     }
 
     /// [`Members::open`] over `paths` instead of the members given (a command that adds
@@ -52,6 +86,7 @@ impl Members {
         let options = ArrayOptions {
             allow_dirty_degraded: self.allow_dirty_degraded,
             degraded: self.degraded,
+            force: self.force,
             ..ArrayOptions::default()
         };
         assemble_with(paths, &options)
@@ -65,7 +100,7 @@ impl Members {
             access: Access::ReadOnly,
             ..ArrayOptions::default()
         };
-        assemble_with(&self.members, &options)
+        assemble_with(&self.paths()?, &options)
     }
 
     /// Opens the array for a report: beside other reports, never beside an owner, writing
@@ -77,8 +112,62 @@ impl Members {
             access: Access::Inspect,
             ..ArrayOptions::default()
         };
-        assemble_with(&self.members, &options)
+        assemble_with(&self.paths()?, &options)
     }
+}
+
+/// The disks of the one array found on `places` (or the one `which` names): its members
+/// and spares, not its former members (named on stderr as they are left out).
+fn scan_paths(places: &[PathBuf], which: Option<&str>) -> Result<Vec<PathBuf>> {
+    for place in places {
+        if !place.exists() {
+            bail!("{}: cannot open (given to --scan)", place.display());
+        }
+    }
+    let report = raidkit::scan::scan(places);
+    let where_ = if places.is_empty() {
+        "the block devices".to_string()
+    } else {
+        places
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let named = |a: &raidkit::scan::FoundArray| {
+        format!("{} ({})", a.name(), raidkit::format::uuid_string(&a.uuid))
+    };
+    let all: Vec<String> = report.arrays.iter().map(named).collect();
+    let chosen: Vec<&raidkit::scan::FoundArray> = report
+        .arrays
+        .iter()
+        .filter(|a| which.is_none_or(|w| a.matches(w)))
+        .collect();
+    let array = match (chosen.as_slice(), which) {
+        ([one], _) => *one,
+        ([], None) => bail!("--scan found no raidkit array on {where_}"),
+        ([], Some(w)) if all.is_empty() => {
+            bail!("--scan found no raidkit array on {where_} (looking for {w})")
+        }
+        ([], Some(w)) => bail!(
+            "--scan found no array named {w} on {where_}; found: {}",
+            all.join(", ")
+        ),
+        (many, _) => bail!(
+            "--scan found {} arrays on {where_}: {}; choose one with --array NAME|UUID",
+            many.len(),
+            many.iter().map(|a| named(a)).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    for disk in array.disks.iter().filter(|d| !d.belongs()) {
+        eprintln!(
+            "raidctl: --scan: leaving out {} (a former member of {}, event {})",
+            disk.path.display(),
+            array.name(),
+            disk.event
+        );
+    }
+    Ok(array.paths())
 }
 
 /// Opens the array that `paths` make, with the default options (the demo).
@@ -109,7 +198,7 @@ fn assemble_with(paths: &[PathBuf], options: &ArrayOptions) -> Result<Array> {
                 " (hint: give every member path, or --degraded to start without them on purpose)"
             }
             raidkit::ArrayError::TooManyMissing { .. } => {
-                " (hint: give every member path; `raidctl examine MEMBER` shows each member's array, role and state; stale members need a rebuild)"
+                " (hint: give every member path; `raidctl examine MEMBER` shows each member's array, role and state; stale members need a rebuild, or --force if they are intact and were failed by mistake)"
             }
             raidkit::ArrayError::Superblock { .. } => " (hint: is this file a raidkit member?)",
             raidkit::ArrayError::DirtyDegraded { .. } => {

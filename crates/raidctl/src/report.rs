@@ -42,7 +42,7 @@ pub fn level_name(level: Level) -> String {
 }
 
 /// A level's name in JSON: raid1, raid5, raid6, k+3, k+4.
-fn level_json(level: Level) -> String {
+pub fn level_json(level: Level) -> String {
     match level {
         Level::Mirror => "raid1".to_string(),
         Level::Parity { m: 1 } => "raid5".to_string(),
@@ -259,11 +259,23 @@ pub fn print_status(status: &Status) {
         );
     }
     println!();
-    println!("  role  state    read  write  csum  repaired  path");
+    // The state column is as wide as its longest word (`rebuilding`, `replacing`), so the
+    // counts stay under their headings.
+    let width = status
+        .members
+        .iter()
+        .map(|m| member_state(m).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    println!(
+        "  role  {:<width$}  read  write  csum  repaired  path",
+        "state"
+    );
     for m in &status.members {
         let role = m.role.map_or("-".to_string(), |r| r.to_string());
         println!(
-            "  {role:>4}  {:<7} {:>5} {:>6} {:>5} {:>9}  {}",
+            "  {role:>4}  {:<width$} {:>5} {:>6} {:>5} {:>9}  {}",
             member_state(m),
             m.read_errors,
             m.write_errors,

@@ -1686,3 +1686,526 @@ fn failing_the_last_redundancy_needs_force() {
     let (code, _) = status_json(&members);
     assert_eq!(code, Some(3), "still degraded, not failed");
 }
+
+/// A successful command's output (as [`ok`] checks it), kept.
+fn done(out: std::process::Output) -> std::process::Output {
+    ok(&out);
+    out
+}
+
+/// The members of `all` without those at `lost`.
+fn without(all: &[String], lost: &[usize]) -> Vec<String> {
+    all.iter()
+        .enumerate()
+        .filter(|(i, _)| !lost.contains(i))
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// Reads `len` bytes at `offset` through raidctl from `members`.
+fn read_range(members: &[String], offset: u64, len: u64) -> Vec<u8> {
+    let out = done(run_with(&args(
+        &[
+            "read",
+            "--offset",
+            &offset.to_string(),
+            "--length",
+            &len.to_string(),
+        ],
+        members,
+    )))
+    .stdout
+    .clone();
+    assert_eq!(out.len() as u64, len);
+    out
+}
+
+/// The acceptance case of re-add: after a `--degraded` write of 1 MiB to an array of
+/// 1 GiB members, `re-add` resyncs under 5% of a member, and the array then survives the
+/// loss of any m other members with every byte correct.
+#[test]
+fn re_add_resyncs_only_what_changed_and_survives_losing_any_m_others() {
+    let dir = Dir::new();
+    let members = dir.members(6);
+    done(run_with(&args(
+        &["create", "--level", "6", "--size", "1G", "--chunk", "64K"],
+        &members,
+    )));
+    let first = noise(1, 3 << 20);
+    let second = noise(2, 1 << 20);
+    let input = dir.path("in.bin");
+    std::fs::write(&input, &first).unwrap();
+    let input = input.display().to_string();
+    done(run_with(&args(
+        &["write", "--offset", "0", "--input", &input],
+        &members,
+    )));
+    std::fs::write(&input, &second).unwrap();
+    let five = without(&members, &[5]);
+    done(run_with(&args(
+        &["write", "--degraded", "--offset", "1M", "--input", &input],
+        &five,
+    )));
+    let out = done(run_with(&args(
+        &["re-add", "--json", "--member", &members[5]],
+        &five,
+    )));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let resynced = report["bytes_resynced"].as_u64().unwrap();
+    let member_bytes = report["member_bytes"].as_u64().unwrap();
+    assert_eq!(report["resync"], "partial", "{report}");
+    assert!(resynced > 0, "the regions written must come back: {report}");
+    assert!(
+        resynced * 20 < member_bytes,
+        "under 5% of a member: {report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("partial resync"), "{stderr}");
+    let mut expected = first.clone();
+    expected[1 << 20..2 << 20].copy_from_slice(&second);
+    expected.extend(std::iter::repeat_n(0u8, 1 << 20));
+    // Every pair of the other members lost: the re-added one must serve what it got back.
+    for a in 0..5 {
+        for b in a + 1..5 {
+            let got = read_range(&without(&members, &[a, b]), 0, 4 << 20);
+            assert!(got == expected, "members {a} and {b} lost: wrong bytes");
+        }
+    }
+    // The whole array once, with two others lost: the rest reads as zeros.
+    let (_, status) = status_json(&members);
+    let size = status["size"].as_u64().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["read"], &without(&members, &[0, 3])))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut at = 0u64;
+    let mut wrong = None;
+    loop {
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            let pos = at + i as u64;
+            let want = expected.get(pos as usize).copied().unwrap_or(0);
+            if byte != want && wrong.is_none() {
+                wrong = Some(pos);
+            }
+        }
+        at += n as u64;
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(at, size);
+    assert_eq!(wrong, None, "first wrong byte");
+}
+
+/// `--force` on a writer takes back an intact member that a mistaken `fail --force` left
+/// one event behind; a write without it is refused and changes nothing; the member left
+/// out longer comes back with `re-add`.
+#[test]
+fn force_brings_back_a_member_failed_by_mistake() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 3);
+    let input = dir.path("in.bin");
+    let data: Vec<Vec<u8>> = (0..3).map(|i| noise(10 + i, 1 << 20)).collect();
+    let write = |i: usize, extra: &[&str]| {
+        std::fs::write(&input, &data[i]).unwrap();
+        let offset = (i << 20).to_string();
+        let mut prefix = vec!["write", "--offset", &offset];
+        let input = input.display().to_string();
+        prefix.extend_from_slice(&["--input", &input]);
+        prefix.extend_from_slice(extra);
+        run_with(&args(&prefix, &members))
+    };
+    done(write(0, &[]));
+    done(run_with(&args(
+        &["fail", "--force", "--member", &members[2]],
+        &members,
+    )));
+    done(write(1, &[]));
+    done(run_with(&args(
+        &["fail", "--force", "--member", &members[1]],
+        &members,
+    )));
+    assert_eq!(status_json(&members).0, Some(4), "failed");
+    let before = snapshot(&members);
+    let err = refused(&write(2, &[]), 1, "no usable member");
+    assert!(err.contains("--force"), "the hint names --force: {err}");
+    assert!(
+        before == snapshot(&members),
+        "a refused start writes nothing"
+    );
+    let out = done(write(2, &["--force"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--force:") && stderr.contains(&members[1]) && stderr.contains("role 1"),
+        "says what it did: {stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("--force: {}", members[2])),
+        "only as many as needed: {stderr}"
+    );
+    let (code, status) = status_json(&members);
+    assert_eq!(code, Some(3), "degraded again: {status}");
+    assert_eq!(status["members"][1]["state"], "active", "{status}");
+    assert_eq!(read_range(&members, 0, 3 << 20), data.concat());
+    // The member out since the first fail missed a write: re-add brings it back in part,
+    // and it then serves alone beside one other.
+    let out = done(run_with(&args(
+        &["re-add", "--json", "--member", &members[2]],
+        &members,
+    )));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["resync"], "partial", "{report}");
+    for lost in 0..2 {
+        assert_eq!(
+            read_range(&without(&members, &[lost]), 0, 3 << 20),
+            data.concat(),
+            "member {lost} lost"
+        );
+    }
+}
+
+/// `scan` groups what it finds by array; `--scan` opens every member of the one array
+/// found (or the one `--array` names), leaves former members out, and never drops a
+/// member the way a glob can.
+#[test]
+fn scan_finds_arrays_and_scan_opens_every_member() {
+    let dir = Dir::new();
+    let alpha: Vec<String> = (0..4)
+        .map(|i| dir.path(&format!("a{i}.img")).display().to_string())
+        .collect();
+    done(run_with(&args(
+        &[
+            "create", "--level", "6", "--size", "8M", "--chunk", "64K", "--name", "alpha",
+        ],
+        &alpha,
+    )));
+    let beta: Vec<String> = (0..2)
+        .map(|i| dir.path(&format!("b{i}.img")).display().to_string())
+        .collect();
+    done(run_with(&args(
+        &["create", "--level", "1", "--size", "8M", "--name", "beta"],
+        &beta,
+    )));
+    std::fs::write(dir.path("junk.bin"), noise(5, 1 << 20)).unwrap();
+    // a0 is replaced: it stays in the folder as a former member.
+    let new = blank(&dir, "n0.img", 8 << 20);
+    done(run_with(&args(
+        &["replace", "--old", &alpha[0], "--new", &new],
+        &alpha,
+    )));
+    let place = dir.dir.path().display().to_string();
+    let out = done(run(&["scan", "--json", &place]));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arrays = found["arrays"].as_array().unwrap();
+    assert_eq!(arrays.len(), 2, "{found}");
+    let a = &arrays[0];
+    assert_eq!(a["name"], "alpha");
+    assert_eq!(a["state"], "complete", "{a}");
+    assert_eq!(a["found"], 4);
+    let slot = |path: &str| {
+        a["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"].as_str().unwrap().ends_with(path))
+            .map(|d| d["slot"].as_str().unwrap().to_string())
+    };
+    assert_eq!(slot("a0.img").as_deref(), Some("former"));
+    assert_eq!(slot("n0.img").as_deref(), Some("active"));
+    assert_eq!(arrays[1]["name"], "beta");
+    let text = String::from_utf8_lossy(&done(run(&["scan", &place])).stdout).to_string();
+    assert!(
+        text.contains("array alpha") && text.contains("array beta"),
+        "{text}"
+    );
+
+    let input = dir.path("in.bin");
+    let data = noise(7, 256 << 10);
+    std::fs::write(&input, &data).unwrap();
+    let input = input.display().to_string();
+    let err = refused(
+        &run(&["write", "--input", &input, "--scan", &place]),
+        1,
+        "--array",
+    );
+    assert!(err.contains("alpha") && err.contains("beta"), "{err}");
+    let out = done(run(&[
+        "write", "--input", &input, "--scan", &place, "--array", "alpha",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("leaving out") && stderr.contains("a0.img"),
+        "{stderr}"
+    );
+    let uuid = a["uuid"].as_str().unwrap();
+    let out = done(run(&[
+        "read",
+        "--length",
+        "256K",
+        "--scan",
+        &place,
+        "--array",
+        &uuid[..8],
+    ]));
+    assert!(out.stdout == data);
+    // A member moved away: the scan says degraded and names the role; a writer given
+    // --scan is refused rather than dropping it.
+    let moved = dir.path("elsewhere");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&alpha[2], moved.join("a2.img")).unwrap();
+    let out = done(run(&["scan", "--json", &place]));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["arrays"][0]["state"], "degraded");
+    assert_eq!(found["arrays"][0]["missing"][0]["role"], 2);
+    refused(
+        &run(&[
+            "write", "--input", &input, "--scan", &place, "--array", "alpha",
+        ]),
+        1,
+        "role 2",
+    );
+    let none = dir.path("empty");
+    std::fs::create_dir(&none).unwrap();
+    refused(
+        &run(&["status", "--scan", &none.display().to_string()]),
+        1,
+        "no raidkit array",
+    );
+}
+
+/// `monitor` prints one JSON line per event while other commands fail a member, rebuild
+/// onto a spare (slowly, so its progress is recorded), and scrub with repairs.
+#[test]
+fn monitor_reports_fail_rebuild_scrub_and_healing() {
+    use std::io::BufRead;
+    let dir = Dir::new();
+    let members = create(&dir, "6", 4);
+    let spare = blank(&dir, "s.img", 8 << 20);
+    let data = noise(21, 2 << 20);
+    let input = dir.path("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    done(run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        &members,
+    )));
+    let mut watched = members.clone();
+    watched.push(spare.clone());
+    let mut monitor = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["monitor", "--interval", "0.05"], &watched))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(monitor.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "watching", "{first}");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    done(run_with(&args(&["add", "--spare", &spare], &members)));
+    pause();
+    // About 2.5 s of rebuild: a checkpoint is recorded on the way.
+    done(run_with(&args(
+        &["fail", "--rate", "2M", "--member", &members[1]],
+        &watched,
+    )));
+    pause();
+    let (_, json) = status_json(&without(&watched, &[1]));
+    let data_offset = json["data_offset"].as_u64().unwrap();
+    let mut bytes = std::fs::read(&members[0]).unwrap();
+    for block in 0..5u64 {
+        bytes[(data_offset + block * 4096 + 9) as usize] ^= 0x40;
+    }
+    std::fs::write(&members[0], &bytes).unwrap();
+    done(run_with(&args(
+        &["scrub", "--repair"],
+        &without(&watched, &[1]),
+    )));
+    pause();
+    Command::new("kill")
+        .args(["-INT", &monitor.id().to_string()])
+        .status()
+        .unwrap();
+    let status = monitor.wait().unwrap();
+    assert!(status.success(), "monitor exits 0 on Ctrl-C");
+    let events: Vec<serde_json::Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).expect("one JSON object per line"))
+        .collect();
+    let find = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+    };
+    assert!(
+        find("spare_added")["spare"]
+            .as_str()
+            .unwrap()
+            .ends_with("s.img")
+    );
+    let failed = find("member_failed");
+    assert_eq!(failed["role"], 1);
+    assert!(failed["member"].as_str().unwrap().ends_with("m1.img"));
+    assert_eq!(find("spare_activated")["role"], 1);
+    assert!(
+        find("rebuild_started")["member"]
+            .as_str()
+            .unwrap()
+            .ends_with("s.img")
+    );
+    let progress = find("rebuild_progress");
+    assert!(progress["done"].as_u64().unwrap() > 0);
+    assert!(progress["done"].as_u64() < progress["total"].as_u64());
+    let rebuilt = find("rebuild_finished");
+    assert_eq!(rebuilt["lost_bytes"], 0);
+    assert_eq!(rebuilt["cancelled"], false);
+    let scrub = find("scrub_finished");
+    assert_eq!(scrub["repaired"], 5, "{scrub}");
+    let healed = find("blocks_healed");
+    assert!(healed["member"].as_str().unwrap().ends_with("m0.img"));
+    assert_eq!(healed["blocks"], 5);
+    for e in &events {
+        assert!(e["time"].is_string() && e["uuid"] == first["uuid"], "{e}");
+    }
+}
+
+/// A slow rebuild owns the array: a writer beside it is refused and changes nothing, and
+/// once the rebuild is done the writer's data is what every read returns, with or without
+/// the rebuilt member, and a scrub is clean.
+#[test]
+fn a_writer_beside_a_slow_rebuild_is_refused_and_reads_stay_true() {
+    let dir = Dir::new();
+    let members = create(&dir, "6", 4);
+    let spare = blank(&dir, "s.img", 8 << 20);
+    let first = noise(31, 1 << 20);
+    let input = dir.path("in.bin");
+    std::fs::write(&input, &first).unwrap();
+    let input = input.display().to_string();
+    done(run_with(&args(&["write", "--input", &input], &members)));
+    done(run_with(&args(
+        &["fail", "--member", &members[1]],
+        &members,
+    )));
+    done(run_with(&args(&["add", "--spare", &spare], &members)));
+    let mut all = members.clone();
+    all.push(spare.clone());
+    let mut rebuild = Command::new(env!("CARGO_BIN_EXE_raidctl"))
+        .args(args(&["rebuild", "--rate", "2M"], &all))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = noise(32, 1 << 20);
+    std::fs::write(&input, &second).unwrap();
+    let err = refused(
+        &run_with(&args(&["write", "--input", &input], &all)),
+        1,
+        "in use",
+    );
+    assert!(err.contains("raidctl"), "names the holder: {err}");
+    assert!(
+        rebuild.try_wait().unwrap().is_none(),
+        "the rebuild was still running: the refusal was a real one"
+    );
+    assert!(rebuild.wait().unwrap().success());
+    // Now the writer runs; every read returns its data.
+    done(run_with(&args(&["write", "--input", &input], &all)));
+    let survivors = without(&all, &[1]);
+    assert_eq!(read_range(&survivors, 0, 1 << 20), second);
+    for lost in [0, 2, 3] {
+        let some = without(&survivors, &[lost]);
+        assert_eq!(
+            read_range(&some, 0, 1 << 20),
+            second,
+            "without member {lost}"
+        );
+    }
+    // A check-only scrub exits 0 only when it found nothing.
+    done(run_with(&args(&["scrub"], &survivors)));
+}
+
+/// Small promises of the trial: `write --input DIR` names the input; `create
+/// --assume-clean` skips the sync on zeroed members and reads back zeros; Ctrl-C during an
+/// initial sync leaves no array (and create takes the members again); `remove --wipe`
+/// erases a removed member's superblocks.
+#[test]
+fn input_names_assume_clean_interrupted_create_and_wipe() {
+    let dir = Dir::new();
+    let members = create(&dir, "5", 3);
+    let folder = dir.path("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let folder = folder.display().to_string();
+    refused(
+        &run_with(&args(&["write", "--input", &folder], &members)),
+        1,
+        &format!("{folder}: is a directory"),
+    );
+    // Zeroed, allocated files: an automatic create would sync them; --assume-clean trusts
+    // them.
+    let zeroed: Vec<String> = (0..3)
+        .map(|i| {
+            let path = dir.path(&format!("z{i}.img"));
+            std::fs::write(&path, vec![0u8; 8 << 20]).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let out = done(run_with(&args(
+        &["create", "--level", "5", "--chunk", "64K", "--assume-clean"],
+        &zeroed,
+    )));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("initial sync"),
+        "no sync"
+    );
+    assert!(read_range(&zeroed, 0, 4 << 20).iter().all(|&b| b == 0));
+    done(run_with(&args(&["scrub"], &zeroed)));
+    // Members with old data need a sync; Ctrl-C in it leaves no superblock.
+    let big: Vec<String> = (0..3)
+        .map(|i| {
+            let path = dir.path(&format!("big{i}.img"));
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_len(1 << 30).unwrap();
+            std::os::unix::fs::FileExt::write_at(&file, b"old", 40 << 20).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let out = interrupt(
+        &args(&["create", "--level", "5"], &big),
+        std::time::Duration::from_millis(700),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("no array was created"), "{stderr}");
+    refused(
+        &run_with(&args(&["examine"], &big[..1])),
+        1,
+        "no raidkit superblock",
+    );
+    // remove --wipe: the member is no longer one.
+    done(run_with(&args(
+        &["fail", "--force", "--member", &members[2]],
+        &members,
+    )));
+    let out = done(run_with(&args(
+        &["remove", "--wipe", "--member", &members[2]],
+        &members,
+    )));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("superblocks erased"));
+    refused(
+        &run_with(&args(&["examine"], &members[2..])),
+        1,
+        "no raidkit superblock",
+    );
+    let place = dir.dir.path().display().to_string();
+    let found: serde_json::Value =
+        serde_json::from_slice(&done(run(&["scan", "--json", &place])).stdout).unwrap();
+    assert!(
+        !found.to_string().contains(&members[2]),
+        "a wiped disk is not found: {found}"
+    );
+}

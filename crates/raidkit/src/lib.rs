@@ -36,11 +36,13 @@
 pub mod array;
 pub mod disk;
 mod error;
+pub mod events;
 pub mod format;
 mod ids;
 pub mod layout;
 pub mod meta;
 pub mod parity;
+pub mod scan;
 
 pub use array::{Array, ArrayError};
 

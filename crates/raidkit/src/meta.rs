@@ -158,3 +158,16 @@ pub fn read_journal_header(
     disk.read_at(&mut buf, regions.journal_offset).ok()?;
     JournalHeader::decode(&buf, array_uuid, member_uuid)
 }
+
+/// Erases what makes `disk` a member (like `mdadm --zero-superblock`): both superblock
+/// copies and the health record are zeroed and flushed, so no array recognises it again.
+/// The data and the other metadata regions are left as they are.
+pub fn wipe_member(disk: &dyn Disk) -> Result<(), DiskError> {
+    let blank = AlignedBuf::new(2 * crate::format::SB_SIZE);
+    disk.write_at(&blank, crate::format::SB_OFFSETS[0])?;
+    if disk.len() >= HEALTH_OFFSET + HEALTH_SIZE as u64 {
+        let blank = AlignedBuf::new(HEALTH_SIZE);
+        disk.write_at(&blank, HEALTH_OFFSET)?;
+    }
+    disk.flush()
+}

@@ -73,6 +73,16 @@ struct Placed {
     filling: Vec<Filling>,
     /// Members that may lack writes of recent sessions: (role, since).
     behind: Vec<(usize, u64)>,
+    /// Disks in their own role that the newest superblock marks failed: what `force` may
+    /// take back.
+    forcible: Vec<Forcible>,
+}
+
+/// A disk in its own role, marked failed by the newest superblock.
+struct Forcible {
+    role: usize,
+    standing: Standing,
+    event: u64,
 }
 
 /// Where one disk goes.
@@ -106,6 +116,9 @@ impl Array {
         let layout = newest.layout()?;
         let sessions = read_sessions(&probed, &newest, &layout);
         let mut placed = place(&probed, &newest, &layout, &sessions);
+        if options.force && options.access == Access::ReadWrite {
+            force_back(&mut placed, &newest, &layout);
+        }
         load(&mut placed, &newest, &layout, &sessions);
         let disks: Vec<&dyn Disk> = probed.iter().map(|p| p.disk.as_ref()).collect();
         let health = Health::load(&disks, &newest.array_uuid);
@@ -262,6 +275,7 @@ fn place(probed: &[Probed], newest: &Superblock, layout: &Layout, sessions: &Ses
         others: Vec::new(),
         filling: Vec::new(),
         behind: Vec::new(),
+        forcible: Vec::new(),
     };
     for (index, p) in probed.iter().enumerate() {
         let slot = newest.slots.iter().position(|s| s.uuid == p.sb.member_uuid);
@@ -295,6 +309,14 @@ fn place(probed: &[Probed], newest: &Superblock, layout: &Layout, sessions: &Ses
                 }
             }
             Some((i, SlotState::Spare)) if i >= n => Place::Member(MemberState::Spare),
+            Some((i, SlotState::Faulty)) if i < n => {
+                placed.forcible.push(Forcible {
+                    role: i,
+                    standing: session::standing(&p.sb, newest, None),
+                    event: p.sb.event,
+                });
+                Place::Member(MemberState::Stale)
+            }
             Some((i, SlotState::Rebuilding { checkpoint })) if i < n => {
                 match fill_checkpoint(&p.sb, newest, checkpoint, layout, sessions) {
                     Some(checkpoint) => Place::Filling(checkpoint),
@@ -363,6 +385,44 @@ fn place(probed: &[Probed], newest: &Superblock, layout: &Layout, sessions: &Ses
         })
         .collect();
     placed
+}
+
+/// `force`: while more roles lack an active member than the redundancy covers, takes back
+/// the freshest disk marked failed in its own role whose superblock shows what it missed
+/// (current, or behind since an event: those regions are then resynchronised, or read as
+/// lost where nothing else holds them). A disk whose superblock diverged stays out.
+fn force_back(placed: &mut Placed, newest: &Superblock, layout: &Layout) {
+    let mut candidates = std::mem::take(&mut placed.forcible);
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.event));
+    for c in candidates {
+        let lacking = placed.members.iter().filter(|m| !m.is_active()).count();
+        if lacking <= layout.m() {
+            break;
+        }
+        let member = &placed.members[c.role];
+        let name = member.name();
+        let missed = match c.standing {
+            Standing::Stale => {
+                log::warn!(
+                    "--force: {name} stays out: its superblock (event {}) diverged from the array's",
+                    c.event
+                );
+                continue;
+            }
+            Standing::Current => "it missed no write".to_string(),
+            Standing::Behind(since) => {
+                placed.behind.push((c.role, since));
+                format!("the regions written since event {since} are not trusted on it")
+            }
+        };
+        member.set_state(MemberState::Active);
+        log::warn!(
+            "--force: {name} (event {}, array event {}) taken back into role {} although the array had marked it failed; {missed}",
+            c.event,
+            newest.event,
+            c.role
+        );
+    }
 }
 
 /// In a journal array, a member that went through the newest journal checkpoint holds
@@ -660,7 +720,7 @@ fn read_intent(
 
 /// A member's bad-block log; a damaged one counts as empty, with a warning (its blocks
 /// still fail verification: a lost block's checksum entry never matches).
-fn load_bad_log(disk: &dyn Disk, uuid: &[u8; 16], regions: &Regions) -> BadBlocks {
+pub(super) fn load_bad_log(disk: &dyn Disk, uuid: &[u8; 16], regions: &Regions) -> BadBlocks {
     match crate::meta::read_bad_log(disk, uuid, regions) {
         Ok(log) => BadBlocks::from_log(log),
         Err(e) => {

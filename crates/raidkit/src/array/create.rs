@@ -336,6 +336,13 @@ impl Array {
         // Until the tables are written no superblock may be: a member failing during the
         // initial sync is not committed.
         array.meta.set_creating(true);
+        // An old superblock (create with force) must not outlive the start of the sync: a
+        // create stopped half-way would leave it naming members whose parity it rewrote.
+        for disk in &every {
+            if crate::meta::read_superblock(disk.as_ref()).is_ok() {
+                crate::meta::wipe_member(disk.as_ref())?;
+            }
+        }
         if !zero {
             array.initial_sync(progress)?;
         }

@@ -142,10 +142,17 @@ impl Array {
     /// Records a repairing scrub's result (a check-only scrub only looks: it writes
     /// nothing, its result included).
     pub(super) fn note_scrub(&self, report: &super::ScrubReport, repair: bool) {
+        let found = report.damaged.len() as u64;
+        self.emit(crate::events::Event::ScrubFinished {
+            found,
+            repaired: report.damaged.iter().filter(|d| d.repaired).count() as u64,
+            unrecoverable: report.unrecoverable.len() as u64,
+            repair,
+            cancelled: report.cancelled,
+        });
         if !repair {
             return;
         }
-        let found = report.damaged.len() as u64;
         self.health.set_scrub(ScrubRecord {
             ended: now(),
             found,
@@ -159,6 +166,20 @@ impl Array {
 
     /// Records a rebuild's or replace's result.
     pub(super) fn note_rebuild(&self, report: &super::RebuildReport) {
+        for lost in &report.lost {
+            self.emit(crate::events::Event::RangeLost {
+                member: report.member.clone(),
+                offset: lost.member_offset,
+                len: lost.len,
+            });
+        }
+        self.emit(crate::events::Event::RebuildFinished {
+            role: report.role,
+            member: report.member.clone(),
+            bytes: report.bytes,
+            lost: report.lost.iter().map(|l| l.len).sum(),
+            cancelled: report.cancelled,
+        });
         self.health.set_rebuild(RebuildRecord {
             ended: now(),
             role: report.role as u32,

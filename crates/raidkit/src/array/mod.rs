@@ -46,6 +46,7 @@ mod journal;
 mod member;
 mod pipeline;
 mod pool;
+mod readd;
 mod rebuild;
 mod redundancy;
 mod roster;
@@ -62,6 +63,7 @@ pub use error::{ArrayError, MissingMember};
 pub use journal::ReplayReport;
 pub use member::MemberState;
 use member::{BadBlocks, Member};
+pub use readd::{ReAddKind, ReAddReport};
 pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildReport, RebuildStatus};
 pub use session::CatchUpReport;
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
@@ -115,6 +117,14 @@ pub struct ArrayOptions {
     /// ([`ArrayError::NotGiven`]), so that a member left off a list is never dropped by
     /// accident. Members already failed in the superblocks never need it.
     pub degraded: bool,
+    /// When more roles lack an active member than the redundancy covers, take back into
+    /// their roles the freshest disks the superblocks mark failed whose own superblock
+    /// shows what they missed (a mistaken fail, a crash during a membership change), until
+    /// the array can start, like `mdadm --assemble --force`. Each one is named in a
+    /// warning; the regions it may have missed are resynchronised from the others, or,
+    /// where none can give them, read as lost (never as its old bytes). Write-capable
+    /// opens only.
+    pub force: bool,
 }
 
 impl ArrayOptions {
@@ -159,6 +169,7 @@ impl Default for ArrayOptions {
             bitmap_idle: std::time::Duration::from_secs(2),
             access: Access::ReadWrite,
             degraded: false,
+            force: false,
         }
     }
 }
@@ -371,6 +382,8 @@ pub struct Array {
     /// Not closed cleanly with a journal to replay, opened to report
     /// ([`Access::Inspect`]): reads are refused.
     needs_replay: bool,
+    /// Receivers of [`Array::events`].
+    listeners: Mutex<Vec<std::sync::mpsc::Sender<crate::events::Event>>>,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -487,7 +500,30 @@ impl Array {
             session_start: AtomicU64::new(0),
             health: health::Health::default(),
             needs_replay: false,
+            listeners: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A receiver of every [`Event`](crate::events::Event) from now on: members failed,
+    /// spares added and activated, rebuilds started, progressing and finished, scrubs
+    /// finished, blocks healed, ranges lost. Sending never blocks the array; a receiver
+    /// dropped is forgotten.
+    pub fn events(&self) -> std::sync::mpsc::Receiver<crate::events::Event> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Sends `event` to every receiver.
+    pub(super) fn emit(&self, event: crate::events::Event) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        if listeners.is_empty() {
+            return;
+        }
+        listeners.retain(|tx| tx.send(event.clone()).is_ok());
     }
 
     /// How the array stays consistent across crashes.
@@ -592,6 +628,11 @@ impl Array {
             } else {
                 log::error!("{}: marked faulty: {why}", member.name());
             }
+            self.emit(crate::events::Event::MemberFailed {
+                role,
+                member: member.name(),
+                reason: why.to_string(),
+            });
             if self.meta.is_creating() {
                 // No superblock may exist before create has written the tables.
                 return;
@@ -1094,6 +1135,14 @@ impl Array {
             None,
         ));
         let uuid = self.members.others().last().map(|m| m.uuid());
+        self.emit(crate::events::Event::SpareAdded {
+            spare: self
+                .members
+                .others()
+                .last()
+                .map(|m| m.name())
+                .unwrap_or_default(),
+        });
         if let Err(e) = self.commit_strict(&mut meta) {
             // Record whatever failed; if it was the spare, say so.
             self.commit(&mut meta);

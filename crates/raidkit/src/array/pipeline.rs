@@ -141,6 +141,9 @@ pub(super) struct Heal {
 }
 
 /// How [`Array::walk`] goes over stripes.
+/// A walk's position is recorded at least this often (besides every `checkpoint_every`).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
 pub(super) struct Walk<'w> {
     /// The stripes, from the first to walk.
     pub stripes: Range<u64>,
@@ -361,6 +364,10 @@ impl Array {
         let mut recorded = next;
         let mut walked = 0u64;
         let every = walk.checkpoint_every.max(1);
+        // A slow walk also records its position every few seconds (for watchers, and a
+        // closer restart), except in serial runs, which must replay call for call.
+        let timed = !self.options.serial_io && walk.checkpoint_every != u64::MAX;
+        let mut last_checkpoint = Instant::now();
         while next < end {
             if walk.cancel.load(Ordering::Relaxed) {
                 return Ok(Walked {
@@ -385,9 +392,11 @@ impl Array {
             walked += last - next;
             next = last;
             done(next, results);
-            if next - recorded >= every && next < end {
+            let due = timed && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+            if (next - recorded >= every || due) && next < end {
                 checkpoint(next)?;
                 recorded = next;
+                last_checkpoint = Instant::now();
             }
             if let Some(rate) = walk.rate.filter(|&r| r > 0) {
                 let bytes = walked * walk.bytes_per_stripe;
@@ -446,6 +455,10 @@ impl Array {
                 .counters
                 .repaired
                 .fetch_add(1, Ordering::Relaxed);
+            self.emit(crate::events::Event::BlocksHealed {
+                member: self.members[role].name(),
+                blocks: 1,
+            });
         }
         log::info!(
             "{}: the checksum entry of block {index} was damaged (the block agrees with the row's redundancy); rewritten",
@@ -494,6 +507,10 @@ impl Array {
                     .repaired
                     .fetch_add(1, Ordering::Relaxed);
             }
+            self.emit(crate::events::Event::BlocksHealed {
+                member: self.members[role].name(),
+                blocks: list.len() as u64,
+            });
             log::info!(
                 "{}: rewrote {} block(s) of stripe {stripe} from redundancy",
                 self.members[role].name(),

@@ -72,7 +72,8 @@ pub struct RebuildOptions {
     /// Bytes of the role's data to rebuild per second at most (None: as fast as the
     /// members go).
     pub rate: Option<u64>,
-    /// Record the position in the superblocks after this many bytes (and when stopped).
+    /// Record the position in the superblocks after this many bytes, at least every 2 s,
+    /// and when stopped.
     pub checkpoint_every: u64,
 }
 
@@ -224,6 +225,10 @@ impl Array {
             self.members[role].name(),
             spare.name()
         );
+        self.emit(crate::events::Event::SpareActivated {
+            role,
+            spare: spare.name(),
+        });
         if let Err(e) = self.start_incoming(role, spare.name(), disk, spare.uuid()) {
             // It could not even start: the spare is faulty, and stays listed as such.
             spare.set_state(MemberState::Faulty);
@@ -351,7 +356,7 @@ impl Array {
     }
 
     /// Makes `disk` the incoming disk of `role` (nothing copied yet) and records it.
-    fn start_incoming(
+    pub(super) fn start_incoming(
         &self,
         role: usize,
         name: String,
@@ -451,7 +456,7 @@ impl Array {
 
     /// Fills `role`'s incoming disk from where it stands to the end, then makes it the
     /// role's member. Caller holds `self.members.rebuilding`.
-    fn fill(
+    pub(super) fn fill(
         &self,
         role: usize,
         options: &RebuildOptions,
@@ -478,6 +483,11 @@ impl Array {
         };
         self.members.running.store(role + 1, Ordering::Release);
         let _running = Running(self);
+        self.emit(crate::events::Event::RebuildStarted {
+            role,
+            member: incoming.name.clone(),
+            total: stripes * chunk,
+        });
         let started = Instant::now();
         let abandoned = |incoming: &Incoming| ArrayError::RebuildAbandoned {
             member: incoming.name.clone(),
@@ -590,6 +600,15 @@ impl Array {
         incoming.recorded.store(done, Ordering::Release);
         let mut meta = self.meta.lock();
         self.commit(&mut meta);
+        drop(meta);
+        if let Some(role) = role {
+            self.emit(crate::events::Event::RebuildProgress {
+                role,
+                member: incoming.name.clone(),
+                done,
+                total: self.regions.data_size,
+            });
+        }
         Ok(())
     }
 

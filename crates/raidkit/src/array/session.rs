@@ -58,6 +58,14 @@ pub(super) fn standing(sb: &Superblock, newest: &Superblock, slot_since: Option<
     } else if !known {
         // An older build wrote the array last: only a member at the newest update counts.
         return Standing::Stale;
+    } else if sb.minor >= 3 && sb.session == 0 && sb.map_since != 0 {
+        // It saw no session, and the map covers every session since it started (the same
+        // map: the member recorded the same start): it may lack what the map records.
+        if sb.map_since == newest.map_since {
+            Some(sb.map_since)
+        } else {
+            Some(0)
+        }
     } else if sb.minor < 3 || sb.session == 0 {
         // Its own superblock predates sessions: it may lack anything.
         Some(0)

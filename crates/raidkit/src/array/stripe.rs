@@ -986,6 +986,10 @@ impl Array {
                 .counters
                 .repaired
                 .fetch_add(1, Ordering::Relaxed);
+            self.emit(crate::events::Event::BlocksHealed {
+                member: self.members[role].name(),
+                blocks: 1,
+            });
         }
         Ok(())
     }
