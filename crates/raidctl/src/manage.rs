@@ -297,6 +297,7 @@ pub fn re_add(args: ReAddArgs) -> Result<Outcome> {
             "member_bytes": report.member_bytes,
             "lost_bytes": report.lost_bytes,
             "cancelled": report.cancelled,
+            "was_active": report.was_active,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
@@ -320,7 +321,12 @@ pub fn re_add(args: ReAddArgs) -> Result<Outcome> {
         ),
     };
     let mut outcome = Outcome::Ok;
-    if report.cancelled {
+    if report.was_active && report.bytes == 0 {
+        eprintln!(
+            "raidctl: {} is already active in role {}; nothing to do",
+            report.member, report.role
+        );
+    } else if report.cancelled {
         eprintln!(
             "raidctl: interrupted: {} re-added to role {} but not yet rebuilt: {what}; run raidctl rebuild to continue",
             report.member, report.role

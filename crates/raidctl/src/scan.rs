@@ -92,7 +92,7 @@ fn print_text(report: &ScanReport) {
         let mut disks: Vec<&FoundDisk> = a.disks.iter().collect();
         disks.sort_by_key(|d| (role_of(d).unwrap_or(usize::MAX), d.path.clone()));
         for d in disks {
-            let role = role_of(d).map_or("      ".to_string(), |r| format!("role {r:<2}"));
+            let role = role_of(d).map_or(" ".repeat(7), |r| format!("role {r:<2}"));
             let event = if d.event == sb.event {
                 String::new()
             } else {

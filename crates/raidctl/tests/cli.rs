@@ -1943,6 +1943,20 @@ fn scan_finds_arrays_and_scan_opens_every_member() {
         stderr.contains("leaving out") && stderr.contains("a0.img"),
         "{stderr}"
     );
+    // A former member cannot be re-added into a role another disk holds; an active one
+    // needs nothing.
+    refused(
+        &run(&[
+            "re-add", "--member", &alpha[0], "--scan", &place, "--array", "alpha",
+        ]),
+        1,
+        "no longer",
+    );
+    let out = done(run(&[
+        "re-add", "--member", &alpha[1], "--scan", &place, "--array", "alpha",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already active in role 1"), "{stderr}");
     let uuid = a["uuid"].as_str().unwrap();
     let out = done(run(&[
         "read",

@@ -58,6 +58,9 @@ pub struct ReAddReport {
     pub lost_bytes: u64,
     /// A full rebuild stopped before the end (it continues on the next rebuild).
     pub cancelled: bool,
+    /// It was active in its role already (nothing to bring back; a resync it still owed
+    /// was finished).
+    pub was_active: bool,
 }
 
 impl Array {
@@ -76,10 +79,17 @@ impl Array {
         progress: &(dyn Fn(&Progress) + Sync),
     ) -> Result<ReAddReport, ArrayError> {
         self.check_writable("re-add a member")?;
-        let role = self
-            .members
-            .role_of(name)
-            .ok_or_else(|| ArrayError::NoSuchMember(name.to_string()))?;
+        let Some(role) = self.members.role_of(name) else {
+            // Given, but outside the roles: a former member whose role another disk holds.
+            if self.members.others().iter().any(|m| m.name() == name) {
+                return Err(ArrayError::MemberState {
+                    member: name.to_string(),
+                    action: "re-add",
+                    state: "no longer the member of a role (another disk took its role); add it as a spare (with force) to use it again".to_string(),
+                });
+            }
+            return Err(ArrayError::NoSuchMember(name.to_string()));
+        };
         let _one = self
             .members
             .rebuilding
@@ -94,6 +104,7 @@ impl Array {
             member_bytes: self.regions.data_size,
             lost_bytes: 0,
             cancelled: false,
+            was_active: false,
         };
         let refuse = |state: String| ArrayError::MemberState {
             member: name.to_string(),
@@ -106,6 +117,7 @@ impl Array {
         match member.state() {
             MemberState::Active => {
                 // Already in its role: finish a resync it still owes, if any.
+                report.was_active = true;
                 if let Some(behind) = member.behind() {
                     report.kind = ReAddKind::Partial {
                         since: behind.since,
