@@ -400,6 +400,21 @@ fn arrays_on_loop_devices() {
             Array::assemble(open(&order[..3]), &ArrayOptions::default().allow_degraded()).unwrap();
         assert_eq!(array.status().state, ArrayState::Degraded, "{level:?}");
         assert!(read_all(&array).unwrap() == data, "{level:?}");
+        let uuid = array.uuid();
         array.close().unwrap();
+        // A scan of every block device finds the array on these four, complete (the one
+        // left out of the degraded start is behind or faulty, but found).
+        let found = raidkit::scan::scan(&[]);
+        let ours = found
+            .arrays
+            .iter()
+            .find(|a| a.uuid == uuid)
+            .unwrap_or_else(|| panic!("{level:?}: not found by a scan of every block device"));
+        let mut on: Vec<PathBuf> = ours.disks.iter().map(|d| d.path.clone()).collect();
+        on.sort();
+        let mut want = paths.clone();
+        want.sort();
+        assert_eq!(on, want, "{level:?}");
+        assert_eq!(ours.found_roles(), 4, "{level:?}");
     }
 }

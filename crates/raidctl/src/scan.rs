@@ -72,7 +72,12 @@ fn print_text(report: &ScanReport) {
             println!();
         }
         let sb = &a.newest;
-        println!("array {} ({})", a.name(), uuid_string(&a.uuid));
+        let name = if a.name().is_empty() {
+            "(no name)"
+        } else {
+            a.name()
+        };
+        println!("array {name} ({})", uuid_string(&a.uuid));
         println!(
             "  {} (k = {}, m = {}, chunk {} KiB), {} roles: {} found, {}, {}, event {}",
             level_name(a.level()),
