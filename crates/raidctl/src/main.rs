@@ -23,6 +23,7 @@ mod progress;
 mod report;
 mod scan;
 mod scrub;
+mod serve;
 mod size;
 
 /// raidkit's command-line tool.
@@ -61,6 +62,8 @@ enum Command {
     ReAdd(manage::ReAddArgs),
     /// List the arrays on files, folders and block devices, grouped by array.
     Scan(scan::ScanArgs),
+    /// Serve the array over NBD (a disk for file systems, QEMU, nbdfuse, fio) until Ctrl-C.
+    Serve(serve::ServeArgs),
     /// Print one JSON line per event of an array (member failed, spare activated, rebuild
     /// and scrub progress, blocks healed, ranges lost) as its members record them.
     Monitor(monitor::MonitorArgs),
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
         Command::ReAdd(args) => manage::re_add(args),
         Command::Scan(args) => scan::run(args).map(|()| Outcome::Ok),
         Command::Monitor(args) => monitor::run(args).map(|()| Outcome::Ok),
+        Command::Serve(args) => serve::run(args).map(|()| Outcome::Ok),
         Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
         Command::Scrub(args) => scrub::run(args),
         Command::Rebuild(args) => manage::rebuild(args),

@@ -769,6 +769,42 @@ impl Array {
         result
     }
 
+    /// Writes `len` zero bytes at `offset` (for NBD's `WRITE_ZEROES`), in pieces of whole
+    /// stripes where the range allows. Durable after a later [`flush`](Array::flush).
+    pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), ArrayError> {
+        self.check_writable("write zeroes")?;
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(ArrayError::OutOfRange {
+                op: "write zeroes",
+                offset,
+                len,
+                size: self.size,
+            });
+        }
+        let stripe_data = self.layout.stripe_data();
+        let piece = (BATCH as u64 / stripe_data).max(1) * stripe_data;
+        let zeros = vec![0u8; piece.min(len) as usize];
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            // Up to the next piece boundary, so the pieces after the first are whole
+            // stripes.
+            let next = ((at / piece) + 1) * piece;
+            let take = (next.min(end) - at) as usize;
+            self.write_at(&zeros[..take], at)?;
+            at += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Discards `len` bytes at `offset` (for NBD's `TRIM`): they read back as zeros
+    /// afterwards. Today this writes the zeros; a map of regions that hold nothing is to
+    /// make it cheap.
+    pub fn discard(&self, offset: u64, len: u64) -> Result<(), ArrayError> {
+        self.check_writable("discard")?;
+        self.write_zeroes(offset, len)
+    }
+
     fn write_batches(&self, buf: &[u8], offset: u64) -> Result<(), ArrayError> {
         let mut done = 0usize;
         while done < buf.len() {

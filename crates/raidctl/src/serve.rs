@@ -1,0 +1,133 @@
+//! `raidctl serve`: the array as an NBD export, owned by this process until it stops.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use raidkit_nbd::{ArrayExport, Listener, Server, ServerOptions};
+
+use crate::members::Members;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Listen on this Unix socket (the default: raidctl-NAME.sock in $XDG_RUNTIME_DIR, or
+    /// /tmp).
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    unix: Option<PathBuf>,
+    /// Listen on TCP instead: PORT (on 127.0.0.1) or ADDR:PORT.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    listen: Option<String>,
+    /// The export's name (default: the array's name).
+    #[arg(long, value_name = "EXPORT")]
+    name: Option<String>,
+    /// Refuse writes (the array is opened read-only: nothing about it changes).
+    #[arg(long)]
+    read_only: bool,
+    /// Connections at once.
+    #[arg(long, default_value_t = 16)]
+    max_clients: usize,
+    #[command(flatten)]
+    members: Members,
+}
+
+/// `PORT` or `ADDR:PORT`; a bare port binds loopback only.
+fn tcp_address(text: &str) -> Result<SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse::<SocketAddr>()
+        .with_context(|| format!("--listen {text}: not PORT or ADDR:PORT"))
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let array = if args.read_only {
+        args.members.open_read_only()?
+    } else {
+        args.members.open()?
+    };
+    let status = array.status();
+    let export_name = args.name.clone().unwrap_or_else(|| status.name.clone());
+    let tag = if status.name.is_empty() {
+        status.uuid.chars().take(8).collect::<String>()
+    } else {
+        status.name.clone()
+    };
+    let (listener, uri, socket) = match &args.listen {
+        Some(text) => {
+            let address = tcp_address(text)?;
+            let listener = TcpListener::bind(address)
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let bound = listener.local_addr()?;
+            (
+                Listener::Tcp(listener),
+                format!("nbd://{bound}/{export_name}"),
+                None,
+            )
+        }
+        None => {
+            let path = args.unix.clone().unwrap_or_else(|| {
+                let dir = std::env::var_os("XDG_RUNTIME_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/tmp"));
+                dir.join(format!("raidctl-{tag}.sock"))
+            });
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    bail!(
+                        "{}: a server already listens there (stop it first, or give --unix PATH)",
+                        path.display()
+                    );
+                }
+                // A socket file left by a server that did not end cleanly.
+                std::fs::remove_file(&path).with_context(|| {
+                    format!("{}: cannot remove the stale socket", path.display())
+                })?;
+            }
+            let listener = UnixListener::bind(&path)
+                .with_context(|| format!("cannot listen on {}", path.display()))?;
+            let uri = format!("nbd+unix:///{export_name}?socket={}", path.display());
+            (Listener::Unix(listener), uri, Some(path))
+        }
+    };
+    let export = Arc::new(ArrayExport::new(array));
+    let options = ServerOptions {
+        name: export_name,
+        description: format!("raidkit array {} ({})", status.name, status.uuid),
+        max_clients: args.max_clients.max(1),
+        ..ServerOptions::default()
+    };
+    let server = Server::new(export.clone(), options);
+    eprintln!(
+        "raidctl: serving {} array {} ({} MiB){} at {uri}",
+        crate::report::level_name(status.level),
+        if status.name.is_empty() {
+            &status.uuid
+        } else {
+            &status.name
+        },
+        status.size >> 20,
+        if args.read_only { ", read-only" } else { "" }
+    );
+    let stop = crate::interrupted();
+    let served = server.serve(listener, stop);
+    let stats = &server.stats;
+    eprintln!(
+        "raidctl: stopping: {} connection(s), {} request(s) served ({} with an error)",
+        stats.connections.load(Ordering::Relaxed),
+        stats.requests.load(Ordering::Relaxed),
+        stats.errors.load(Ordering::Relaxed)
+    );
+    drop(server);
+    if let Some(path) = &socket {
+        let _ = std::fs::remove_file(path);
+    }
+    let export = Arc::try_unwrap(export)
+        .map_err(|_| anyhow::anyhow!("the export is still in use after the server stopped"))?;
+    crate::members::close(export.into_array())?;
+    served.context("the server stopped on an error")?;
+    Ok(())
+}

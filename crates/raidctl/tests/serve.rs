@@ -1,0 +1,497 @@
+//! `raidctl serve`, tested with NBD clients nobody here wrote (libnbd's `nbdinfo` and
+//! `nbdcopy`, QEMU's `qemu-img` and `qemu-io`) and with a raw socket for the clients that
+//! misbehave. The tools are Debian packages `.ci/run` installs; outside CI a test whose
+//! tool is missing is skipped, saying why.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RAIDCTL: &str = env!("CARGO_BIN_EXE_raidctl");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(RAIDCTL)
+        .args(args)
+        .output()
+        .expect("run raidctl")
+}
+
+/// Whether `tool` runs; in CI a missing tool fails the test, elsewhere it is skipped.
+fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: {tool} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIP {test}: {tool} is not installed");
+    }
+    found
+}
+
+struct Served {
+    child: Option<Child>,
+    size: u64,
+    socket: PathBuf,
+    uri: String,
+    members: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// A RAID-6 over four 32 MiB files, served on a Unix socket in its folder.
+    fn start(extra: &[&str]) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<String> = (0..4)
+            .map(|i| dir.path().join(format!("m{i}.img")).display().to_string())
+            .collect();
+        let mut create = vec![
+            "create", "--level", "6", "--size", "32M", "--chunk", "64K", "--name", "disk",
+        ];
+        create.extend(members.iter().map(|s| s.as_str()));
+        assert!(run(&create).status.success());
+        let mut status = vec!["status", "--json"];
+        status.extend(members.iter().map(|s| s.as_str()));
+        let status: serde_json::Value = serde_json::from_slice(&run(&status).stdout).unwrap();
+        let size = status["size"].as_u64().unwrap();
+        let socket = dir.path().join("disk.sock");
+        let mut args = vec!["serve".to_string(), "--unix".to_string()];
+        args.push(socket.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(members.iter().cloned());
+        let child = Command::new(RAIDCTL)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let uri = format!("nbd+unix:///disk?socket={}", socket.display());
+        Served {
+            child: Some(child),
+            size,
+            socket,
+            uri,
+            members,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server with SIGINT; its exit status and standard error.
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().expect("running");
+        // SAFETY: kill has no memory-safety preconditions; the pid is our live child's.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.socket.parent().unwrap().join(name)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn tool(program: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Real clients: nbdinfo sees the size, block sizes and flags; qemu-img writes an image
+/// and compares it; nbdcopy copies it back; qemu-io does unaligned writes, write-zeroes,
+/// discard and flush, two at once; after a stop the members hold what the clients wrote.
+#[test]
+fn real_clients_read_and_write_the_export() {
+    let test = "real_clients_read_and_write_the_export";
+    if !(have("nbdinfo", test) && have("qemu-img", test) && have("qemu-io", test)) {
+        return;
+    }
+    let mut served = Served::start(&[]);
+    let info = tool("nbdinfo", &["--json", &served.uri]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let export = &info["exports"][0];
+    assert_eq!(export["export-size"], served.size, "{info}");
+    assert_eq!(export["block_size_minimum"], 512);
+    assert_eq!(export["block_size_maximum"], 32 << 20);
+    for flag in [
+        "can_flush",
+        "can_fua",
+        "can_trim",
+        "can_zero",
+        "can_multi_conn",
+    ] {
+        assert_eq!(export[flag], true, "{flag}: {info}");
+    }
+    assert_eq!(export["is_read_only"], false);
+
+    let image = served.path("image.raw");
+    let data = noise(1, 20 << 20);
+    std::fs::write(&image, &data).unwrap();
+    let image_s = image.display().to_string();
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &image_s,
+            &served.uri,
+        ],
+    );
+    tool(
+        "qemu-img",
+        &["compare", "-f", "raw", "-F", "raw", &image_s, &served.uri],
+    );
+    let mut expected = data.clone();
+    expected.resize(served.size as usize, 0);
+    // Two clients at once, each on its own range: an unaligned write, write-zeroes and a
+    // discard, then flush.
+    let a = Command::new("qemu-io")
+        .args([
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xab 1000 3000",
+            "-c",
+            "write -z 1M 1M",
+            "-c",
+            "flush",
+            &served.uri,
+        ])
+        .output()
+        .unwrap();
+    let b = Command::new("qemu-io")
+        .args([
+            "-f",
+            "raw",
+            "-c",
+            "discard 4M 1M",
+            "-c",
+            "write -P 0x5c 40M 2M",
+            "-c",
+            "flush",
+            &served.uri,
+        ])
+        .output()
+        .unwrap();
+    assert!(a.status.success() && b.status.success());
+    expected[1000..4000].fill(0xab);
+    expected[1 << 20..2 << 20].fill(0);
+    expected[4 << 20..5 << 20].fill(0);
+    expected[40 << 20..42 << 20].fill(0x5c);
+    if have("nbdcopy", test) {
+        let back = served.path("back.raw");
+        tool("nbdcopy", &[&served.uri, &back.display().to_string()]);
+        assert!(
+            std::fs::read(&back).unwrap() == expected,
+            "nbdcopy read back"
+        );
+    }
+    // While it is served the array has its owner: a direct write is refused.
+    let mut write = vec!["write", "--input", image_s.as_str()];
+    write.extend(served.members.iter().map(|s| s.as_str()));
+    let refused = run(&write);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use"));
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    assert!(!served.socket.exists(), "the socket is removed");
+    let mut read = vec!["read"];
+    read.extend(served.members.iter().map(|s| s.as_str()));
+    let out = run(&read);
+    assert!(out.status.success());
+    assert!(
+        out.stdout == expected,
+        "the members hold what the clients wrote"
+    );
+}
+
+/// A raw client: the handshake by hand, then requests.
+struct Raw {
+    s: UnixStream,
+}
+
+impl Raw {
+    /// Connects and negotiates `NBD_OPT_GO` (asking for block sizes when `sizes`).
+    fn go(socket: &Path, sizes: bool) -> Raw {
+        let mut s = UnixStream::connect(socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut greeting = [0u8; 18];
+        s.read_exact(&mut greeting).unwrap();
+        assert_eq!(&greeting[..16], b"NBDMAGICIHAVEOPT");
+        s.write_all(&3u32.to_be_bytes()).unwrap();
+        let mut data = 0u32.to_be_bytes().to_vec();
+        let infos: &[u16] = if sizes { &[3] } else { &[] };
+        data.extend_from_slice(&(infos.len() as u16).to_be_bytes());
+        for i in infos {
+            data.extend_from_slice(&i.to_be_bytes());
+        }
+        let mut opt = b"IHAVEOPT".to_vec();
+        opt.extend_from_slice(&7u32.to_be_bytes());
+        opt.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        opt.extend_from_slice(&data);
+        s.write_all(&opt).unwrap();
+        loop {
+            let mut h = [0u8; 20];
+            s.read_exact(&mut h).unwrap();
+            let kind = u32::from_be_bytes(h[12..16].try_into().unwrap());
+            let len = u32::from_be_bytes(h[16..20].try_into().unwrap()) as usize;
+            let mut skip = vec![0u8; len];
+            s.read_exact(&mut skip).unwrap();
+            if kind == 1 {
+                return Raw { s };
+            }
+            assert_eq!(kind, 3, "info replies, then ack");
+        }
+    }
+
+    /// Sends a request (with `payload` for writes) and reads the simple reply's error.
+    fn request(&mut self, kind: u16, offset: u64, length: u32, payload: &[u8]) -> u32 {
+        let r = raidkit_nbd::proto::Request {
+            flags: 0,
+            kind,
+            cookie: 77,
+            offset,
+            length,
+        };
+        self.s
+            .write_all(&raidkit_nbd::proto::encode_request(&r))
+            .unwrap();
+        self.s.write_all(payload).unwrap();
+        let mut reply = [0u8; 16];
+        self.s.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply[..4], &[0x67, 0x44, 0x66, 0x98]);
+        assert_eq!(u64::from_be_bytes(reply[8..].try_into().unwrap()), 77);
+        let error = u32::from_be_bytes(reply[4..8].try_into().unwrap());
+        if error == 0 && kind == 0 {
+            let mut data = vec![0u8; length as usize];
+            self.s.read_exact(&mut data).unwrap();
+        }
+        error
+    }
+}
+
+/// Clients that misbehave get protocol errors, never a crash or a hang: garbage, requests
+/// past the end, over the maximum payload, misaligned against the sizes they asked for,
+/// unknown commands, and a client that vanishes in the middle of a write. The server
+/// serves the next client as before.
+#[test]
+fn bad_clients_get_errors_and_the_server_goes_on() {
+    let mut served = Served::start(&[]);
+    // Garbage instead of the client flags.
+    let mut s = UnixStream::connect(&served.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 18];
+    s.read_exact(&mut greeting).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the server hangs up");
+
+    let size = served.size;
+    let mut c = Raw::go(&served.socket, true);
+    assert_eq!(
+        c.request(0, size - 512, 1024, &[]),
+        22,
+        "read past the end: EINVAL"
+    );
+    assert_eq!(
+        c.request(1, size, 512, &[0u8; 512]),
+        28,
+        "write past the end: ENOSPC"
+    );
+    assert_eq!(
+        c.request(0, 0, 33 << 20, &[]),
+        75,
+        "over the maximum: EOVERFLOW"
+    );
+    assert_eq!(c.request(0, 100, 512, &[]), 22, "misaligned: EINVAL");
+    assert_eq!(c.request(7, 0, 512, &[]), 22, "block status: not offered");
+    assert_eq!(c.request(1, 4096, 512, &[7u8; 512]), 0, "a good write");
+    assert_eq!(c.request(3, 0, 0, &[]), 0, "flush");
+    // A client that did not ask for block sizes may do unaligned I/O.
+    let mut loose = Raw::go(&served.socket, false);
+    assert_eq!(loose.request(0, 100, 7, &[]), 0);
+    // A write header, part of its payload, and gone.
+    let mut gone = Raw::go(&served.socket, true);
+    let r = raidkit_nbd::proto::Request {
+        flags: 0,
+        kind: 1,
+        cookie: 1,
+        offset: 0,
+        length: 1 << 20,
+    };
+    gone.s
+        .write_all(&raidkit_nbd::proto::encode_request(&r))
+        .unwrap();
+    gone.s.write_all(&[1u8; 1000]).unwrap();
+    drop(gone);
+    // Bad magic in a request ends that connection only.
+    let mut bad = Raw::go(&served.socket, true);
+    bad.s.write_all(&[0xee; 28]).unwrap();
+    let mut rest = Vec::new();
+    let _ = bad.s.read_to_end(&mut rest);
+    // The others still work.
+    assert_eq!(c.request(0, 4096, 512, &[]), 0);
+    let mut next = Raw::go(&served.socket, true);
+    assert_eq!(next.request(0, 0, 4096, &[]), 0);
+    drop((c, loose, next));
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+    let mut read = vec!["read", "--offset", "4096", "--length", "512"];
+    read.extend(served.members.iter().map(|s| s.as_str()));
+    let out = run(&read);
+    assert!(out.status.success());
+    assert!(
+        out.stdout == vec![7u8; 512],
+        "the good write is there; the vanished one is not"
+    );
+}
+
+/// A real kernel file system on the export: nbdfuse makes it a file, a loop device makes
+/// that a block device, and ext4 is made, mounted, written with files of random sizes,
+/// unmounted and checked; after the server stops and starts again on the same members,
+/// a new connection finds every file with its hash. Needs root (loop devices, mount).
+#[test]
+fn ext4_on_the_export_through_nbdfuse() {
+    let test = "ext4_on_the_export_through_nbdfuse";
+    if !(have("nbdfuse", test) && have("losetup", test)) {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "{test}: CI runs as root");
+        eprintln!("SKIP {test}: not root (loop devices and mount)");
+        return;
+    }
+    let mut served = Served::start(&[]);
+    let files: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let len = 1 + (noise(100 + i, 4)[0] as usize * 997) % 300_000;
+            (format!("f{i}.bin"), noise(200 + i, len))
+        })
+        .collect();
+    let mount = |served: &Served, format: bool, check: &dyn Fn(&Path)| {
+        let fuse = served.path("fuse");
+        std::fs::create_dir_all(&fuse).unwrap();
+        let mut nbdfuse = Command::new("nbdfuse")
+            .arg(&fuse)
+            .arg(&served.uri)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let file = fuse.join("nbd");
+        let started = Instant::now();
+        while !file.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nbdfuse did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let dir = served.path("mnt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if format {
+                tool("mkfs.ext4", &["-q", &device]);
+            }
+            tool("mount", &[&device, &dir.display().to_string()]);
+            let inner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&dir)));
+            tool("umount", &[&dir.display().to_string()]);
+            if let Err(p) = inner {
+                std::panic::resume_unwind(p);
+            }
+            let fsck = Command::new("e2fsck")
+                .args(["-fn", &device])
+                .output()
+                .unwrap();
+            assert!(
+                fsck.status.success(),
+                "e2fsck: {}",
+                String::from_utf8_lossy(&fsck.stdout)
+            );
+        }));
+        let _ = Command::new("losetup").args(["-d", &device]).status();
+        let _ = Command::new("fusermount3").arg("-u").arg(&fuse).status();
+        let _ = nbdfuse.wait();
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    };
+    mount(&served, true, &|dir| {
+        for (name, data) in &files {
+            std::fs::write(dir.join(name), data).unwrap();
+        }
+    });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+    // Started again on the same members: a new connection sees every file.
+    let mut args = vec!["serve".to_string(), "--unix".to_string()];
+    args.push(served.socket.display().to_string());
+    args.extend(served.members.iter().cloned());
+    served.child = Some(
+        Command::new(RAIDCTL)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !served.socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mount(&served, false, &|dir| {
+        for (name, data) in &files {
+            assert!(std::fs::read(dir.join(name)).unwrap() == *data, "{name}");
+        }
+    });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
