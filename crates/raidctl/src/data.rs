@@ -48,6 +48,9 @@ fn past_end(what: &str, offset: u64, len: u64, size: u64) -> anyhow::Error {
 }
 
 pub fn write(args: WriteArgs) -> Result<()> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return crate::control::exit_with(outcome);
+    }
     let offset = args.offset as u64;
     // Check the input before anything touches the array.
     let mut input: Box<dyn Read> = match &args.input {
@@ -150,6 +153,9 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
 }
 
 pub fn read(args: ReadArgs) -> Result<()> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return crate::control::exit_with(outcome);
+    }
     let array = args.members.open_read_only()?;
     let size = array.len();
     let offset = args.offset as u64;

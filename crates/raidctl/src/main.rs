@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod control;
 mod create;
 mod data;
 mod demo;
@@ -34,13 +35,13 @@ mod size;
     about = "Software RAID 1/5/6 and k+m arrays over files and block devices",
     after_help = "An array is named by its member paths, in any order. Sizes take K, M, G, T suffixes (powers of 1024).\nExit codes: 0 ok, 1 operation failed, 2 usage error; status: 3 degraded, 4 failed; scrub/rebuild/replace: 5 damage found, 6 unrecoverable, 130 interrupted."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Create an array over member files or block devices.
     Create(create::CreateArgs),
     /// Show an array's state and every member's (like mdadm --detail).
@@ -64,6 +65,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Serve the array over NBD (a disk for file systems, QEMU, nbdfuse, fio) until Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Stop the server that serves the array (raidctl serve), as Ctrl-C would.
+    Stop(control::StopArgs),
     /// Print one JSON line per event of an array (member failed, spare activated, rebuild
     /// and scrub progress, blocks healed, ranges lost) as its members record them.
     Monitor(monitor::MonitorArgs),
@@ -96,6 +99,8 @@ pub enum Outcome {
     Unrecoverable,
     /// Stopped by Ctrl-C with its position recorded (exit 130).
     Interrupted,
+    /// The exit code a served array's server answered with.
+    Exit(u8),
 }
 
 /// Set by Ctrl-C (SIGINT or SIGTERM) once a long operation has installed the handler: the
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args).map(|()| Outcome::Ok),
         Command::Monitor(args) => monitor::run(args).map(|()| Outcome::Ok),
         Command::Serve(args) => serve::run(args).map(|()| Outcome::Ok),
+        Command::Stop(args) => control::stop(args),
         Command::Resync(args) => manage::resync(args).map(|()| Outcome::Ok),
         Command::Scrub(args) => scrub::run(args),
         Command::Rebuild(args) => manage::rebuild(args),
@@ -172,6 +178,7 @@ fn main() -> ExitCode {
         Ok(Outcome::DamageFound) => ExitCode::from(5),
         Ok(Outcome::Unrecoverable) => ExitCode::from(6),
         Ok(Outcome::Interrupted) => ExitCode::from(130),
+        Ok(Outcome::Exit(code)) => ExitCode::from(code),
         Err(err) => {
             // One line: the error and those of its causes it does not already say.
             let mut text = String::new();
@@ -196,7 +203,7 @@ fn main() -> ExitCode {
 
 /// clap's message on one line, without its own "error: " prefix: its first paragraph (the
 /// error and, for missing arguments, their names below it) and any tip, without the usage.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let mut paragraphs = text.split("\n\n").map(|p| {
         p.lines()
             .map(str::trim)

@@ -15,14 +15,14 @@ use crate::size::parse_size;
 pub struct FailArgs {
     /// The member to mark faulty (as named among the members).
     #[arg(long)]
-    member: PathBuf,
+    pub(crate) member: PathBuf,
     /// Do not start rebuilding onto a hot spare.
     #[arg(long)]
-    no_rebuild: bool,
+    pub(crate) no_rebuild: bool,
     #[command(flatten)]
-    rate: RateArgs,
+    pub(crate) rate: RateArgs,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 /// How fast a rebuild may go.
@@ -31,7 +31,7 @@ pub struct RateArgs {
     /// Rebuild at most this many bytes per second of each member (K, M, G suffixes): the
     /// same meaning as scrub's --rate.
     #[arg(long, value_parser = parse_size)]
-    rate: Option<usize>,
+    pub(crate) rate: Option<usize>,
 }
 
 impl RateArgs {
@@ -46,60 +46,60 @@ impl RateArgs {
 #[derive(Args, Debug)]
 pub struct RebuildArgs {
     #[command(flatten)]
-    rate: RateArgs,
+    pub(crate) rate: RateArgs,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 #[derive(Args, Debug)]
 pub struct ReplaceArgs {
     /// The member to replace (active: hot replace; failed: rebuild onto the new disk).
     #[arg(long)]
-    old: PathBuf,
+    pub(crate) old: PathBuf,
     /// The new disk: a blank (all-zero) file or device, at least the member size (one
     /// that holds a raidkit superblock needs --force).
     #[arg(long)]
-    new: PathBuf,
+    pub(crate) new: PathBuf,
     #[command(flatten)]
-    rate: RateArgs,
+    pub(crate) rate: RateArgs,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
     /// The hot spare to add (one that holds a raidkit superblock needs --force).
     #[arg(long)]
-    spare: PathBuf,
+    pub(crate) spare: PathBuf,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 #[derive(Args, Debug)]
 pub struct ReAddArgs {
     /// The member to bring back (failed, stale or left out while the others were written).
     #[arg(long)]
-    member: PathBuf,
+    pub(crate) member: PathBuf,
     /// Print what was done as JSON on standard output (bytes_resynced among it).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    rate: RateArgs,
+    pub(crate) rate: RateArgs,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 #[derive(Args, Debug)]
 pub struct RemoveArgs {
     /// The faulty member or spare to remove.
     #[arg(long)]
-    member: PathBuf,
+    pub(crate) member: PathBuf,
     /// Then erase its superblocks and health record (like mdadm --zero-superblock), so no
     /// command takes it for a member again; its data is left.
     #[arg(long)]
-    wipe: bool,
+    pub(crate) wipe: bool,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 /// The name under which the array knows `member`: the member path given that is the same
@@ -118,6 +118,9 @@ fn member_name(member: &Path, members: &[PathBuf]) -> String {
 }
 
 pub fn fail(args: FailArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     let array = args.members.open()?;
     let name = member_name(&args.member, &args.members.paths()?);
     if !args.members.force {
@@ -194,6 +197,9 @@ fn print_reports(reports: &[RebuildReport]) -> Outcome {
 }
 
 pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     let array = args.members.open()?;
     if !array.needs_rebuild() {
         let status = array.status();
@@ -255,6 +261,9 @@ pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
 }
 
 pub fn add(args: AddArgs) -> Result<()> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return crate::control::exit_with(outcome);
+    }
     check_paths(std::slice::from_ref(&args.spare))?;
     // The spare must not be one of the members under another name.
     let mut all = args.members.paths()?;
@@ -270,6 +279,9 @@ pub fn add(args: AddArgs) -> Result<()> {
 }
 
 pub fn re_add(args: ReAddArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     check_paths(std::slice::from_ref(&args.member))?;
     let mut members = args.members.paths()?;
     let name = member_name(&args.member, &members);
@@ -355,6 +367,9 @@ fn mib(bytes: u64) -> String {
 }
 
 pub fn remove(args: RemoveArgs) -> Result<()> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return crate::control::exit_with(outcome);
+    }
     let array = args.members.open()?;
     array.remove_member(&member_name(&args.member, &args.members.paths()?))?;
     eprintln!("raidctl: {} removed", args.member.display());
@@ -380,7 +395,7 @@ pub fn remove(args: RemoveArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct ResyncArgs {
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 pub fn resync(args: ResyncArgs) -> Result<()> {

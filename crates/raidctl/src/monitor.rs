@@ -106,6 +106,9 @@ pub fn run(args: MonitorArgs) -> Result<()> {
     if args.duration.is_some_and(|d| !(d.is_finite() && d >= 0.0)) {
         bail!("--duration must be a number of seconds, 0 or more");
     }
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return crate::control::exit_with(outcome);
+    }
     let paths = args.members.paths()?;
     check_paths(&paths)?;
     let mut watch = Watch::new(&paths)?;

@@ -17,9 +17,9 @@ use crate::members::{Members, check_paths};
 pub struct StatusArgs {
     /// Print JSON (schema in docs/cli.md).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 #[derive(Args, Debug)]
@@ -51,7 +51,7 @@ pub fn level_json(level: Level) -> String {
     }
 }
 
-fn status_json(status: &Status) -> Value {
+pub fn status_json(status: &Status) -> Value {
     json!({
         "uuid": status.uuid,
         "name": status.name,
@@ -160,8 +160,12 @@ pub fn utc(seconds: u64) -> String {
 }
 
 /// Prints a status report as text to standard output.
-pub fn print_status(status: &Status) {
-    println!(
+/// The status report's text (what `raidctl status` prints).
+pub fn status_text(status: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "        name : {}",
         if status.name.is_empty() {
             "-"
@@ -169,21 +173,23 @@ pub fn print_status(status: &Status) {
             &status.name
         }
     );
-    println!("        uuid : {}", status.uuid);
-    println!(
+    let _ = writeln!(out, "        uuid : {}", status.uuid);
+    let _ = writeln!(
+        out,
         "       level : {} (k = {}, m = {}, {})",
         level_name(status.level),
         status.k,
         status.m,
         status.layout
     );
-    println!("       chunk : {} KiB", status.chunk >> 10);
-    println!(
+    let _ = writeln!(out, "       chunk : {} KiB", status.chunk >> 10);
+    let _ = writeln!(
+        out,
         "        size : {} bytes ({} MiB)",
         status.size,
         status.size >> 20
     );
-    println!(" data offset : {} bytes", status.data_offset);
+    let _ = writeln!(out, " data offset : {} bytes", status.data_offset);
     let mut state = status.state.name().to_string();
     if status.unclean_start {
         state.push_str(&format!(
@@ -191,9 +197,10 @@ pub fn print_status(status: &Status) {
             status.resync_stripes
         ));
     }
-    println!("       state : {state}");
-    println!("       event : {}", status.event);
-    println!(
+    let _ = writeln!(out, "       state : {state}");
+    let _ = writeln!(out, "       event : {}", status.event);
+    let _ = writeln!(
+        out,
         " consistency : {}",
         match status.consistency {
             raidkit::array::Consistency::Journal => "journal (every write logged first)",
@@ -202,13 +209,15 @@ pub fn print_status(status: &Status) {
         }
     );
     if let Some(r) = &status.replay {
-        println!(
+        let _ = writeln!(
+            out,
             "      replay : {} records written again from the journal, {} incomplete skipped",
             r.replayed, r.incomplete
         );
     }
     for r in &status.rebuilds {
-        println!(
+        let _ = writeln!(
+            out,
             "     rebuild : role {} onto {}: {} of {} MiB ({:.1}%){}{}",
             r.role,
             r.member,
@@ -224,12 +233,14 @@ pub fn print_status(status: &Status) {
         );
     }
     if status.replay_pending {
-        println!(
+        let _ = writeln!(
+            out,
             "      replay : pending (not closed cleanly; a command that may write replays the journal first)"
         );
     }
     if let Some(s) = status.last_scrub {
-        println!(
+        let _ = writeln!(
+            out,
             "  last scrub : {}, {}{}: {} damaged, {} repaired, {} unrecoverable",
             utc(s.ended),
             if s.repair { "repairing" } else { "check only" },
@@ -240,7 +251,8 @@ pub fn print_status(status: &Status) {
         );
     }
     if let Some(r) = status.last_rebuild {
-        println!(
+        let _ = writeln!(
+            out,
             "last rebuild : {}, role {}{}{}: {} MiB copied, {} bytes lost",
             utc(r.ended),
             r.role,
@@ -251,14 +263,15 @@ pub fn print_status(status: &Status) {
         );
     }
     if let Some(scrub) = status.scrub {
-        println!(
+        let _ = writeln!(
+            out,
             "       scrub : interrupted at {} MiB of {} MiB{} (raidctl scrub continues it)",
             scrub.position >> 20,
             status.data_size >> 20,
             if scrub.repair { ", repairing" } else { "" }
         );
     }
-    println!();
+    let _ = writeln!(out);
     // The state column is as wide as its longest word (`rebuilding`, `replacing`), so the
     // counts stay under their headings.
     let width = status
@@ -268,13 +281,15 @@ pub fn print_status(status: &Status) {
         .max()
         .unwrap_or(0)
         .max(7);
-    println!(
+    let _ = writeln!(
+        out,
         "  role  {:<width$}  read  write  csum  repaired  path",
         "state"
     );
     for m in &status.members {
         let role = m.role.map_or("-".to_string(), |r| r.to_string());
-        println!(
+        let _ = writeln!(
+            out,
             "  {role:>4}  {:<width$} {:>5} {:>6} {:>5} {:>9}  {}",
             member_state(m),
             m.read_errors,
@@ -284,20 +299,31 @@ pub fn print_status(status: &Status) {
             m.name
         );
         if let Some(stripes) = m.behind_stripes {
-            println!(
+            let _ = writeln!(
+                out,
                 "        behind: may lack writes in {stripes} stripe(s), which are read from the other members (raidctl resync brings them back)"
             );
         }
         for (offset, len) in &m.bad_blocks {
-            println!(
+            let _ = writeln!(
+                out,
                 "        lost: member bytes {offset}..{} (bad-block log)",
                 offset + len
             );
         }
     }
+    out
+}
+
+/// Prints [`status_text`].
+pub fn print_status(status: &Status) {
+    print!("{}", status_text(status));
 }
 
 pub fn status(args: StatusArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     let array = args.members.open_for_report()?;
     let status = array.status();
     if args.json {

@@ -16,22 +16,25 @@ use crate::size::parse_size;
 pub struct ScrubArgs {
     /// Rewrite damaged blocks (default: only report).
     #[arg(long)]
-    repair: bool,
+    pub(crate) repair: bool,
     /// Check at most this many bytes per second of each member (K, M, G suffixes): the same
     /// meaning as rebuild's --rate.
     #[arg(long, value_parser = parse_size)]
-    rate: Option<usize>,
+    pub(crate) rate: Option<usize>,
     /// Start from the beginning, even when an interrupted scrub left a position.
     #[arg(long)]
-    restart: bool,
+    pub(crate) restart: bool,
     /// Print the report as JSON (schema in docs/cli.md).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    members: Members,
+    pub(crate) members: Members,
 }
 
 pub fn run(args: ScrubArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     // A check-only scrub only looks: it changes nothing about the array (no member marked
     // faulty or stale, no event); a repairing one is a writer.
     let array = if args.repair {

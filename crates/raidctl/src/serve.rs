@@ -93,7 +93,32 @@ pub fn run(args: ServeArgs) -> Result<()> {
             (Listener::Unix(listener), uri, Some(path))
         }
     };
-    let export = Arc::new(ArrayExport::new(array));
+    let array = Arc::new(array);
+    let export = Arc::new(ArrayExport::new(array.clone()));
+    // The control socket: commands given the same members act on the live array.
+    let stop_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live = crate::control::Live::new(array.clone(), uri.clone(), stop_all.clone());
+    let control = crate::control::control_path(&status.uuid);
+    let _ = std::fs::remove_file(&control);
+    let control_listener = UnixListener::bind(&control)
+        .with_context(|| format!("cannot listen on {}", control.display()))?;
+    let control_thread = {
+        let live = live.clone();
+        let stop = stop_all.clone();
+        std::thread::spawn(move || crate::control::serve_control(control_listener, live, stop))
+    };
+    // Ctrl-C or `raidctl stop` ends serving.
+    let watcher = {
+        let stop = stop_all.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if crate::interrupted().load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Release);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
     let options = ServerOptions {
         name: export_name,
         description: format!("raidkit array {} ({})", status.name, status.uuid),
@@ -112,8 +137,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         status.size >> 20,
         if args.read_only { ", read-only" } else { "" }
     );
-    let stop = crate::interrupted();
-    let served = server.serve(listener, stop);
+    let served = server.serve(listener, &stop_all);
+    let _ = watcher.join();
+    let _ = control_thread.join();
+    let _ = std::fs::remove_file(&control);
+    live.finish();
     let stats = &server.stats;
     eprintln!(
         "raidctl: stopping: {} connection(s), {} request(s) served ({} with an error)",
@@ -125,9 +153,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if let Some(path) = &socket {
         let _ = std::fs::remove_file(path);
     }
-    let export = Arc::try_unwrap(export)
-        .map_err(|_| anyhow::anyhow!("the export is still in use after the server stopped"))?;
-    crate::members::close(export.into_array())?;
+    drop(export);
+    drop(live);
+    let array = Arc::try_unwrap(array)
+        .map_err(|_| anyhow::anyhow!("the array is still in use after the server stopped"))?;
+    crate::members::close(array)?;
     served.context("the server stopped on an error")?;
     Ok(())
 }

@@ -100,6 +100,13 @@ impl Served {
         (out.status, String::from_utf8_lossy(&out.stderr).to_string())
     }
 
+    /// Waits for a server told to stop (by `raidctl stop`) to exit.
+    fn stop_waited(&mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().expect("running");
+        let out = child.wait_with_output().unwrap();
+        (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.socket.parent().unwrap().join(name)
     }
@@ -229,12 +236,17 @@ fn real_clients_read_and_write_the_export() {
             "nbdcopy read back"
         );
     }
-    // While it is served the array has its owner: a direct write is refused.
+    // While it is served the array has its owner: a direct write is refused, naming the
+    // server.
     let mut write = vec!["write", "--input", image_s.as_str()];
     write.extend(served.members.iter().map(|s| s.as_str()));
     let refused = run(&write);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("in use"));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("served by raidctl serve") && why.contains(&served.uri),
+        "{why}"
+    );
     let (status, stderr) = served.stop();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("stopping"), "{stderr}");
@@ -492,6 +504,240 @@ fn ext4_on_the_export_through_nbdfuse() {
             assert!(std::fs::read(dir.join(name)).unwrap() == *data, "{name}");
         }
     });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
+
+fn with_members<'a>(prefix: &[&'a str], members: &'a [String]) -> Vec<&'a str> {
+    let mut v = prefix.to_vec();
+    v.extend(members.iter().map(|s| s.as_str()));
+    v
+}
+
+/// Waits until `raidctl status --json` of the served array satisfies `done`.
+fn wait_status(members: &[String], done: &dyn Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let out = run(&with_members(&["status", "--json"], members));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "status never got there: {value}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// While served, the usual commands given the same members act on the live array through
+/// the server's control socket: status (with the server's address and the running
+/// operation), add, fail (the spare takes over in the background), a background scrub,
+/// monitor, stop; commands that need the members are refused naming the server.
+#[test]
+fn a_served_array_is_managed_through_its_control_socket() {
+    let mut served = Served::start(&[]);
+    let members = served.members.clone();
+    let spare = served.path("spare.img");
+    std::fs::File::create(&spare)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let spare = spare.display().to_string();
+    let status = wait_status(&members, &|v| v["served_at"].is_string());
+    assert_eq!(status["served_at"], served.uri);
+    let mut monitor = Command::new(RAIDCTL)
+        .args(with_members(&["monitor"], &members))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(&with_members(&["add", "--spare", &spare], &members));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&with_members(&["fail", "--member", &members[1]], &members));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("takes over"), "{stderr}");
+    let status = wait_status(&members, &|v| v["state"] == "clean");
+    assert!(
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["path"].as_str().unwrap().ends_with("spare.img") && m["role"] == 1),
+        "{status}"
+    );
+    // Needs the members themselves: refused, naming the server.
+    let out = run(&with_members(&["read", "--length", "4096"], &members));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&served.uri),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&with_members(&["scrub", "--repair"], &members));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("background"));
+    wait_status(&members, &|v| v["operation"].is_null());
+    let out = run(&with_members(&["stop"], &members));
+    assert!(out.status.success());
+    let (status, stderr) = served.stop_waited();
+    assert!(status.success(), "{stderr}");
+    let _ = monitor.kill();
+    let out = monitor.wait_with_output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout).to_string();
+    for kind in [
+        "spare_added",
+        "member_failed",
+        "spare_activated",
+        "rebuild_started",
+        "rebuild_finished",
+        "scrub_finished",
+    ] {
+        assert!(
+            events.contains(&format!("\"event\":\"{kind}\"")),
+            "{kind}: {events}"
+        );
+    }
+    // Not served any more: status runs here, and the spare holds role 1.
+    let out = run(&with_members(&["status", "--json"], &{
+        let mut all = members.clone();
+        all.push(spare.clone());
+        all
+    }));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(value["served_at"].is_null());
+    assert_eq!(out.status.code(), Some(0), "{value}");
+}
+
+/// fio's own NBD engine with `verify=crc32c`: 4 KiB random writes at queue depth 32 and
+/// 1 MiB sequential writes at depth 1, each read back and verified by fio.
+#[test]
+fn fio_verifies_what_it_wrote_at_depth_1_and_32() {
+    let test = "fio_verifies_what_it_wrote_at_depth_1_and_32";
+    if !have("fio", test) {
+        return;
+    }
+    let mut served = Served::start(&[]);
+    for (rw, bs, depth, offset) in [("randwrite", "4k", "32", "0"), ("write", "1M", "1", "24M")] {
+        let out = Command::new("fio")
+            .args([
+                "--name=verify",
+                "--ioengine=nbd",
+                &format!("--uri={}", served.uri),
+                &format!("--rw={rw}"),
+                &format!("--bs={bs}"),
+                &format!("--iodepth={depth}"),
+                &format!("--offset={offset}"),
+                "--size=16M",
+                "--verify=crc32c",
+                "--do_verify=1",
+                "--verify_fatal=1",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("err= 0"),
+            "fio {rw} {bs} depth {depth}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
+
+/// Kill -9 the server while a client writes: every write flushed before the kill reads
+/// back after a restart on the same members.
+#[test]
+fn a_killed_server_loses_nothing_that_was_flushed() {
+    let test = "a_killed_server_loses_nothing_that_was_flushed";
+    if !(have("qemu-io", test) && have("fio", test)) {
+        return;
+    }
+    let mut served = Served::start(&[]);
+    let out = Command::new("qemu-io")
+        .args([
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x22 0 4M",
+            "-c",
+            "write -P 0x33 8M 1M",
+            "-c",
+            "flush",
+            &served.uri,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Unflushed writes in flight elsewhere when the server dies.
+    let mut writer = Command::new("fio")
+        .args([
+            "--name=busy",
+            "--ioengine=nbd",
+            &format!("--uri={}", served.uri),
+            "--rw=randwrite",
+            "--bs=64k",
+            "--iodepth=16",
+            "--offset=16M",
+            "--size=16M",
+            "--time_based",
+            "--runtime=30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut child = served.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    // Started again (the socket file it left is replaced).
+    let mut args = vec!["serve".to_string(), "--unix".to_string()];
+    args.push(served.socket.display().to_string());
+    args.extend(served.members.iter().cloned());
+    let started = Instant::now();
+    served.child = Some(
+        Command::new(RAIDCTL)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    loop {
+        let out = Command::new("qemu-io")
+            .args([
+                "-f",
+                "raw",
+                "-c",
+                "read -P 0x22 0 4M",
+                "-c",
+                "read -P 0x33 8M 1M",
+            ])
+            .arg(&served.uri)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && text.contains("read 4194304/4194304") {
+            assert!(!text.contains("Pattern verification failed"), "{text}");
+            assert!(text.contains("read 1048576/1048576"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the restarted server never served: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (status, stderr) = served.stop();
     assert!(status.success(), "{stderr}");
 }

@@ -10,29 +10,26 @@
 pub mod proto;
 pub mod server;
 
+use std::sync::Arc;
+
 use raidkit::{Array, ArrayError};
 
 pub use server::{Export, ExportError, Listener, Server, ServerOptions};
 
-/// An array as an NBD export.
+/// An array as an NBD export (shared: the server's owner manages the same array).
 pub struct ArrayExport {
-    array: Array,
+    array: Arc<Array>,
 }
 
 impl ArrayExport {
     /// Serves `array`.
-    pub fn new(array: Array) -> ArrayExport {
+    pub fn new(array: Arc<Array>) -> ArrayExport {
         ArrayExport { array }
     }
 
     /// The array.
-    pub fn array(&self) -> &Array {
+    pub fn array(&self) -> &Arc<Array> {
         &self.array
-    }
-
-    /// The array back (to close it).
-    pub fn into_array(self) -> Array {
-        self.array
     }
 }
 
