@@ -640,10 +640,15 @@ impl Client {
                     if !matches!(reply, Reply::Done | Reply::Data(_)) {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    let bytes_out = encode(&r, reply, agreed.structured);
+                    let (head, data) = encode(&r, reply, agreed.structured);
                     {
+                        // Header and data as they are (no copy of the data into one
+                        // buffer), together under the lock.
                         let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Err(e) = w.write_all(&bytes_out) {
+                        let sent = w
+                            .write_all(&head)
+                            .and_then(|()| data.as_ref().map_or(Ok(()), |d| w.write_all(d)));
+                        if let Err(e) = sent {
                             log::info!("a reply could not be sent: {e}");
                         }
                     }
@@ -712,8 +717,27 @@ fn execute(export: &dyn Export, r: &Request, payload: &[u8]) -> Reply {
     }
 }
 
-/// The reply's bytes: simple, or structured for reads when agreed.
-fn encode(r: &Request, reply: Reply, structured: bool) -> Vec<u8> {
+/// The reply's bytes: a header (or a whole reply), and a read's data to follow it.
+fn encode(r: &Request, reply: Reply, structured: bool) -> (Vec<u8>, Option<Vec<u8>>) {
+    match reply {
+        Reply::Data(data) if structured => {
+            let mut head = proto::chunk_header(
+                chunk::FLAG_DONE,
+                chunk::OFFSET_DATA,
+                r.cookie,
+                8 + data.len() as u32,
+            )
+            .to_vec();
+            head.extend_from_slice(&r.offset.to_be_bytes());
+            (head, Some(data))
+        }
+        Reply::Data(data) => (proto::simple_reply(r.cookie, 0).to_vec(), Some(data)),
+        other => (encode_whole(r, other, structured), None),
+    }
+}
+
+/// A reply without a separate data part: simple, or structured for reads when agreed.
+fn encode_whole(r: &Request, reply: Reply, structured: bool) -> Vec<u8> {
     let first_error = |pieces: &[(u64, Result<Vec<u8>, ExportError>)]| {
         pieces
             .iter()
@@ -779,7 +803,7 @@ fn encode(r: &Request, reply: Reply, structured: bool) -> Vec<u8> {
                 .iter()
                 .find_map(|(_, p)| p.as_ref().err().map(|e| e.message.clone()))
                 .unwrap_or_default();
-            encode(r, Reply::Error((error, message)), structured)
+            encode_whole(r, Reply::Error((error, message)), structured)
         }
     }
 }
