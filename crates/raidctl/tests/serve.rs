@@ -48,12 +48,17 @@ struct Served {
 impl Served {
     /// A RAID-6 over four 32 MiB files, served on a Unix socket in its folder.
     fn start(extra: &[&str]) -> Served {
+        Served::start_sized(extra, "32M")
+    }
+
+    /// The same with members of `size`.
+    fn start_sized(extra: &[&str], size: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<String> = (0..4)
             .map(|i| dir.path().join(format!("m{i}.img")).display().to_string())
             .collect();
         let mut create = vec![
-            "create", "--level", "6", "--size", "32M", "--chunk", "64K", "--name", "disk",
+            "create", "--level", "6", "--size", size, "--chunk", "64K", "--name", "disk",
         ];
         create.extend(members.iter().map(|s| s.as_str()));
         assert!(run(&create).status.success());
@@ -403,89 +408,96 @@ fn bad_clients_get_errors_and_the_server_goes_on() {
     );
 }
 
-/// A real kernel file system on the export: nbdfuse makes it a file, a loop device makes
-/// that a block device, and ext4 is made, mounted, written with files of random sizes,
-/// unmounted and checked; after the server stops and starts again on the same members,
-/// a new connection finds every file with its hash. Needs root (loop devices, mount).
-#[test]
-fn ext4_on_the_export_through_nbdfuse() {
-    let test = "ext4_on_the_export_through_nbdfuse";
-    if !(have("nbdfuse", test) && have("losetup", test)) {
-        return;
+/// The export as a block device for the time of `work`: nbdfuse makes it a file, a loop
+/// device makes that a block device; `fs` ("ext4" or "xfs") is made first when `format`,
+/// mounted, `work` runs on the mount point, then it is unmounted and checked read-only
+/// (`e2fsck -fn`, `xfs_repair -n`), which must find nothing.
+fn with_file_system(served: &Served, fs: &str, format: bool, work: &dyn Fn(&Path)) {
+    let fuse = served.path("fuse");
+    std::fs::create_dir_all(&fuse).unwrap();
+    let mut nbdfuse = Command::new("nbdfuse")
+        .arg(&fuse)
+        .arg(&served.uri)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = fuse.join("nbd");
+    let started = Instant::now();
+    while !file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nbdfuse did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
+    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = served.path("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if format {
+            match fs {
+                "xfs" => tool("mkfs.xfs", &["-q", "-f", &device]),
+                _ => tool("mkfs.ext4", &["-q", &device]),
+            };
+        }
+        tool("mount", &[&device, &dir.display().to_string()]);
+        let inner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&dir)));
+        tool("umount", &[&dir.display().to_string()]);
+        if let Err(p) = inner {
+            std::panic::resume_unwind(p);
+        }
+        let check = match fs {
+            "xfs" => Command::new("xfs_repair").args(["-n", &device]).output(),
+            _ => Command::new("e2fsck").args(["-fn", &device]).output(),
+        }
+        .unwrap();
+        assert!(
+            check.status.success(),
+            "{fs} check: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }));
+    let _ = Command::new("losetup").args(["-d", &device]).status();
+    let _ = Command::new("fusermount3").arg("-u").arg(&fuse).status();
+    let _ = nbdfuse.wait();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Whether this run can mount file systems (root, nbdfuse, losetup); skipped otherwise
+/// outside CI.
+fn can_mount(test: &str, fs_tool: &str) -> bool {
+    if !(have("nbdfuse", test) && have("losetup", test) && have(fs_tool, test)) {
+        return false;
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         assert!(std::env::var_os("CI").is_none(), "{test}: CI runs as root");
         eprintln!("SKIP {test}: not root (loop devices and mount)");
-        return;
+        return false;
     }
-    let mut served = Served::start(&[]);
-    let files: Vec<(String, Vec<u8>)> = (0..40)
+    true
+}
+
+/// Files of random sizes, named.
+fn some_files(seed: u64, count: u64) -> Vec<(String, Vec<u8>)> {
+    (0..count)
         .map(|i| {
-            let len = 1 + (noise(100 + i, 4)[0] as usize * 997) % 300_000;
-            (format!("f{i}.bin"), noise(200 + i, len))
+            let len = 1 + (noise(seed + i, 4)[0] as usize * 997) % 300_000;
+            (format!("f{seed}-{i}.bin"), noise(seed * 1000 + i, len))
         })
-        .collect();
-    let mount = |served: &Served, format: bool, check: &dyn Fn(&Path)| {
-        let fuse = served.path("fuse");
-        std::fs::create_dir_all(&fuse).unwrap();
-        let mut nbdfuse = Command::new("nbdfuse")
-            .arg(&fuse)
-            .arg(&served.uri)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let file = fuse.join("nbd");
-        let started = Instant::now();
-        while !file.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nbdfuse did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
-        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let dir = served.path("mnt");
-        std::fs::create_dir_all(&dir).unwrap();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if format {
-                tool("mkfs.ext4", &["-q", &device]);
-            }
-            tool("mount", &[&device, &dir.display().to_string()]);
-            let inner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&dir)));
-            tool("umount", &[&dir.display().to_string()]);
-            if let Err(p) = inner {
-                std::panic::resume_unwind(p);
-            }
-            let fsck = Command::new("e2fsck")
-                .args(["-fn", &device])
-                .output()
-                .unwrap();
-            assert!(
-                fsck.status.success(),
-                "e2fsck: {}",
-                String::from_utf8_lossy(&fsck.stdout)
-            );
-        }));
-        let _ = Command::new("losetup").args(["-d", &device]).status();
-        let _ = Command::new("fusermount3").arg("-u").arg(&fuse).status();
-        let _ = nbdfuse.wait();
-        if let Err(p) = result {
-            std::panic::resume_unwind(p);
-        }
-    };
-    mount(&served, true, &|dir| {
-        for (name, data) in &files {
-            std::fs::write(dir.join(name), data).unwrap();
-        }
-    });
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
-    // Started again on the same members: a new connection sees every file.
+        .collect()
+}
+
+/// Starts the server again on the same members (the socket file is replaced).
+fn restart(served: &mut Served) {
     let mut args = vec!["serve".to_string(), "--unix".to_string()];
     args.push(served.socket.display().to_string());
     args.extend(served.members.iter().cloned());
+    let _ = std::fs::remove_file(&served.socket);
     served.child = Some(
         Command::new(RAIDCTL)
             .args(&args)
@@ -499,13 +511,97 @@ fn ext4_on_the_export_through_nbdfuse() {
         assert!(started.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
-    mount(&served, false, &|dir| {
+}
+
+/// ext4 on the export: made, mounted, written with files of random sizes, unmounted and
+/// checked; after the server stops and starts again on the same members, a new
+/// connection finds every file with its bytes.
+#[test]
+fn ext4_on_the_export_through_nbdfuse() {
+    if !can_mount("ext4_on_the_export_through_nbdfuse", "mkfs.ext4") {
+        return;
+    }
+    let mut served = Served::start(&[]);
+    let files = some_files(1, 40);
+    with_file_system(&served, "ext4", true, &|dir| {
+        for (name, data) in &files {
+            std::fs::write(dir.join(name), data).unwrap();
+        }
+    });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+    restart(&mut served);
+    with_file_system(&served, "ext4", false, &|dir| {
         for (name, data) in &files {
             assert!(std::fs::read(dir.join(name)).unwrap() == *data, "{name}");
         }
     });
     let (status, stderr) = served.stop();
     assert!(status.success(), "{stderr}");
+}
+
+/// XFS and ext4 while a member fails and a hot spare is rebuilt underneath, the file
+/// system mounted and being written: the check is clean, and after a restart every file
+/// written before, during and after the rebuild has its bytes.
+#[test]
+fn file_systems_survive_a_rebuild_while_mounted() {
+    let test = "file_systems_survive_a_rebuild_while_mounted";
+    for (fs, tool_name) in [("xfs", "mkfs.xfs"), ("ext4", "mkfs.ext4")] {
+        if !can_mount(test, tool_name) {
+            return;
+        }
+        // XFS needs 300 MB at least.
+        let mut served = Served::start_sized(&[], "200M");
+        let members = served.members.clone();
+        let spare = served.path("spare.img");
+        std::fs::File::create(&spare)
+            .unwrap()
+            .set_len(200 << 20)
+            .unwrap();
+        let spare = spare.display().to_string();
+        let before = some_files(10, 20);
+        let during = some_files(20, 20);
+        let after = some_files(30, 10);
+        with_file_system(&served, fs, true, &|dir| {
+            for (name, data) in &before {
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+            let out = run(&with_members(&["add", "--spare", &spare], &members));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = run(&with_members(&["fail", "--member", &members[2]], &members));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for (name, data) in &during {
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+            wait_status(&members, &|v| v["state"] == "clean");
+            for (name, data) in &after {
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+        });
+        let (status, stderr) = served.stop();
+        assert!(status.success(), "{fs}: {stderr}");
+        // The spare now holds role 2: serve it with the spare, without the failed member.
+        served.members[2] = spare.clone();
+        restart(&mut served);
+        with_file_system(&served, fs, false, &|dir| {
+            for (name, data) in before.iter().chain(&during).chain(&after) {
+                assert!(
+                    std::fs::read(dir.join(name)).unwrap() == *data,
+                    "{fs}: {name}"
+                );
+            }
+        });
+        let (status, stderr) = served.stop();
+        assert!(status.success(), "{fs}: {stderr}");
+    }
 }
 
 fn with_members<'a>(prefix: &[&'a str], members: &'a [String]) -> Vec<&'a str> {
