@@ -1,6 +1,6 @@
 //! The control socket of `raidctl serve`: while an array is served, `status`, `fail`,
-//! `add`, `remove`, `rebuild`, `scrub`, `monitor` and `stop` given its members act on the
-//! live array through the server, which owns it.
+//! `add`, `remove`, `replace`, `rebuild`, `re-add`, `scrub`, `monitor` and `stop` given its
+//! members act on the live array through the server, which owns it.
 //!
 //! The socket is `raidctl-UUID.ctl` in the runtime folder (`$XDG_RUNTIME_DIR`, else
 //! `/tmp`), found from any member's superblock, or named with `--socket`. A client sends
@@ -52,8 +52,17 @@ fn find_server(paths: &[PathBuf]) -> Option<UnixStream> {
 /// When the members' array is served, runs this command line on the server and prints
 /// its answer: `Some(outcome)`. `None` when no server answers (the command runs here).
 pub fn forward(members: &Members) -> Result<Option<Outcome>> {
-    let paths = members.paths()?;
-    let Some(mut stream) = find_server(&paths) else {
+    let stream = match &members.socket {
+        Some(socket) => Some(UnixStream::connect(socket).with_context(|| {
+            format!(
+                "{}: no raidctl serve answers there (the control socket is raidctl-UUID.ctl in {})",
+                socket.display(),
+                runtime_dir().display()
+            )
+        })?),
+        None => find_server(&members.paths()?),
+    };
+    let Some(mut stream) = stream else {
         return Ok(None);
     };
     let request = json!({
@@ -431,6 +440,36 @@ impl Live {
                     Err(e) => Reply::error(e),
                 }
             }
+            Command::Replace(args) => {
+                let old = self.member_name(cwd, &args.old);
+                let new = client_path(cwd, &args.new);
+                let disk = match raidkit::array::open_members(std::slice::from_ref(&new)) {
+                    Ok(mut d) => d.remove(0),
+                    Err(e) => return Reply::error(e),
+                };
+                let force = args.members.force;
+                let options = RebuildOptions {
+                    rate: args.rate.rate().map(|r| r as u64),
+                    ..RebuildOptions::default()
+                };
+                self.background("replace", move |live| {
+                    let result =
+                        live.array
+                            .replace(&old, disk, force, &options, &live.cancel, &|p| {
+                                live.note("replace", p.done, p.total)
+                            });
+                    live.note("replace", 1, 1);
+                    match result {
+                        Ok(r) => log::warn!(
+                            "replaced {old} with {}: {} MiB, {} bytes lost",
+                            r.member,
+                            r.bytes >> 20,
+                            r.lost.iter().map(|l| l.len).sum::<u64>()
+                        ),
+                        Err(e) => log::error!("replace {old}: {e}"),
+                    }
+                })
+            }
             Command::Stop(_) => {
                 self.stop.store(true, Ordering::Release);
                 Reply::ok(format!("raidctl: the server at {} is stopping\n", self.uri))
@@ -438,7 +477,6 @@ impl Live {
             Command::Write(_)
             | Command::Read(_)
             | Command::Create(_)
-            | Command::Replace(_)
             | Command::Resync(_)
             | Command::Serve(_) => served(),
             _ => Reply::error("this command does not act on a served array"),

@@ -35,6 +35,11 @@ pub struct RateArgs {
 }
 
 impl RateArgs {
+    /// The rate given, bytes per second of each member.
+    pub(crate) fn rate(&self) -> Option<usize> {
+        self.rate
+    }
+
     fn options(&self) -> RebuildOptions {
         RebuildOptions {
             rate: self.rate.map(|r| r as u64),
@@ -226,6 +231,9 @@ pub fn rebuild(args: RebuildArgs) -> Result<Outcome> {
 }
 
 pub fn replace(args: ReplaceArgs) -> Result<Outcome> {
+    if let Some(outcome) = crate::control::forward(&args.members)? {
+        return Ok(outcome);
+    }
     check_paths(std::slice::from_ref(&args.new))?;
     if !args.old.exists() {
         bail!(

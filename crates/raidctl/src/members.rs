@@ -10,7 +10,7 @@ use raidkit::array::{self, Access, Array, ArrayOptions};
 #[derive(Args, Debug)]
 pub struct Members {
     /// Member files or block devices, in any order.
-    #[arg(value_name = "MEMBER", required_unless_present = "scan")]
+    #[arg(value_name = "MEMBER", required_unless_present_any = ["scan", "socket"])]
     pub members: Vec<PathBuf>,
     /// Use every member of the array found on these files, folders (one level deep) and
     /// block devices (none given: every block device) instead of a list, so no member is
@@ -21,6 +21,10 @@ pub struct Members {
     /// prefix of at least 4 hex digits).
     #[arg(long, value_name = "NAME|UUID", requires = "scan")]
     pub array: Option<String>,
+    /// Act on the array that a `raidctl serve` serves, through its control socket (found
+    /// from the members when not given).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["members", "scan"])]
+    pub socket: Option<PathBuf>,
     /// Start an array in bitmap or none mode that was not closed cleanly although members
     /// are missing, accepting the write-hole risk: stripes being written at the crash may
     /// give the missing members' data back wrong. Journal arrays never need it.
@@ -69,6 +73,12 @@ impl Members {
     pub fn paths(&self) -> Result<Vec<PathBuf>> {
         if let Some(paths) = self.resolved.get() {
             return Ok(paths.clone());
+        }
+        if let Some(socket) = &self.socket {
+            bail!(
+                "--socket {} names a served array's control socket: this command needs the members themselves (stop the server, then give them)",
+                socket.display()
+            );
         }
         let paths = match &self.scan {
             None if self.array.is_some() => {

@@ -67,8 +67,16 @@ impl Served {
         let status: serde_json::Value = serde_json::from_slice(&run(&status).stdout).unwrap();
         let size = status["size"].as_u64().unwrap();
         let socket = dir.path().join("disk.sock");
-        let mut args = vec!["serve".to_string(), "--unix".to_string()];
-        args.push(socket.display().to_string());
+        let tcp_port = extra
+            .iter()
+            .position(|a| *a == "--listen")
+            .and_then(|i| extra.get(i + 1))
+            .map(|p| p.parse::<u16>().expect("a bare port"));
+        let mut args = vec!["serve".to_string()];
+        if tcp_port.is_none() {
+            args.push("--unix".to_string());
+            args.push(socket.display().to_string());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(members.iter().cloned());
         let child = Command::new(RAIDCTL)
@@ -78,7 +86,11 @@ impl Served {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        while !socket.exists() {
+        let up = || match tcp_port {
+            Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            None => socket.exists(),
+        };
+        while !up() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "the server did not start"
@@ -234,6 +246,13 @@ fn real_clients_read_and_write_the_export() {
     expected[4 << 20..5 << 20].fill(0);
     expected[40 << 20..42 << 20].fill(0x5c);
     if have("nbdcopy", test) {
+        // Into the export (over what qemu-img wrote) ...
+        let other = served.path("other.raw");
+        let second = noise(2, 8 << 20);
+        std::fs::write(&other, &second).unwrap();
+        tool("nbdcopy", &[&other.display().to_string(), &served.uri]);
+        expected[..8 << 20].copy_from_slice(&second);
+        // ... and back out.
         let back = served.path("back.raw");
         tool("nbdcopy", &[&served.uri, &back.display().to_string()]);
         assert!(
@@ -559,9 +578,9 @@ fn file_systems_survive_a_rebuild_while_mounted() {
             .set_len(200 << 20)
             .unwrap();
         let spare = spare.display().to_string();
-        let before = some_files(10, 20);
-        let during = some_files(20, 20);
-        let after = some_files(30, 10);
+        let before = some_files(10, 120);
+        let during = some_files(20, 120);
+        let after = some_files(30, 60);
         with_file_system(&served, fs, true, &|dir| {
             for (name, data) in &before {
                 std::fs::write(dir.join(name), data).unwrap();
@@ -680,6 +699,31 @@ fn a_served_array_is_managed_through_its_control_socket() {
     let out = run(&with_members(&["scrub", "--repair"], &members));
     assert!(String::from_utf8_lossy(&out.stderr).contains("background"));
     wait_status(&members, &|v| v["operation"].is_null());
+    // A hot replace runs in the server's background too.
+    let new = served.path("new.img");
+    std::fs::File::create(&new)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let new = new.display().to_string();
+    let out = run(&with_members(
+        &["replace", "--old", &members[0], "--new", &new],
+        &members,
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("background"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = wait_status(&members, &|v| {
+        v["operation"].is_null()
+            && v["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["path"].as_str().unwrap().ends_with("new.img") && m["role"] == 0)
+    });
+    assert_eq!(status["state"], "clean", "{status}");
     let out = run(&with_members(&["stop"], &members));
     assert!(out.status.success());
     let (status, stderr) = served.stop_waited();
@@ -700,10 +744,11 @@ fn a_served_array_is_managed_through_its_control_socket() {
             "{kind}: {events}"
         );
     }
-    // Not served any more: status runs here, and the spare holds role 1.
+    // Not served any more: status runs here; the spare holds role 1, the new disk role 0.
     let out = run(&with_members(&["status", "--json"], &{
-        let mut all = members.clone();
+        let mut all = members[1..].to_vec();
         all.push(spare.clone());
+        all.push(new.clone());
         all
     }));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -836,4 +881,79 @@ fn a_killed_server_loses_nothing_that_was_flushed() {
     }
     let (status, stderr) = served.stop();
     assert!(status.success(), "{stderr}");
+}
+
+/// TCP: `--listen PORT` binds loopback only and serves like the Unix socket; `--socket`
+/// reaches the control socket without the members; `--read-only` refuses writes.
+#[test]
+fn tcp_listen_socket_option_and_read_only() {
+    let test = "tcp_listen_socket_option_and_read_only";
+    if !(have("nbdinfo", test) && have("qemu-io", test)) {
+        return;
+    }
+    // A free port: bind one, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut served = Served::start(&["--listen", &port.to_string(), "--read-only"]);
+    let uri = format!("nbd://127.0.0.1:{port}/disk");
+    let started = Instant::now();
+    let info = loop {
+        let out = Command::new("nbdinfo")
+            .args(["--json", &uri])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no TCP server");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(info["exports"][0]["export-size"], served.size);
+    assert_eq!(info["exports"][0]["is_read_only"], true);
+    let out = Command::new("qemu-io")
+        .args(["-f", "raw", "-c", "write -P 1 0 4k", &uri])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("wrote 4096"),
+        "a read-only export took a write: {text}"
+    );
+    // Bound to loopback only: no other address of this host answers.
+    let listening = Command::new("ss").args(["-ltn"]).output();
+    if let Ok(out) = listening {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.contains(&format!(":{port} ")));
+        if let Some(line) = line {
+            assert!(line.contains("127.0.0.1"), "{line}");
+        }
+    }
+    // The control socket, named directly.
+    let uuid = {
+        let out = run(&["examine", "--json", &served.members[0]]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["uuid"].as_str().unwrap().to_string()
+    };
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let control = dir.join(format!("raidctl-{uuid}.ctl"));
+    let control = control.display().to_string();
+    let out = run(&["status", "--json", "--socket", &control]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["served_at"], format!("nbd://127.0.0.1:{port}/disk"));
+    let out = run(&["stop", "--socket", &control]);
+    assert!(out.status.success());
+    let (status, stderr) = served.stop_waited();
+    assert!(status.success(), "{stderr}");
+    let out = run(&["status", "--socket", &control]);
+    assert_eq!(out.status.code(), Some(1), "no server any more");
 }
