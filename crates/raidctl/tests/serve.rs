@@ -957,3 +957,80 @@ fn tcp_listen_socket_option_and_read_only() {
     let out = run(&["status", "--socket", &control]);
     assert_eq!(out.status.code(), Some(1), "no server any more");
 }
+
+/// fio verifying at queue depth 32 while, underneath, a member fails, a hot spare takes
+/// over and another member is hot-replaced: every block fio wrote reads back as written.
+#[test]
+fn fio_verifies_while_members_fail_and_are_replaced() {
+    let test = "fio_verifies_while_members_fail_and_are_replaced";
+    if !have("fio", test) {
+        return;
+    }
+    let mut served = Served::start_sized(&[], "64M");
+    let members = served.members.clone();
+    let spare = served.path("spare.img");
+    std::fs::File::create(&spare)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let spare = spare.display().to_string();
+    let new = served.path("new.img");
+    std::fs::File::create(&new)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let new = new.display().to_string();
+    let out = run(&with_members(&["add", "--spare", &spare], &members));
+    assert!(out.status.success());
+    let mut fio = Command::new("fio")
+        .args([
+            "--name=underneath",
+            "--ioengine=nbd",
+            &format!("--uri={}", served.uri),
+            "--rw=randwrite",
+            "--bs=16k",
+            "--iodepth=32",
+            "--size=48M",
+            "--loops=12",
+            "--verify=crc32c",
+            "--do_verify=1",
+            "--verify_fatal=1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(&with_members(&["fail", "--member", &members[1]], &members));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_status(&members, &|v| {
+        v["state"] == "clean" && v["operation"].is_null()
+    });
+    let out = run(&with_members(
+        &["replace", "--old", &members[3], "--new", &new],
+        &members,
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_status(&members, &|v| v["operation"].is_null());
+    assert!(
+        fio.try_wait().unwrap().is_none(),
+        "fio was still writing when the rebuild and the replace ended"
+    );
+    let out = fio.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("err= 0"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
