@@ -124,6 +124,13 @@ impl Served {
         (out.status, String::from_utf8_lossy(&out.stderr).to_string())
     }
 
+    /// A blank (sparse) disk file of `size` bytes in the folder, by path.
+    fn blank(&self, name: &str, size: u64) -> String {
+        let path = self.path(name);
+        std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+        path.display().to_string()
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.socket.parent().unwrap().join(name)
     }
@@ -572,12 +579,7 @@ fn file_systems_survive_a_rebuild_while_mounted() {
         // XFS needs 300 MB at least.
         let mut served = Served::start_sized(&[], "200M");
         let members = served.members.clone();
-        let spare = served.path("spare.img");
-        std::fs::File::create(&spare)
-            .unwrap()
-            .set_len(200 << 20)
-            .unwrap();
-        let spare = spare.display().to_string();
+        let spare = served.blank("spare.img", 200 << 20);
         let before = some_files(10, 120);
         let during = some_files(20, 120);
         let after = some_files(30, 60);
@@ -654,12 +656,7 @@ fn wait_status(members: &[String], done: &dyn Fn(&serde_json::Value) -> bool) ->
 fn a_served_array_is_managed_through_its_control_socket() {
     let mut served = Served::start(&[]);
     let members = served.members.clone();
-    let spare = served.path("spare.img");
-    std::fs::File::create(&spare)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    let spare = spare.display().to_string();
+    let spare = served.blank("spare.img", 32 << 20);
     let status = wait_status(&members, &|v| v["served_at"].is_string());
     assert_eq!(status["served_at"], served.uri);
     let mut monitor = Command::new(RAIDCTL)
@@ -700,12 +697,7 @@ fn a_served_array_is_managed_through_its_control_socket() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("background"));
     wait_status(&members, &|v| v["operation"].is_null());
     // A hot replace runs in the server's background too.
-    let new = served.path("new.img");
-    std::fs::File::create(&new)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    let new = new.display().to_string();
+    let new = served.blank("new.img", 32 << 20);
     let out = run(&with_members(
         &["replace", "--old", &members[0], "--new", &new],
         &members,
@@ -968,18 +960,8 @@ fn fio_verifies_while_members_fail_and_are_replaced() {
     }
     let mut served = Served::start_sized(&[], "64M");
     let members = served.members.clone();
-    let spare = served.path("spare.img");
-    std::fs::File::create(&spare)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let spare = spare.display().to_string();
-    let new = served.path("new.img");
-    std::fs::File::create(&new)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let new = new.display().to_string();
+    let spare = served.blank("spare.img", 64 << 20);
+    let new = served.blank("new.img", 64 << 20);
     let out = run(&with_members(&["add", "--spare", &spare], &members));
     assert!(out.status.success());
     let mut fio = Command::new("fio")
