@@ -179,7 +179,12 @@ fn client_path(cwd: &Path, path: &Path) -> PathBuf {
 impl Live {
     /// The live state of `array`, served at `uri`; hot spares take over failed members at
     /// once (a background rebuild whose progress `status` shows).
-    pub fn new(array: Arc<Array>, uri: String, stop: Arc<AtomicBool>) -> Arc<Live> {
+    pub fn new(
+        array: Arc<Array>,
+        uri: String,
+        stop: Arc<AtomicBool>,
+        rate: Option<u64>,
+    ) -> Arc<Live> {
         let live = Arc::new(Live {
             array: array.clone(),
             uri,
@@ -196,7 +201,11 @@ impl Live {
                     live.note("rebuild", p.done, p.total);
                 }
             });
-        let auto = array.start_auto_rebuild(RebuildOptions::default(), progress);
+        let options = RebuildOptions {
+            rate,
+            ..RebuildOptions::default()
+        };
+        let auto = array.start_auto_rebuild(options, progress);
         *live.auto.lock().unwrap_or_else(|e| e.into_inner()) = Some(auto);
         live
     }

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Connections at once.
     #[arg(long, default_value_t = 16)]
     max_clients: usize,
+    /// Pace the automatic rebuild onto hot spares: at most this many bytes per second of
+    /// each member (K, M, G suffixes), as rebuild's --rate; default unlimited.
+    #[arg(long, value_parser = crate::size::parse_size)]
+    rate: Option<usize>,
     #[command(flatten)]
     members: Members,
 }
@@ -97,7 +101,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let export = Arc::new(ArrayExport::new(array.clone()));
     // The control socket: commands given the same members act on the live array.
     let stop_all = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let live = crate::control::Live::new(array.clone(), uri.clone(), stop_all.clone());
+    let live = crate::control::Live::new(
+        array.clone(),
+        uri.clone(),
+        stop_all.clone(),
+        args.rate.map(|r| r as u64),
+    );
     let control = crate::control::control_path(&status.uuid);
     let _ = std::fs::remove_file(&control);
     let control_listener = UnixListener::bind(&control)

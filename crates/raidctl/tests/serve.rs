@@ -1016,3 +1016,67 @@ fn fio_verifies_while_members_fail_and_are_replaced() {
     let (status, stderr) = served.stop();
     assert!(status.success(), "{stderr}");
 }
+
+/// QEMU's tools against a served array while a member fails and a hot spare is rebuilt at
+/// a slow rate underneath (`serve --rate`): `status` shows the rebuild running with its
+/// rate and ETA, and an image `qemu-img` writes during it compares equal afterwards.
+#[test]
+fn qemu_while_a_slow_rebuild_runs_underneath() {
+    let test = "qemu_while_a_slow_rebuild_runs_underneath";
+    if !(have("qemu-img", test) && have("qemu-io", test)) {
+        return;
+    }
+    let mut served = Served::start_sized(&["--rate", "16M"], "64M");
+    let members = served.members.clone();
+    let spare = served.blank("spare.img", 64 << 20);
+    let out = run(&with_members(&["add", "--spare", &spare], &members));
+    assert!(out.status.success());
+    let out = run(&with_members(&["fail", "--member", &members[0]], &members));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let running = wait_status(&members, &|v| {
+        v["operation"]["kind"] == "rebuild" && v["operation"]["eta_seconds"].is_number()
+    });
+    let op = &running["operation"];
+    assert!(op["total"].as_u64().unwrap() > 0, "{running}");
+    assert!(op["eta_seconds"].as_f64().is_some(), "{running}");
+    let text = run(&with_members(&["status"], &members));
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("running : rebuild") && text.contains("ETA"),
+        "{text}"
+    );
+    let image = served.path("image.raw");
+    std::fs::write(&image, noise(9, 24 << 20)).unwrap();
+    let image = image.display().to_string();
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &image,
+            &served.uri,
+        ],
+    );
+    let during = run(&with_members(&["status", "--json"], &members));
+    let during: serde_json::Value = serde_json::from_slice(&during.stdout).unwrap();
+    assert_eq!(
+        during["operation"]["kind"], "rebuild",
+        "the image went in while the rebuild ran: {during}"
+    );
+    let status = wait_status(&members, &|v| v["state"] == "clean");
+    assert!(status["operation"].is_null(), "{status}");
+    tool(
+        "qemu-img",
+        &["compare", "-f", "raw", "-F", "raw", &image, &served.uri],
+    );
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
