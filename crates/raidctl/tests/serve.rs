@@ -117,6 +117,12 @@ impl Served {
         (out.status, String::from_utf8_lossy(&out.stderr).to_string())
     }
 
+    /// Stops the server with SIGINT; it must exit 0.
+    fn stop_ok(&mut self) {
+        let (status, stderr) = self.stop();
+        assert!(status.success(), "{stderr}");
+    }
+
     /// Waits for a server told to stop (by `raidctl stop`) to exit.
     fn stop_waited(&mut self) -> (std::process::ExitStatus, String) {
         let child = self.child.take().expect("running");
@@ -143,6 +149,16 @@ impl Drop for Served {
             let _ = child.wait();
         }
     }
+}
+
+/// fio's output: it must have run without an error (`err= 0`, exit 0).
+fn fio_ok(out: &std::process::Output, what: &str) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("err= 0"),
+        "fio {what}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn tool(program: &str, args: &[&str]) -> std::process::Output {
@@ -279,8 +295,7 @@ fn real_clients_read_and_write_the_export() {
         "{why}"
     );
     let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("stopping"), "{stderr}");
+    assert!(status.success() && stderr.contains("stopping"), "{stderr}");
     assert!(!served.socket.exists(), "the socket is removed");
     let mut read = vec!["read"];
     read.extend(served.members.iter().map(|s| s.as_str()));
@@ -422,8 +437,7 @@ fn bad_clients_get_errors_and_the_server_goes_on() {
     let mut next = Raw::go(&served.socket, true);
     assert_eq!(next.request(0, 0, 4096, &[]), 0);
     drop((c, loose, next));
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
     let mut read = vec!["read", "--offset", "4096", "--length", "512"];
     read.extend(served.members.iter().map(|s| s.as_str()));
     let out = run(&read);
@@ -554,16 +568,14 @@ fn ext4_on_the_export_through_nbdfuse() {
             std::fs::write(dir.join(name), data).unwrap();
         }
     });
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
     restart(&mut served);
     with_file_system(&served, "ext4", false, &|dir| {
         for (name, data) in &files {
             assert!(std::fs::read(dir.join(name)).unwrap() == *data, "{name}");
         }
     });
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
 }
 
 /// XFS and ext4 while a member fails and a hot spare is rebuilt underneath, the file
@@ -774,15 +786,9 @@ fn fio_verifies_what_it_wrote_at_depth_1_and_32() {
             ])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("err= 0"),
-            "fio {rw} {bs} depth {depth}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fio_ok(&out, &format!("{rw} {bs} depth {depth}"));
     }
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
 }
 
 /// Kill -9 the server while a client writes: every write flushed before the kill reads
@@ -871,8 +877,7 @@ fn a_killed_server_loses_nothing_that_was_flushed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
 }
 
 /// TCP: `--listen PORT` binds loopback only and serves like the Unix socket; `--socket`
@@ -1006,15 +1011,8 @@ fn fio_verifies_while_members_fail_and_are_replaced() {
         fio.try_wait().unwrap().is_none(),
         "fio was still writing when the rebuild and the replace ended"
     );
-    let out = fio.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("err= 0"),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    fio_ok(&fio.wait_with_output().unwrap(), "underneath");
+    served.stop_ok();
 }
 
 /// QEMU's tools against a served array while a member fails and a hot spare is rebuilt at
@@ -1077,8 +1075,7 @@ fn qemu_while_a_slow_rebuild_runs_underneath() {
         "qemu-img",
         &["compare", "-f", "raw", "-F", "raw", &image, &served.uri],
     );
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
 }
 
 /// Kill -9 of the server under a mounted ext4 that is being written: the mount is torn
@@ -1152,6 +1149,5 @@ fn a_killed_server_under_a_mounted_file_system_loses_nothing_synced() {
             assert!(std::fs::read(dir.join(name)).unwrap() == *data, "{name}");
         }
     });
-    let (status, stderr) = served.stop();
-    assert!(status.success(), "{stderr}");
+    served.stop_ok();
 }

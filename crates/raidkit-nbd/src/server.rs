@@ -115,35 +115,28 @@ trait Conn: Read + Write + Send + Sync {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
 }
 
-impl Conn for UnixStream {
-    fn clone_conn(&self) -> io::Result<Box<dyn Conn>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn shutdown_read(&self) {
-        let _ = self.shutdown(Shutdown::Read);
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_read_timeout(self, t)
-    }
+/// Unix and TCP streams are connections alike.
+macro_rules! conn_for {
+    ($stream:ty) => {
+        impl Conn for $stream {
+            fn clone_conn(&self) -> io::Result<Box<dyn Conn>> {
+                Ok(Box::new(self.try_clone()?))
+            }
+            fn shutdown_read(&self) {
+                let _ = self.shutdown(Shutdown::Read);
+            }
+            fn shutdown_both(&self) {
+                let _ = self.shutdown(Shutdown::Both);
+            }
+            fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+                <$stream>::set_read_timeout(self, t)
+            }
+        }
+    };
 }
 
-impl Conn for TcpStream {
-    fn clone_conn(&self) -> io::Result<Box<dyn Conn>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn shutdown_read(&self) {
-        let _ = self.shutdown(Shutdown::Read);
-    }
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, t)
-    }
-}
+conn_for!(UnixStream);
+conn_for!(TcpStream);
 
 /// A listening socket.
 pub enum Listener {
