@@ -111,6 +111,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let _ = std::fs::remove_file(&control);
     let control_listener = UnixListener::bind(&control)
         .with_context(|| format!("cannot listen on {}", control.display()))?;
+    // Only the server's user may manage the array through it.
+    std::fs::set_permissions(
+        &control,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .with_context(|| format!("{}: cannot restrict it to its owner", control.display()))?;
     let control_thread = {
         let live = live.clone();
         let stop = stop_all.clone();

@@ -943,6 +943,10 @@ fn tcp_listen_socket_option_and_read_only() {
         .filter(|p| p.is_dir())
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     let control = dir.join(format!("raidctl-{uuid}.ctl"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&control).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "only the owner may manage the array");
     let control = control.display().to_string();
     let out = run(&["status", "--json", "--socket", &control]);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
