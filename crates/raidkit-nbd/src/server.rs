@@ -215,6 +215,22 @@ impl Server {
         }
     }
 
+    /// Serves one client already connected on `stream`, on the calling thread, until it
+    /// disconnects or misbehaves (for tests and fuzzing: the same handshake and request
+    /// handling as [`Server::serve`]).
+    pub fn serve_stream(&self, stream: UnixStream) -> io::Result<()> {
+        self.client().run(Box::new(stream))
+    }
+
+    fn client(&self) -> Client {
+        Client {
+            export: self.export.clone(),
+            options: self.options.clone(),
+            jobs: self.jobs.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
     /// Accepts and serves clients on `listener` until `stop` is set, then finishes every
     /// request in flight and returns (the export is not flushed here: the caller closes
     /// it).
@@ -236,12 +252,7 @@ impl Server {
                     }
                     self.stats.connections.fetch_add(1, Ordering::Relaxed);
                     let handle = conn.clone_conn()?;
-                    let client = Client {
-                        export: self.export.clone(),
-                        options: self.options.clone(),
-                        jobs: self.jobs.clone(),
-                        stats: self.stats.clone(),
-                    };
+                    let client = self.client();
                     live.fetch_add(1, Ordering::AcqRel);
                     let live = live.clone();
                     let thread = std::thread::Builder::new()
@@ -797,6 +808,130 @@ fn encode_whole(r: &Request, reply: Reply, structured: bool) -> Vec<u8> {
                 .find_map(|(_, p)| p.as_ref().err().map(|e| e.message.clone()))
                 .unwrap_or_default();
             encode_whole(r, Reply::Error((error, message)), structured)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An export in memory.
+    struct Memory(Mutex<Vec<u8>>);
+
+    impl Export for Memory {
+        fn size(&self) -> u64 {
+            self.0.lock().unwrap().len() as u64
+        }
+        fn read_only(&self) -> bool {
+            false
+        }
+        fn preferred_block(&self) -> u32 {
+            4096
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ExportError> {
+            let data = self.0.lock().unwrap();
+            buf.copy_from_slice(&data[offset as usize..offset as usize + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), ExportError> {
+            let mut data = self.0.lock().unwrap();
+            data[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), ExportError> {
+            Ok(())
+        }
+        fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), ExportError> {
+            let mut data = self.0.lock().unwrap();
+            data[offset as usize..(offset + len) as usize].fill(0);
+            Ok(())
+        }
+        fn discard(&self, offset: u64, len: u64) -> Result<(), ExportError> {
+            self.write_zeroes(offset, len)
+        }
+    }
+
+    /// Feeds `bytes` to a server as one client would send them, reads whatever it answers
+    /// until it hangs up, and returns that; the server must end on its own (no hang) and
+    /// never panic.
+    pub(crate) fn converse(bytes: &[u8]) -> Vec<u8> {
+        let export = Arc::new(Memory(Mutex::new(vec![0u8; 1 << 20])));
+        let server = Server::new(
+            export,
+            ServerOptions {
+                // One worker: requests run in the order sent, so a conversation has one
+                // right answer.
+                workers: 1,
+                max_payload: 64 << 10,
+                handshake_timeout: Duration::from_secs(2),
+                ..ServerOptions::default()
+            },
+        );
+        let (client, end) = UnixStream::pair().unwrap();
+        let input = bytes.to_vec();
+        let mut writer = client.try_clone().unwrap();
+        let feeding = std::thread::spawn(move || {
+            let _ = writer.write_all(&input);
+            let _ = writer.shutdown(Shutdown::Write);
+        });
+        let mut reader = client;
+        let reading = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = reader.read_to_end(&mut out);
+            out
+        });
+        let _ = server.serve_stream(end);
+        feeding.join().unwrap();
+        reading.join().unwrap()
+    }
+
+    /// A well-formed client: GO, then a write, a read of it, and a disconnect.
+    fn good_client() -> Vec<u8> {
+        let mut b = 3u32.to_be_bytes().to_vec();
+        b.extend_from_slice(&proto::IHAVEOPT.to_be_bytes());
+        b.extend_from_slice(&opt::GO.to_be_bytes());
+        b.extend_from_slice(&6u32.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let req = |kind, offset, length| {
+            proto::encode_request(&Request {
+                flags: 0,
+                kind,
+                cookie: 9,
+                offset,
+                length,
+            })
+        };
+        b.extend_from_slice(&req(cmd::WRITE, 4096, 4));
+        b.extend_from_slice(b"abcd");
+        b.extend_from_slice(&req(cmd::READ, 4096, 4));
+        b.extend_from_slice(&req(cmd::DISC, 0, 0));
+        b
+    }
+
+    #[test]
+    fn a_good_client_reads_back_what_it_wrote() {
+        let out = converse(&good_client());
+        assert_eq!(&out[..8], b"NBDMAGIC");
+        // The read's simple reply ends the conversation: its data is the write's.
+        assert_eq!(&out[out.len() - 4..], b"abcd");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any bytes from a client, or a good conversation with some bytes changed: the
+        /// server answers or hangs up, and never panics or hangs.
+        #[test]
+        fn any_client_bytes_end_cleanly(noise in proptest::collection::vec(any::<u8>(), 0..300),
+                                        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4)) {
+            let _ = converse(&noise);
+            let mut good = good_client();
+            for (at, x) in flips {
+                let i = at % good.len();
+                good[i] ^= x;
+            }
+            let _ = converse(&good);
         }
     }
 }
