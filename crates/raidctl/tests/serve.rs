@@ -771,6 +771,8 @@ fn fio_verifies_what_it_wrote_at_depth_1_and_32() {
     let mut served = Served::start(&[]);
     for (rw, bs, depth, offset) in [("randwrite", "4k", "32", "0"), ("write", "1M", "1", "24M")] {
         let out = Command::new("fio")
+            // fio leaves files in its working folder: the test's own.
+            .current_dir(served.path(""))
             .args([
                 "--name=verify",
                 "--ioengine=nbd",
@@ -783,6 +785,7 @@ fn fio_verifies_what_it_wrote_at_depth_1_and_32() {
                 "--verify=crc32c",
                 "--do_verify=1",
                 "--verify_fatal=1",
+                "--verify_state_save=0",
             ])
             .output()
             .unwrap();
@@ -817,6 +820,8 @@ fn a_killed_server_loses_nothing_that_was_flushed() {
     assert!(out.status.success());
     // Unflushed writes in flight elsewhere when the server dies.
     let mut writer = Command::new("fio")
+        // fio leaves files in its working folder: the test's own.
+        .current_dir(served.path(""))
         .args([
             "--name=busy",
             "--ioengine=nbd",
@@ -974,6 +979,8 @@ fn fio_verifies_while_members_fail_and_are_replaced() {
     let out = run(&with_members(&["add", "--spare", &spare], &members));
     assert!(out.status.success());
     let mut fio = Command::new("fio")
+        // fio leaves files in its working folder: the test's own.
+        .current_dir(served.path(""))
         .args([
             "--name=underneath",
             "--ioengine=nbd",
@@ -986,6 +993,7 @@ fn fio_verifies_while_members_fail_and_are_replaced() {
             "--verify=crc32c",
             "--do_verify=1",
             "--verify_fatal=1",
+            "--verify_state_save=0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
