@@ -85,18 +85,10 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        let up = || match tcp_port {
+        wait_until("the server did not start", || match tcp_port {
             Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
             None => socket.exists(),
-        };
-        while !up() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        });
         let uri = format!("nbd+unix:///disk?socket={}", socket.display());
         Served {
             child: Some(child),
@@ -159,6 +151,57 @@ fn fio_ok(out: &std::process::Output, what: &str) {
         "fio {what}: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Polls `ready` every 20 ms; fails the test, saying `what`, after 10 s.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The export as a file (nbdfuse) and that file as a block device (a loop device).
+struct Attached {
+    nbdfuse: Child,
+    fuse: PathBuf,
+    device: String,
+}
+
+impl Attached {
+    fn new(served: &Served) -> Attached {
+        let fuse = served.path("fuse");
+        std::fs::create_dir_all(&fuse).unwrap();
+        let nbdfuse = Command::new("nbdfuse")
+            .arg(&fuse)
+            .arg(&served.uri)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let file = fuse.join("nbd");
+        wait_until("nbdfuse did not start", || file.exists());
+        let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Attached {
+            nbdfuse,
+            fuse,
+            device,
+        }
+    }
+
+    /// Detaches the loop device and unmounts nbdfuse (lazily: also when the server is
+    /// gone).
+    fn detach(mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(&self.fuse)
+            .status();
+        let _ = self.nbdfuse.kill();
+        let _ = self.nbdfuse.wait();
+    }
 }
 
 fn tool(program: &str, args: &[&str]) -> std::process::Output {
@@ -453,25 +496,8 @@ fn bad_clients_get_errors_and_the_server_goes_on() {
 /// mounted, `work` runs on the mount point, then it is unmounted and checked read-only
 /// (`e2fsck -fn`, `xfs_repair -n`), which must find nothing.
 fn with_file_system(served: &Served, fs: &str, format: bool, work: &dyn Fn(&Path)) {
-    let fuse = served.path("fuse");
-    std::fs::create_dir_all(&fuse).unwrap();
-    let mut nbdfuse = Command::new("nbdfuse")
-        .arg(&fuse)
-        .arg(&served.uri)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let file = fuse.join("nbd");
-    let started = Instant::now();
-    while !file.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nbdfuse did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
-    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let attached = Attached::new(served);
+    let device = attached.device.clone();
     let dir = served.path("mnt");
     std::fs::create_dir_all(&dir).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -499,9 +525,7 @@ fn with_file_system(served: &Served, fs: &str, format: bool, work: &dyn Fn(&Path
             String::from_utf8_lossy(&check.stderr)
         );
     }));
-    let _ = Command::new("losetup").args(["-d", &device]).status();
-    let _ = Command::new("fusermount3").arg("-u").arg(&fuse).status();
-    let _ = nbdfuse.wait();
+    attached.detach();
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
@@ -546,11 +570,9 @@ fn restart(served: &mut Served) {
             .spawn()
             .unwrap(),
     );
-    let started = Instant::now();
-    while !served.socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the restarted server did not start", || {
+        served.socket.exists()
+    });
 }
 
 /// ext4 on the export: made, mounted, written with files of random sizes, unmounted and
@@ -1102,24 +1124,10 @@ fn a_killed_server_under_a_mounted_file_system_loses_nothing_synced() {
     }
     let mut served = Served::start_sized(&[], "64M");
     let synced = some_files(40, 30);
-    let fuse = served.path("fuse");
     let dir = served.path("mnt");
-    std::fs::create_dir_all(&fuse).unwrap();
     std::fs::create_dir_all(&dir).unwrap();
-    let mut nbdfuse = Command::new("nbdfuse")
-        .arg(&fuse)
-        .arg(&served.uri)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let file = fuse.join("nbd");
-    let started = Instant::now();
-    while !file.exists() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = tool("losetup", &["-f", "--show", &file.display().to_string()]);
-    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let attached = Attached::new(&served);
+    let device = attached.device.clone();
     let dir_s = dir.display().to_string();
     tool("mkfs.ext4", &["-q", &device]);
     tool("mount", &[&device, &dir_s]);
@@ -1146,14 +1154,7 @@ fn a_killed_server_under_a_mounted_file_system_loses_nothing_synced() {
     child.wait().unwrap();
     // The disk is gone: tear the mount down the way one does then.
     let _ = Command::new("umount").args(["-l", &dir_s]).status();
-    let _ = Command::new("losetup").args(["-d", &device]).status();
-    let _ = Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(&fuse)
-        .status();
-    let _ = nbdfuse.kill();
-    let _ = nbdfuse.wait();
+    attached.detach();
     let _ = writing.join();
     restart(&mut served);
     with_file_system(&served, "ext4", false, &|dir| {

@@ -9,6 +9,7 @@
 
 pub mod proto;
 pub mod server;
+pub mod testing;
 
 use std::sync::Arc;
 

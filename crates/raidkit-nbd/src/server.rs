@@ -817,75 +817,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// An export in memory.
-    struct Memory(Mutex<Vec<u8>>);
-
-    impl Export for Memory {
-        fn size(&self) -> u64 {
-            self.0.lock().unwrap().len() as u64
-        }
-        fn read_only(&self) -> bool {
-            false
-        }
-        fn preferred_block(&self) -> u32 {
-            4096
-        }
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ExportError> {
-            let data = self.0.lock().unwrap();
-            buf.copy_from_slice(&data[offset as usize..offset as usize + buf.len()]);
-            Ok(())
-        }
-        fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), ExportError> {
-            let mut data = self.0.lock().unwrap();
-            data[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
-            Ok(())
-        }
-        fn flush(&self) -> Result<(), ExportError> {
-            Ok(())
-        }
-        fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), ExportError> {
-            let mut data = self.0.lock().unwrap();
-            data[offset as usize..(offset + len) as usize].fill(0);
-            Ok(())
-        }
-        fn discard(&self, offset: u64, len: u64) -> Result<(), ExportError> {
-            self.write_zeroes(offset, len)
-        }
-    }
-
-    /// Feeds `bytes` to a server as one client would send them, reads whatever it answers
-    /// until it hangs up, and returns that; the server must end on its own (no hang) and
-    /// never panic.
-    pub(crate) fn converse(bytes: &[u8]) -> Vec<u8> {
-        let export = Arc::new(Memory(Mutex::new(vec![0u8; 1 << 20])));
-        let server = Server::new(
-            export,
-            ServerOptions {
-                // One worker: requests run in the order sent, so a conversation has one
-                // right answer.
-                workers: 1,
-                max_payload: 64 << 10,
-                handshake_timeout: Duration::from_secs(2),
-                ..ServerOptions::default()
-            },
-        );
-        let (client, end) = UnixStream::pair().unwrap();
-        let input = bytes.to_vec();
-        let mut writer = client.try_clone().unwrap();
-        let feeding = std::thread::spawn(move || {
-            let _ = writer.write_all(&input);
-            let _ = writer.shutdown(Shutdown::Write);
-        });
-        let mut reader = client;
-        let reading = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = reader.read_to_end(&mut out);
-            out
-        });
-        let _ = server.serve_stream(end);
-        feeding.join().unwrap();
-        reading.join().unwrap()
-    }
+    use crate::testing::converse;
 
     /// A well-formed client: GO, then a write, a read of it, and a disconnect.
     fn good_client() -> Vec<u8> {
