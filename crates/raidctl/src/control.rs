@@ -2,8 +2,7 @@
 //! `add`, `remove`, `replace`, `rebuild`, `re-add`, `scrub`, `monitor` and `stop` given its
 //! members act on the live array through the server, which owns it.
 //!
-//! The socket is `raidctl-UUID.ctl` in the runtime folder (`$XDG_RUNTIME_DIR`, else
-//! `/tmp`), found from any member's superblock, or named with `--socket`. A client sends
+//! The socket is `raidctl-UUID.ctl` in the runtime folder ([`runtime_dir`]), found from any member's superblock, or named with `--socket`. A client sends
 //! one JSON line, `{"argv": [...], "cwd": "..."}`: its command line as given; the server
 //! parses it with the same parser, runs it on the live array and answers one JSON line,
 //! `{"stdout", "stderr", "code"}` (a `monitor` gets `{"stream": true}` and then event lines
@@ -26,27 +25,55 @@ use serde_json::{Value, json};
 use crate::members::Members;
 use crate::{Cli, Command, Outcome};
 
-/// The runtime folder for sockets.
-pub fn runtime_dir() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
+/// The runtime folder for sockets: `$XDG_RUNTIME_DIR` when set, else a private folder
+/// `raidctl-UID` in the temporary folder, made mode 0700 and refused when another user
+/// owns it or may enter it (so nobody else can put a socket where a client would look).
+pub fn runtime_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
+    {
+        return Ok(dir);
+    }
+    // This process's user, without a system call of our own: /proc/self is its own.
+    let uid = std::fs::metadata("/proc/self")
+        .context("cannot tell this process's user (/proc/self)")?
+        .uid();
+    let dir = std::env::temp_dir().join(format!("raidctl-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot create", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("{}: cannot look at it", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{}: not a private folder of this user (owner {}, mode {:o}); remove it or set XDG_RUNTIME_DIR",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(dir)
 }
 
 /// The control socket of the array `uuid`.
-pub fn control_path(uuid: &str) -> PathBuf {
-    runtime_dir().join(format!("raidctl-{uuid}.ctl"))
+pub fn control_path(uuid: &str) -> Result<PathBuf> {
+    Ok(runtime_dir()?.join(format!("raidctl-{uuid}.ctl")))
 }
 
 /// The control socket of the array the members belong to, when a server answers on it.
-fn find_server(paths: &[PathBuf]) -> Option<UnixStream> {
-    let uuid = paths.iter().find_map(|p| {
+fn find_server(paths: &[PathBuf]) -> Result<Option<UnixStream>> {
+    let Some(uuid) = paths.iter().find_map(|p| {
         let disk = raidkit::disk::open_read_only(p).ok()?;
         let sb = raidkit::meta::read_superblock(&disk).ok()?.superblock;
         Some(raidkit::format::uuid_string(&sb.array_uuid))
-    })?;
-    UnixStream::connect(control_path(&uuid)).ok()
+    }) else {
+        return Ok(None);
+    };
+    Ok(UnixStream::connect(control_path(&uuid)?).ok())
 }
 
 /// When the members' array is served, runs this command line on the server and prints
@@ -57,10 +84,10 @@ pub fn forward(members: &Members) -> Result<Option<Outcome>> {
             format!(
                 "{}: no raidctl serve answers there (the control socket is raidctl-UUID.ctl in {})",
                 socket.display(),
-                runtime_dir().display()
+                runtime_dir().map_or_else(|e| e.to_string(), |d| d.display().to_string())
             )
         })?),
-        None => find_server(&members.paths()?),
+        None => find_server(&members.paths()?)?,
     };
     let Some(mut stream) = stream else {
         return Ok(None);
@@ -115,7 +142,7 @@ pub fn stop(args: StopArgs) -> Result<Outcome> {
         Some(outcome) => Ok(outcome),
         None => anyhow::bail!(
             "no raidctl serve answers for this array (nothing to stop; its control socket would be in {})",
-            runtime_dir().display()
+            runtime_dir()?.display()
         ),
     }
 }
@@ -369,11 +396,18 @@ impl Live {
                 {
                     return Reply::error(format!("{e}; --force to fail it anyway"));
                 }
+                // Whether a spare waits, asked before the fail: the automatic rebuild
+                // may take it (and even finish) before the answer is written.
+                let spare_waits = array
+                    .status()
+                    .members
+                    .iter()
+                    .any(|m| m.state == raidkit::array::MemberState::Spare);
                 match array.fail_member(&name) {
                     Ok(()) => Reply::ok(format!(
                         "raidctl: {name} marked faulty; the array is {}{}\n",
                         array.status().state.name(),
-                        if array.needs_rebuild() {
+                        if spare_waits || array.needs_rebuild() {
                             "; a hot spare takes over in the background"
                         } else {
                             ""

@@ -15,7 +15,7 @@ use crate::members::Members;
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Listen on this Unix socket (the default: raidctl-NAME.sock in $XDG_RUNTIME_DIR, or
-    /// /tmp).
+    /// else in /tmp/raidctl-UID, a folder private to the user).
     #[arg(long, value_name = "PATH", conflicts_with = "listen")]
     unix: Option<PathBuf>,
     /// Listen on TCP instead: PORT (on 127.0.0.1) or ADDR:PORT.
@@ -73,12 +73,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
             )
         }
         None => {
-            let path = args.unix.clone().unwrap_or_else(|| {
-                let dir = std::env::var_os("XDG_RUNTIME_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("/tmp"));
-                dir.join(format!("raidctl-{tag}.sock"))
-            });
+            let path = match args.unix.clone() {
+                Some(path) => path,
+                None => crate::control::runtime_dir()?.join(format!("raidctl-{tag}.sock")),
+            };
             if path.exists() {
                 if std::os::unix::net::UnixStream::connect(&path).is_ok() {
                     bail!(
@@ -107,7 +105,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         stop_all.clone(),
         args.rate.map(|r| r as u64),
     );
-    let control = crate::control::control_path(&status.uuid);
+    let control = crate::control::control_path(&status.uuid)?;
     let _ = std::fs::remove_file(&control);
     let control_listener = UnixListener::bind(&control)
         .with_context(|| format!("cannot listen on {}", control.display()))?;

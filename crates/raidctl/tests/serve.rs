@@ -965,11 +965,7 @@ fn tcp_listen_socket_option_and_read_only() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["uuid"].as_str().unwrap().to_string()
     };
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let control = dir.join(format!("raidctl-{uuid}.ctl"));
+    let control = runtime_dir().join(format!("raidctl-{uuid}.ctl"));
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&control).unwrap().permissions(),
     );
@@ -984,6 +980,104 @@ fn tcp_listen_socket_option_and_read_only() {
     assert!(status.success(), "{stderr}");
     let out = run(&["status", "--socket", &control]);
     assert_eq!(out.status.code(), Some(1), "no server any more");
+}
+
+/// Where raidctl puts its sockets for this test process's environment (as cli.md says):
+/// `$XDG_RUNTIME_DIR`, else `raidctl-UID` in the temporary folder.
+fn runtime_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            let uid = std::fs::metadata("/proc/self").unwrap().uid();
+            std::env::temp_dir().join(format!("raidctl-{uid}"))
+        })
+}
+
+/// Without `$XDG_RUNTIME_DIR`, the default NBD socket and the control socket live in a
+/// folder private to the user (`$TMPDIR/raidctl-UID`, mode 0700), made when missing; a
+/// folder of that name that others may enter, or that another user owns, is refused with
+/// one line, and the members are left as they were.
+#[test]
+fn default_sockets_live_in_a_private_folder() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    let private = tmp.join(format!("raidctl-{uid}"));
+    let members: Vec<String> = (0..3)
+        .map(|i| dir.path().join(format!("m{i}.img")).display().to_string())
+        .collect();
+    let raidctl = |args: &[&str]| {
+        Command::new(RAIDCTL)
+            .args(args)
+            .args(&members)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        raidctl(&["create", "--level", "5", "--size", "8M", "--name", "priv"])
+            .status
+            .success()
+    );
+    let before: Vec<Vec<u8>> = members.iter().map(|m| std::fs::read(m).unwrap()).collect();
+
+    // Others may enter the folder: refused, nothing written.
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = raidctl(&["serve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a private folder"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        std::fs::read_dir(&private).unwrap().next().is_none(),
+        "no socket made"
+    );
+    for (member, bytes) in members.iter().zip(&before) {
+        assert!(std::fs::read(member).unwrap() == *bytes, "{member} changed");
+    }
+
+    // Missing: made, mode 0700, and both sockets are in it.
+    std::fs::remove_dir(&private).unwrap();
+    let mut args = vec!["serve".to_string()];
+    args.extend(members.iter().cloned());
+    let mut child = Command::new(RAIDCTL)
+        .args(&args)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = private.join("raidctl-priv.sock");
+    wait_until("the server did not start", || socket.exists());
+    let meta = std::fs::metadata(&private).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), uid);
+    let out = raidctl(&["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        value["served_at"],
+        format!("nbd+unix:///priv?socket={}", socket.display())
+    );
+    let controls = std::fs::read_dir(&private)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".ctl")
+        })
+        .count();
+    assert_eq!(controls, 1, "the control socket is in the private folder");
+    assert!(raidctl(&["stop"]).status.success());
+    assert!(child.wait().unwrap().success());
 }
 
 /// fio verifying at queue depth 32 while, underneath, a member fails, a hot spare takes
