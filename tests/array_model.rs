@@ -18,7 +18,9 @@ use raidkit_testkit::Rng;
 use raidkit_testkit::sim::SimDisk;
 
 const MIB: u64 = 1 << 20;
-const MEMBER: u64 = 4 * MIB;
+/// Three checksum-table pages per member (a page covers 4 MiB), so that a one-page table
+/// cache evicts all through the workload.
+const MEMBER: u64 = 12 * MIB;
 
 /// (level, members, chunk) of every geometry the model runs over.
 const GEOMETRIES: [(Level, usize, u64); 9] = [
@@ -37,6 +39,9 @@ fn options() -> ArrayOptions {
     ArrayOptions {
         // The model injects up to the budget; do not fail members for it.
         error_threshold: u64::MAX,
+        // One page per member's table: entries are written back and read again all the
+        // time, and every assertion must still hold.
+        table_cache: 4096,
         ..ArrayOptions::default().allow_degraded()
     }
 }

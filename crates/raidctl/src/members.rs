@@ -42,6 +42,11 @@ pub struct Members {
     /// replace with a disk that holds a raidkit superblock.
     #[arg(long)]
     pub force: bool,
+    /// Memory for checksum-table pages, all members together (K, M, G suffixes): pages are
+    /// read from the members as needed and the least recently used are dropped, so memory
+    /// does not grow with the array's size [default: 64M]
+    #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_size)]
+    pub table_cache: Option<usize>,
     /// The paths resolved (the scan runs once).
     #[arg(skip)]
     resolved: std::sync::OnceLock<Vec<PathBuf>>,
@@ -63,6 +68,16 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<()> {
 }
 
 impl Members {
+    /// The options every open shares: the table cache.
+    fn base(&self) -> ArrayOptions {
+        ArrayOptions {
+            table_cache: self
+                .table_cache
+                .map_or(raidkit::array::DEFAULT_TABLE_CACHE, |b| b as u64),
+            ..ArrayOptions::default()
+        }
+    }
+
     /// Opens the array these members make, for a command that may write (journal arrays
     /// replay their journal first). The one way every command opens an array.
     pub fn open(&self) -> Result<Array> {
@@ -97,7 +112,7 @@ impl Members {
             allow_dirty_degraded: self.allow_dirty_degraded,
             degraded: self.degraded,
             force: self.force,
-            ..ArrayOptions::default()
+            ..self.base()
         };
         assemble_with(paths, &options)
     }
@@ -108,7 +123,7 @@ impl Members {
     pub fn open_read_only(&self) -> Result<Array> {
         let options = ArrayOptions {
             access: Access::ReadOnly,
-            ..ArrayOptions::default()
+            ..self.base()
         };
         assemble_with(&self.paths()?, &options)
     }
@@ -120,7 +135,7 @@ impl Members {
             allow_dirty_degraded: true,
             allow_failed: true,
             access: Access::Inspect,
-            ..ArrayOptions::default()
+            ..self.base()
         };
         assemble_with(&self.paths()?, &options)
     }

@@ -119,7 +119,13 @@ impl Array {
         if options.force && options.access == Access::ReadWrite {
             force_back(&mut placed, &newest, &layout);
         }
-        load(&mut placed, &newest, &layout, &sessions);
+        load(
+            &mut placed,
+            &newest,
+            &layout,
+            &sessions,
+            options.table_pages(layout.members()),
+        );
         let disks: Vec<&dyn Disk> = probed.iter().map(|p| p.disk.as_ref()).collect();
         let health = Health::load(&disks, &newest.array_uuid);
         recover(placed, newest, layout, sessions, health, options)
@@ -481,61 +487,46 @@ fn fill_checkpoint(
 /// table cannot be read is faulty), the fills that continue from their checkpoints, and
 /// the regions members behind may not serve until a resync brings them back (all of them
 /// without a session map).
-fn load(placed: &mut Placed, newest: &Superblock, layout: &Layout, sessions: &Sessions) {
+fn load(
+    placed: &mut Placed,
+    newest: &Superblock,
+    layout: &Layout,
+    sessions: &Sessions,
+    pages: usize,
+) {
     let regions = &newest.regions;
     for member in placed.members.iter().filter(|m| m.is_active()) {
         let disk = member.disk().expect("active members have disks");
-        match ChecksumTable::load(disk.as_ref(), regions) {
-            Ok(table) => {
-                *member.table.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(table))
-            }
-            Err(e) => {
-                log::warn!(
-                    "{}: cannot read its checksum table ({e}); faulty",
-                    member.name()
-                );
-                member.set_state(MemberState::Faulty);
-            }
-        }
+        // Opened, not read: pages come in as entries are needed (a page that cannot be
+        // read fails the blocks it covers, which are then served from redundancy).
+        *member.table.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::new(ChecksumTable::open(disk.clone(), regions, pages)));
         *member.bad.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(load_bad_log(disk.as_ref(), &member.uuid(), regions));
     }
     for fill in std::mem::take(&mut placed.filling) {
         let name = fill.disk.name().to_string();
-        match ChecksumTable::load(fill.disk.as_ref(), regions) {
-            Ok(table) => {
-                log::info!(
-                    "{name}: rebuilding role {}: {} of {} bytes done",
-                    fill.role,
-                    fill.checkpoint,
-                    regions.data_size
-                );
-                let incoming = Incoming {
-                    name,
-                    bad: Arc::new(load_bad_log(fill.disk.as_ref(), &fill.uuid, regions)),
-                    disk: fill.disk,
-                    uuid: fill.uuid,
-                    table: Arc::new(table),
-                    done: AtomicU64::new(fill.checkpoint / layout.chunk()),
-                    recorded: AtomicU64::new(fill.checkpoint),
-                    failed: AtomicBool::new(false),
-                };
-                *placed.members[fill.role]
-                    .incoming
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(incoming));
-            }
-            Err(e) => {
-                log::warn!("{name}: cannot read its checksum table ({e}); stale");
-                placed.others.push(Member::new(
-                    name,
-                    Some(fill.disk),
-                    MemberState::Stale,
-                    fill.uuid,
-                    None,
-                ));
-            }
-        }
+        let table = ChecksumTable::open(fill.disk.clone(), regions, pages);
+        log::info!(
+            "{name}: rebuilding role {}: {} of {} bytes done",
+            fill.role,
+            fill.checkpoint,
+            regions.data_size
+        );
+        let incoming = Incoming {
+            name,
+            bad: Arc::new(load_bad_log(fill.disk.as_ref(), &fill.uuid, regions)),
+            disk: fill.disk,
+            uuid: fill.uuid,
+            table: Arc::new(table),
+            done: AtomicU64::new(fill.checkpoint / layout.chunk()),
+            recorded: AtomicU64::new(fill.checkpoint),
+            failed: AtomicBool::new(false),
+        };
+        *placed.members[fill.role]
+            .incoming
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(incoming));
     }
     for &(role, since) in &placed.behind {
         let member = &placed.members[role];

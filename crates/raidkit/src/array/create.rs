@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use super::member::{ChecksumTable, Member, MemberState};
+use super::table::Fill;
 use super::{
     Array, ArrayError, ArrayOptions, Consistency, check_block_size, check_unique_names, new_epoch,
     refuse_if_member, session, superblocks::now,
 };
 use crate::disk::Disk;
 use crate::format::{
-    self, CSUM_BLOCK, FLAG_BITMAP, FLAG_JOURNAL, FormatError, Regions, SessionMapBlock, Slot,
-    SlotState, Superblock, VERSION_MINOR,
+    self, FLAG_BITMAP, FLAG_JOURNAL, FormatError, Regions, SessionMapBlock, Slot, SlotState,
+    Superblock, VERSION_MINOR,
 };
 use crate::layout::{DEFAULT_CHUNK, Layout, Level};
 
@@ -289,15 +290,17 @@ impl Array {
             map_since: u64::from(SessionMapBlock::fits(&regions)),
             journal_checkpoints: 0,
         };
-        let blocks = regions.data_size / CSUM_BLOCK;
         let members: Vec<Member> = disks
             .iter()
             .zip(&slots)
             .enumerate()
             .map(|(role, (disk, slot))| {
-                let zero_crc = format::zero_block_crc();
-                let table = ChecksumTable::from_entries(
-                    (0..blocks).map(|b| zero_crc ^ format::address_mix(role, b)),
+                // Zero blocks' entries until the sync writes, stored whole at the end.
+                let table = ChecksumTable::fresh(
+                    disk.clone(),
+                    &regions,
+                    Fill::ZeroBlocks { role },
+                    options.array.table_pages(n),
                 );
                 Member::new(
                     disk.name().to_string(),
@@ -351,9 +354,8 @@ impl Array {
         array
             .io
             .parallel(array.members.iter().collect(), |member| {
-                let disk = member.disk().expect("created members have disks");
                 let table = member.table().expect("created members have tables");
-                table.store_all(disk.as_ref(), &regions)?;
+                table.store_all()?;
                 Ok::<(), ArrayError>(())
             })
             .into_iter()

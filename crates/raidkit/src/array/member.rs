@@ -3,13 +3,13 @@
 //! Owns one member's state: disk, checksum table, bad-block list, counters, the regions it
 //! is behind in. Knows nothing of the other members or of stripes.
 
-use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::disk::{AlignedBuf, Disk, DiskError};
-use crate::format::{BadLog, CSUM_BLOCK, CSUM_ENTRY, Regions};
+pub(crate) use super::table::ChecksumTable;
+use crate::disk::{Disk, DiskError};
+use crate::format::BadLog;
 
 /// A member's state in the running array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,107 +80,6 @@ pub(crate) struct Counters {
     pub write_errors: AtomicU64,
     pub checksum_errors: AtomicU64,
     pub repaired: AtomicU64,
-}
-
-/// The in-memory copy of a member's checksum table, with the pages changed since the last
-/// flush.
-#[derive(Debug)]
-pub(crate) struct ChecksumTable {
-    entries: Vec<AtomicU32>,
-    dirty: Mutex<BTreeSet<u64>>,
-}
-
-/// Entries per table page.
-const PER_PAGE: u64 = CSUM_BLOCK / CSUM_ENTRY;
-
-impl ChecksumTable {
-    pub fn from_entries(entries: impl IntoIterator<Item = u32>) -> ChecksumTable {
-        ChecksumTable {
-            entries: entries.into_iter().map(AtomicU32::new).collect(),
-            dirty: Mutex::new(BTreeSet::new()),
-        }
-    }
-
-    /// Reads the table of a member.
-    pub fn load(disk: &dyn Disk, regions: &Regions) -> Result<ChecksumTable, DiskError> {
-        let blocks = regions.data_size / CSUM_BLOCK;
-        let mut buf = AlignedBuf::new(regions.csum_size as usize);
-        disk.read_at(&mut buf, regions.csum_offset)?;
-        Ok(ChecksumTable::from_entries(
-            buf.chunks_exact(4)
-                .take(blocks as usize)
-                .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]])),
-        ))
-    }
-
-    /// A table for a member being filled: every entry zero until its block is written.
-    pub fn empty(blocks: u64) -> ChecksumTable {
-        ChecksumTable::from_entries((0..blocks).map(|_| 0))
-    }
-
-    /// Writes the whole table (create).
-    pub fn store_all(&self, disk: &dyn Disk, regions: &Regions) -> Result<(), DiskError> {
-        let mut buf = AlignedBuf::new(regions.csum_size as usize);
-        for (i, entry) in self.entries.iter().enumerate() {
-            buf[i * 4..i * 4 + 4].copy_from_slice(&entry.load(Ordering::Relaxed).to_le_bytes());
-        }
-        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        disk.write_at(&buf, regions.csum_offset)
-    }
-
-    pub fn get(&self, block: u64) -> u32 {
-        self.entries[block as usize].load(Ordering::Relaxed)
-    }
-
-    pub fn set(&self, block: u64, value: u32) {
-        self.entries[block as usize].store(value, Ordering::Relaxed);
-    }
-
-    /// Marks the pages holding blocks `first..first + count` as changed.
-    pub fn mark_dirty(&self, first: u64, count: u64) {
-        if count == 0 {
-            return;
-        }
-        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        for page in first / PER_PAGE..=(first + count - 1) / PER_PAGE {
-            dirty.insert(page);
-        }
-    }
-
-    /// Whether any page changed since it was last written.
-    pub fn is_dirty(&self) -> bool {
-        !self
-            .dirty
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-    }
-
-    /// Writes every changed page; a page that fails to write stays dirty.
-    pub fn write_dirty(&self, disk: &dyn Disk, regions: &Regions) -> Result<(), DiskError> {
-        let pages: Vec<u64> =
-            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_iter()
-                .collect();
-        let mut buf = AlignedBuf::new(CSUM_BLOCK as usize);
-        for (n, &page) in pages.iter().enumerate() {
-            buf.fill(0);
-            let first = page * PER_PAGE;
-            let last = (first + PER_PAGE).min(self.entries.len() as u64);
-            for block in first..last {
-                let at = ((block - first) * CSUM_ENTRY) as usize;
-                buf[at..at + 4].copy_from_slice(&self.get(block).to_le_bytes());
-            }
-            if let Err(e) = disk.write_at(&buf, regions.csum_offset + page * CSUM_BLOCK) {
-                self.dirty
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(pages[n..].iter().copied());
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A member's bad-block log in memory: blocks whose contents are known lost.
@@ -282,8 +181,8 @@ pub(crate) struct Incoming {
 
 impl Incoming {
     /// Writes its changed table pages and bad-block log, then flushes it.
-    pub fn flush(&self, regions: &Regions) -> Result<(), DiskError> {
-        self.table.write_dirty(self.disk.as_ref(), regions)?;
+    pub fn flush(&self) -> Result<(), DiskError> {
+        self.table.write_dirty()?;
         self.bad.store(self.disk.as_ref(), &self.uuid)?;
         self.disk.flush()
     }

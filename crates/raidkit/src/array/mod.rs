@@ -53,6 +53,7 @@ mod roster;
 mod session;
 mod stripe;
 mod superblocks;
+mod table;
 mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +69,7 @@ pub use rebuild::{AutoRebuild, LostRange, Progress, RebuildOptions, RebuildRepor
 pub use session::CatchUpReport;
 pub use stripe::{DamagedBlock, ResyncReport, ScrubOptions, ScrubReport};
 use superblocks::Meta;
+pub use table::DEFAULT_TABLE_CACHE;
 
 use crate::disk::Disk;
 use crate::format::{
@@ -125,6 +127,12 @@ pub struct ArrayOptions {
     /// where none can give them, read as lost (never as its old bytes). Write-capable
     /// opens only.
     pub force: bool,
+    /// Bytes of checksum-table pages the array keeps in memory, all members together
+    /// (default [`DEFAULT_TABLE_CACHE`], 64 MiB). Pages are read from the members as needed
+    /// and the least recently used are dropped (written back first when changed), so memory
+    /// does not grow with the array's size. Each member's table gets an equal share, of at
+    /// least one page.
+    pub table_cache: u64,
 }
 
 impl ArrayOptions {
@@ -156,6 +164,16 @@ pub enum Access {
     Inspect,
 }
 
+impl ArrayOptions {
+    /// Pages each member's checksum table may keep cached, for an array of `members`
+    /// (one share more for a disk being rebuilt).
+    pub(crate) fn table_pages(&self, members: usize) -> usize {
+        usize::try_from(self.table_cache / format::CSUM_BLOCK / (members as u64 + 1))
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+}
+
 impl Default for ArrayOptions {
     fn default() -> ArrayOptions {
         ArrayOptions {
@@ -170,6 +188,7 @@ impl Default for ArrayOptions {
             access: Access::ReadWrite,
             degraded: false,
             force: false,
+            table_cache: table::DEFAULT_TABLE_CACHE,
         }
     }
 }
@@ -606,6 +625,11 @@ impl Array {
     }
 
     /// Refuses `op` on an array opened read-only.
+    /// Pages each member's checksum table may keep cached.
+    fn table_pages(&self) -> usize {
+        self.options.table_pages(self.layout.members())
+    }
+
     fn check_writable(&self, op: &'static str) -> Result<(), ArrayError> {
         match self.options.access {
             Access::ReadWrite => Ok(()),
@@ -841,11 +865,10 @@ impl Array {
         }
         let generation = self.intent_flush_begins();
         let stamp = self.stamp_begin();
-        let regions = self.regions;
         let failed = self.flush_members(false);
         for (role, member) in self.members.iter().enumerate() {
             if let Some(incoming) = member.incoming()
-                && let Err(e) = incoming.flush(&regions)
+                && let Err(e) = incoming.flush()
             {
                 self.abandon(role, &incoming, &format!("flush failed: {e}"));
             }
@@ -871,7 +894,6 @@ impl Array {
     /// it (with `only_changed`, only members that had something changed); the members
     /// that failed, with their errors.
     fn flush_members(&self, only_changed: bool) -> Vec<(usize, crate::disk::DiskError)> {
-        let regions = self.regions;
         self.io
             .parallel(self.members.active(), |(role, member)| {
                 let (Some(disk), Some(table)) = (member.disk(), member.table()) else {
@@ -881,7 +903,7 @@ impl Array {
                     return None;
                 }
                 let result = table
-                    .write_dirty(disk.as_ref(), &regions)
+                    .write_dirty()
                     .and_then(|()| member.bad().store(disk.as_ref(), &member.uuid()))
                     .and_then(|()| disk.flush());
                 result.err().map(|e| (role, e))
@@ -1132,6 +1154,8 @@ impl Array {
                 });
             }
             member.set_disk(None);
+            // Its table holds the disk open too.
+            *member.table.write().unwrap_or_else(|e| e.into_inner()) = None;
             member.set_state(MemberState::Missing);
             *member.name.write().unwrap_or_else(|e| e.into_inner()) = "(missing)".to_string();
         } else {

@@ -446,10 +446,13 @@ impl Array {
             return;
         };
         let index = self.block_index(stripe, row);
-        holder
+        if let Err(e) = holder
             .table
-            .set(index, format::checksum_entry(role, index, block));
-        holder.table.mark_dirty(index, 1);
+            .set_range(index, &[format::checksum_entry(role, index, block)])
+        {
+            log::warn!("role {role}: its checksum entry could not be fixed ({e})");
+            return;
+        }
         if holder.incoming.is_none() {
             self.members[role]
                 .counters

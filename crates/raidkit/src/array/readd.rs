@@ -158,7 +158,7 @@ impl Array {
         let Some((since, pending)) = pending else {
             return self.re_add_full(role, options, cancel, progress, report);
         };
-        let table = ChecksumTable::load(disk.as_ref(), &self.regions)?;
+        let table = ChecksumTable::open(disk.clone(), &self.regions, self.table_pages());
         let bad = super::assemble::load_bad_log(disk.as_ref(), &member.uuid(), &self.regions);
         {
             let _all = self.locks.everything();
@@ -230,6 +230,7 @@ impl Array {
             let _all = self.locks.everything();
             let mut meta = self.meta.lock();
             member.set_disk(None);
+            *member.table.write().unwrap_or_else(|e| e.into_inner()) = None;
             member.set_state(MemberState::Missing);
             self.commit(&mut meta);
         }

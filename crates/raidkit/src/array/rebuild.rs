@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::member::{BadBlocks, ChecksumTable, Incoming, Member, MemberState};
 use super::pipeline::{BS, Found, Heal, Row, Walk};
+use super::table::Fill;
 use super::{Array, ArrayError, check_block_size, refuse_if_member};
 use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
@@ -363,7 +364,6 @@ impl Array {
         disk: Arc<dyn Disk>,
         uuid: [u8; 16],
     ) -> Result<(), ArrayError> {
-        let blocks = self.regions.data_size / CSUM_BLOCK;
         let bad = Arc::new(BadBlocks::default());
         // Its log must say "nothing lost" before any superblock names it: the disk may hold
         // an older log of its own.
@@ -372,9 +372,14 @@ impl Array {
         disk.flush()?;
         let incoming = Arc::new(Incoming {
             name,
-            disk,
+            disk: disk.clone(),
             uuid,
-            table: Arc::new(ChecksumTable::empty(blocks)),
+            table: Arc::new(ChecksumTable::fresh(
+                disk,
+                &self.regions,
+                Fill::Zero,
+                self.table_pages(),
+            )),
             bad,
             done: Default::default(),
             recorded: Default::default(),
@@ -587,7 +592,7 @@ impl Array {
             .iter()
             .position(|m| m.incoming().is_some_and(|i| Arc::ptr_eq(&i, incoming)));
         let _flushing = self.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = incoming.flush(&self.regions) {
+        if let Err(e) = incoming.flush() {
             if let Some(role) = role {
                 self.abandon(role, incoming, &format!("flush failed: {e}"));
             }
@@ -697,10 +702,13 @@ impl Array {
                 reason: format!("write failed: {e}"),
             });
         }
-        for (i, entry) in entries.into_iter().enumerate() {
-            incoming.table.set(base + i as u64, entry);
+        if let Err(e) = incoming.table.set_range(base, &entries) {
+            self.abandon(role, incoming, &format!("checksum table: {e}"));
+            return Err(ArrayError::RebuildAbandoned {
+                member: incoming.name.clone(),
+                reason: format!("checksum table: {e}"),
+            });
         }
-        incoming.table.mark_dirty(base, nrows as u64);
         Ok(filled)
     }
 
@@ -708,7 +716,7 @@ impl Array {
     fn finish(&self, role: usize, incoming: &Arc<Incoming>) -> Result<(), ArrayError> {
         // It got the marks made since it started; now the whole map.
         self.store_session_map(Some(&incoming.disk), false);
-        if let Err(e) = incoming.flush(&self.regions) {
+        if let Err(e) = incoming.flush() {
             self.abandon(role, incoming, &format!("flush failed: {e}"));
             return Err(ArrayError::RebuildAbandoned {
                 member: incoming.name.clone(),

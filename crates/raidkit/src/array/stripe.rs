@@ -74,10 +74,13 @@ impl Array {
         buf: &[u8],
     ) -> Vec<usize> {
         let base = self.block_index(stripe, first_row);
+        let mut entries = vec![None; buf.len().div_ceil(BS)];
+        table.get_range(base, &mut entries);
         buf.chunks(BS)
+            .zip(entries)
             .enumerate()
-            .filter(|(i, block)| {
-                table.get(base + *i as u64) != format::checksum_entry(role, base + *i as u64, block)
+            .filter(|(i, (block, entry))| {
+                *entry != Some(format::checksum_entry(role, base + *i as u64, block))
             })
             .map(|(i, _)| i)
             .collect()

@@ -523,12 +523,11 @@ impl Array {
                     disk.write_at(&copy, offset)
                 };
                 let blocks = (bytes.len() / BS) as u64;
+                // The entries go in once the blocks are written; a table page that
+                // cannot be read fails the write like the member's own error.
+                let result = result.and_then(|()| holder.table.set_range(base, &entries));
                 match result {
                     Ok(()) => {
-                        for (i, entry) in entries.into_iter().enumerate() {
-                            holder.table.set(base + i as u64, entry);
-                        }
-                        holder.table.mark_dirty(base, blocks);
                         holder.bad.clear(base, blocks);
                         None
                     }

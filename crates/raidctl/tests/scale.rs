@@ -1,0 +1,160 @@
+//! Large arrays open in bounded memory: the checksum tables are paged, never loaded whole.
+//! Each command's peak memory is measured by the test itself (`wait4`'s resource usage of
+//! the child), over members whose tables together are far larger than the cache.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RAIDCTL: &str = env!("CARGO_BIN_EXE_raidctl");
+
+/// What one command did: its output, peak resident memory and wall time.
+struct Measured {
+    out: std::process::Output,
+    peak_mib: u64,
+    took: Duration,
+}
+
+/// Runs raidctl with `args` (and `input` on stdin), measuring its peak memory.
+// The child is reaped by wait4 (for its resource usage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn measured(args: &[&str], input: &[u8]) -> Measured {
+    let started = Instant::now();
+    let mut child = Command::new(RAIDCTL)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run raidctl");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut { stdout }, &mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut { stderr }, &mut s).unwrap();
+        s
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only into `status` and `usage`, both live for the call; the
+    // pid is our own child's, not yet waited for (the Child is never waited on after).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let took = started.elapsed();
+    let stdout = out.join().unwrap();
+    let stderr = err.join().unwrap();
+    Measured {
+        out: std::process::Output {
+            status: std::os::unix::process::ExitStatusExt::from_raw(status),
+            stdout,
+            stderr,
+        },
+        // ru_maxrss is in KiB on Linux.
+        peak_mib: usage.ru_maxrss as u64 / 1024,
+        took,
+    }
+}
+
+fn ok(m: &Measured, what: &str) {
+    assert!(
+        m.out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&m.out.stderr)
+    );
+    eprintln!("{what}: {:?}, peak {} MiB", m.took, m.peak_mib);
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// RAID-6 over six 64 GiB sparse members: 384 MiB of checksum table in all, six times
+/// the default cache. `status`, `examine`, a 4 KiB write and read at the far end, and a
+/// read of unwritten space each stay far under the table's size in memory (a build that
+/// loads the tables whole needs 384 MiB), and return what was written.
+#[test]
+fn a_large_array_opens_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let members: Vec<String> = (0..6)
+        .map(|i| dir.path().join(format!("m{i}.img")).display().to_string())
+        .collect();
+    let with = |first: &[&str]| -> Vec<String> {
+        first
+            .iter()
+            .map(|s| s.to_string())
+            .chain(members.iter().cloned())
+            .collect()
+    };
+    let create = with(&["create", "--level", "6", "--size", "64G", "--assume-clean"]);
+    ok(&measured(&args(&create), b""), "create");
+
+    let status = measured(&args(&with(&["status", "--json"])), b"");
+    ok(&status, "status");
+    let value: serde_json::Value = serde_json::from_slice(&status.out.stdout).unwrap();
+    let size = value["size"].as_u64().unwrap();
+    assert!(size > 250 << 30, "{size}");
+    let examine = measured(&["examine", &members[5]], b"");
+    ok(&examine, "examine");
+
+    let block: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    let far = (size - 4096).to_string();
+    let write = measured(&args(&with(&["write", "--offset", &far])), &block);
+    ok(&write, "write 4 KiB at the far end");
+    let read = measured(
+        &args(&with(&["read", "--offset", &far, "--length", "4096"])),
+        b"",
+    );
+    ok(&read, "read 4 KiB at the far end");
+    assert!(
+        read.out.stdout == block,
+        "the far block reads back as written"
+    );
+    let middle = (size / 2 / 4096 * 4096).to_string();
+    let zeros = measured(
+        &args(&with(&["read", "--offset", &middle, "--length", "4096"])),
+        b"",
+    );
+    ok(&zeros, "read 4 KiB never written");
+    assert!(zeros.out.stdout.iter().all(|b| *b == 0));
+
+    // The same with a cache of 4 KiB: one page per table, still right.
+    let small = measured(
+        &args(&with(&[
+            "read",
+            "--table-cache",
+            "4K",
+            "--offset",
+            &far,
+            "--length",
+            "4096",
+        ])),
+        b"",
+    );
+    ok(&small, "read with a 4 KiB table cache");
+    assert!(small.out.stdout == block);
+
+    for (what, m) in [
+        ("status", &status),
+        ("examine", &examine),
+        ("write", &write),
+        ("read", &read),
+        ("read of zeros", &zeros),
+        ("read, small cache", &small),
+    ] {
+        assert!(
+            m.peak_mib < 128,
+            "{what}: {} MiB at its peak, for 384 MiB of tables",
+            m.peak_mib
+        );
+        // Generous: constant-time opens take well under a second here; loading the
+        // tables whole took several.
+        assert!(m.took < Duration::from_secs(10), "{what}: {:?}", m.took);
+    }
+}
