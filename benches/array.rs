@@ -4,6 +4,7 @@
 //! cargo bench --bench array -- [--dir /dev/shm] [--member-mib 256] [--secs 2] [--reps 3]
 //!                              [--chunk-kib 512] [--only 'RAID-6 seq write']
 //!                              [--threads N] [--request-stripes 1] [--no-bitmap]
+//!                              [--table-cache-kib 65536]
 //! ```
 //!
 //! Six member files in `--dir` (tmpfs by default, as in `shared/anchors/io`). Raw: six
@@ -43,6 +44,7 @@ struct Args {
     threads: Option<usize>,
     stripes: u64,
     consistency: Consistency,
+    table_cache: u64,
 }
 
 fn args() -> Args {
@@ -56,6 +58,7 @@ fn args() -> Args {
         threads: None,
         stripes: 1,
         consistency: Consistency::Journal,
+        table_cache: raidkit::array::DEFAULT_TABLE_CACHE,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,6 +73,7 @@ fn args() -> Args {
             "--threads" => out.threads = Some(value().parse().unwrap()),
             "--request-stripes" => out.stripes = value().parse().unwrap(),
             "--no-bitmap" => out.consistency = Consistency::None,
+            "--table-cache-kib" => out.table_cache = value().parse::<u64>().unwrap() << 10,
             "--consistency" => out.consistency = value().parse().unwrap(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -247,6 +251,7 @@ fn main() {
             let paths = files(&args.dir, name, args.member);
             let array_options = ArrayOptions {
                 threads: args.threads,
+                table_cache: args.table_cache,
                 ..ArrayOptions::default()
             };
             let options = CreateOptions::new(Level::Parity { m: *m })
@@ -299,7 +304,7 @@ fn main() {
                 seq(&array, false, args.stripes, args.secs)
             });
             drop(array);
-            let array = Array::assemble(open(&paths), &ArrayOptions::default()).unwrap();
+            let array = Array::assemble(open(&paths), &array_options).unwrap();
             let spare = args.dir.join(format!("raidkit-bench-{name}-spare.img"));
             let _ = std::fs::remove_file(&spare);
             // Written through once (zeros), like the raw files: a fresh sparse tmpfs file

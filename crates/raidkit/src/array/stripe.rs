@@ -74,10 +74,19 @@ impl Array {
         buf: &[u8],
     ) -> Vec<usize> {
         let base = self.block_index(stripe, first_row);
-        let mut entries = vec![None; buf.len().div_ceil(BS)];
-        table.get_range(base, &mut entries);
+        // A chunk's entries fit on the stack; more (large chunks) go to the heap.
+        let blocks = buf.len().div_ceil(BS);
+        let mut stack = [None; 128];
+        let mut heap = Vec::new();
+        let entries = if blocks <= stack.len() {
+            &mut stack[..blocks]
+        } else {
+            heap.resize(blocks, None);
+            &mut heap[..]
+        };
+        table.get_range(base, entries);
         buf.chunks(BS)
-            .zip(entries)
+            .zip(entries.iter().copied())
             .enumerate()
             .filter(|(i, (block, entry))| {
                 *entry != Some(format::checksum_entry(role, base + *i as u64, block))

@@ -93,10 +93,31 @@ impl Fresh {
     }
 }
 
+/// A hasher for page numbers: one multiply, high bits folded into the low ones (the map's
+/// buckets are chosen by low bits, and a map's page numbers share their low four).
+#[derive(Debug, Default)]
+struct PageHasher(u64);
+
+impl std::hash::Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b) ^ self.0.rotate_left(8));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PageMap = HashMap<u64, Arc<Page>, std::hash::BuildHasherDefault<PageHasher>>;
+
 /// The pages of one map, and how many it has dropped.
 #[derive(Debug, Default)]
 struct Shard {
-    pages: HashMap<u64, Arc<Page>>,
+    pages: PageMap,
     /// Pages dropped so far: a page read from the member while this changed may predate
     /// a write-back, and is read again.
     dropped: u64,
@@ -202,37 +223,42 @@ impl ChecksumTable {
         &self.shards[(page % SHARDS as u64) as usize]
     }
 
-    /// Page `page`, from the cache or read into it.
-    fn page(&self, page: u64) -> Result<Arc<Page>, DiskError> {
+    /// Runs `f` on page `page` under its map's lock, reading the page into the cache
+    /// first when it is not there (callers never hold a page outside the lock, so the
+    /// hot path is one lock and one lookup).
+    fn with_page<R>(&self, page: u64, f: impl FnOnce(&Page) -> R) -> Result<R, DiskError> {
+        let mut f = Some(f);
         loop {
             let dropped = {
                 let shard = lock(self.shard(page));
                 if let Some(p) = shard.pages.get(&page) {
-                    p.used.store(true, Ordering::Relaxed);
-                    return Ok(p.clone());
+                    if !p.used.load(Ordering::Relaxed) {
+                        p.used.store(true, Ordering::Relaxed);
+                    }
+                    return Ok((f.take().expect("once"))(p));
                 }
                 shard.dropped
             };
             let loaded = Arc::new(self.load(page)?);
-            let p = {
+            let (result, added) = {
                 let mut shard = lock(self.shard(page));
                 if let Some(p) = shard.pages.get(&page) {
                     // Another caller read it meanwhile (and may have changed it): theirs.
-                    p.clone()
+                    ((f.take().expect("once"))(p), false)
                 } else if shard.dropped != dropped {
                     // A page of this map was written back and dropped while we read:
                     // what we read may be older than it. Read again.
                     continue;
                 } else {
-                    shard.pages.insert(page, loaded.clone());
-                    drop(shard);
-                    if self.cached.fetch_add(1, Ordering::AcqRel) + 1 > self.max_pages {
-                        self.evict();
-                    }
-                    loaded
+                    let result = (f.take().expect("once"))(&loaded);
+                    shard.pages.insert(page, loaded);
+                    (result, true)
                 }
             };
-            return Ok(p);
+            if added && self.cached.fetch_add(1, Ordering::AcqRel) + 1 > self.max_pages {
+                self.evict();
+            }
+            return Ok(result);
         }
     }
 
@@ -242,16 +268,16 @@ impl ChecksumTable {
         let mut at = 0usize;
         while at < out.len() {
             let block = first + at as u64;
-            let page_no = block / PER_PAGE;
             let within = (block % PER_PAGE) as usize;
             let n = (PER_PAGE as usize - within).min(out.len() - at);
-            match self.page(page_no) {
-                Ok(page) => {
-                    for (slot, entry) in out[at..at + n].iter_mut().zip(&page.entries[within..]) {
-                        *slot = Some(entry.load(Ordering::Acquire));
-                    }
+            let slots = &mut out[at..at + n];
+            let read = self.with_page(block / PER_PAGE, |page| {
+                for (slot, entry) in slots.iter_mut().zip(&page.entries[within..]) {
+                    *slot = Some(entry.load(Ordering::Acquire));
                 }
-                Err(_) => out[at..at + n].fill(None),
+            });
+            if read.is_err() {
+                out[at..at + n].fill(None);
             }
             at += n;
         }
@@ -265,13 +291,15 @@ impl ChecksumTable {
             let block = first + at as u64;
             let within = (block % PER_PAGE) as usize;
             let n = (PER_PAGE as usize - within).min(values.len() - at);
-            let page = self.page(block / PER_PAGE)?;
-            for (entry, value) in page.entries[within..within + n].iter().zip(&values[at..]) {
-                entry.store(*value, Ordering::Release);
-            }
-            // After the entries: a write-back that cleared the flag before them sees it
-            // set again, and writes the page once more.
-            if !page.dirty.swap(true, Ordering::AcqRel) {
+            let newly_dirty = self.with_page(block / PER_PAGE, |page| {
+                for (entry, value) in page.entries[within..within + n].iter().zip(&values[at..]) {
+                    entry.store(*value, Ordering::Release);
+                }
+                // After the entries: a write-back that cleared the flag before them sees
+                // it set again, and writes the page once more.
+                !page.dirty.swap(true, Ordering::AcqRel)
+            })?;
+            if newly_dirty {
                 self.dirty.fetch_add(1, Ordering::AcqRel);
             }
             at += n;
