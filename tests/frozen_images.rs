@@ -505,3 +505,83 @@ fn without(disks: &[Arc<MemDisk>], skip: Option<usize>) -> Vec<Box<dyn Disk>> {
         .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
         .collect()
 }
+
+/// A format 1.4 image: RAID-6 over five members that read as zeros at create, so no
+/// checksum table was written (its zero entries vouch for zero blocks), then a few writes.
+/// Generated with `RAIDKIT_WRITE_FROZEN_V1_4=1`; never regenerated to make the test pass.
+const V1_4: &str = "v1.4-raid6-zero-tables.rkimg";
+
+fn generate_v1_4(seed: u64) {
+    let disks: Vec<Arc<MemDisk>> = (0..5)
+        .map(|i| Arc::new(MemDisk::new(&format!("m{i}"), MEMBER, 4096)))
+        .collect();
+    let array = Array::create(
+        without(&disks, None),
+        &CreateOptions::new(Level::Parity { m: 2 })
+            .chunk(16 << 10)
+            .name(V1_4),
+    )
+    .unwrap();
+    for (at, bytes) in writes(array.len(), seed) {
+        array.write_at(&bytes, at).unwrap();
+    }
+    let crc = crc32fast::hash(&expected(array.len(), seed));
+    array.close().unwrap();
+    let images: Vec<Vec<u8>> = disks.iter().map(|d| d.snapshot()).collect();
+    std::fs::write(path(V1_4), encode(&images, crc)).unwrap();
+}
+
+#[test]
+fn frozen_v1_4_image_reads_zeros_through_zero_entries() {
+    let seed = 14;
+    if std::env::var_os("RAIDKIT_WRITE_FROZEN_V1_4").is_some() {
+        generate_v1_4(seed);
+    }
+    let bytes = std::fs::read(path(V1_4)).unwrap_or_else(|e| panic!("{V1_4}: {e}"));
+    let (images, crc) = decode(&bytes);
+    assert_eq!(images.len(), 5);
+    let sb = raidkit::meta::read_superblock(&MemDisk::from_image("m0", images[0].clone(), 4096))
+        .unwrap()
+        .superblock;
+    assert_eq!(sb.minor, 4);
+    // The last block's entry was never written: 0, vouching for zeros.
+    let r = sb.regions;
+    let last = (r.csum_offset + (r.data_size / 4096 - 1) * 4) as usize;
+    assert_eq!(&images[0][last..last + 4], &[0u8; 4]);
+    let disks = from_images("m", &images);
+    let model = expected(
+        Array::assemble(without(&disks, None), &ArrayOptions::default())
+            .unwrap()
+            .len(),
+        seed,
+    );
+    assert_eq!(crc32fast::hash(&model), crc, "the generator changed");
+    let mut back = vec![0u8; model.len()];
+    for a in 0..disks.len() {
+        for b in a..disks.len() {
+            let gone: Vec<usize> = if a == b { vec![a] } else { vec![a, b] };
+            // Fresh copies each time: a degraded start records the others missing.
+            let fresh = from_images("m", &images);
+            let rest: Vec<Box<dyn Disk>> = fresh
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !gone.contains(i))
+                .map(|(_, d)| Box::new(d.clone()) as Box<dyn Disk>)
+                .collect();
+            let array = Array::assemble(rest, &ArrayOptions::default().allow_degraded()).unwrap();
+            array.read_at(&mut back, 0).unwrap();
+            assert!(back == model, "without {gone:?}: contents differ");
+        }
+    }
+    // A check-only scrub finds nothing wrong, zero blocks included.
+    let array = Array::assemble(without(&disks, None), &ArrayOptions::default()).unwrap();
+    let report = array
+        .scrub(
+            raidkit::array::ScrubOptions::default(),
+            &std::sync::atomic::AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap();
+    assert!(report.damaged.is_empty() && report.unrecoverable.is_empty());
+    assert!(report.bytes > 0);
+}

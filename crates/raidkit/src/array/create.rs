@@ -239,10 +239,13 @@ impl Array {
                 smallest.name()
             );
         }
+        // Asked before anything is written: members that read as zeros need no sync, and
+        // their (zero) table regions already vouch for every block (format minor 4).
+        let known_zero: Vec<bool> = disks.iter().map(|d| d.is_known_zeroed()).collect();
         let zero = match options.sync {
             InitialSync::AssumeZero => true,
             InitialSync::Full => false,
-            InitialSync::Auto => disks.iter().all(|d| d.is_known_zeroed()),
+            InitialSync::Auto => known_zero.iter().all(|z| *z),
         };
         let array_uuid = crate::ids::new_uuid();
         let size = layout.capacity(regions.data_size);
@@ -293,13 +296,13 @@ impl Array {
         let members: Vec<Member> = disks
             .iter()
             .zip(&slots)
-            .enumerate()
-            .map(|(role, (disk, slot))| {
-                // Zero blocks' entries until the sync writes, stored whole at the end.
+            .map(|(disk, slot)| {
+                // Zero entries (zero blocks) until the sync writes; stored whole at the end
+                // unless the member reads as zeros already.
                 let table = ChecksumTable::fresh(
                     disk.clone(),
                     &regions,
-                    Fill::ZeroBlocks { role },
+                    Fill::Zero,
                     options.array.table_pages(n),
                 );
                 Member::new(
@@ -350,14 +353,23 @@ impl Array {
             array.initial_sync(progress)?;
         }
         // Tables first, superblocks last: a member without a valid superblock is not an
-        // array member, whatever else was written.
+        // array member, whatever else was written. A member known to read as zeros with no
+        // sync run has a zero table region already: only the pages written since (none
+        // unless something wrote) go to it, so a sparse member stays sparse.
         array
             .io
-            .parallel(array.members.iter().collect(), |member| {
-                let table = member.table().expect("created members have tables");
-                table.store_all()?;
-                Ok::<(), ArrayError>(())
-            })
+            .parallel(
+                array.members.iter().zip(&known_zero).collect(),
+                |(member, &known_zero)| {
+                    let table = member.table().expect("created members have tables");
+                    if zero && known_zero {
+                        table.write_dirty()?;
+                    } else {
+                        table.store_all()?;
+                    }
+                    Ok::<(), ArrayError>(())
+                },
+            )
             .into_iter()
             .collect::<Result<(), ArrayError>>()?;
         if array.guard.journal().is_some() {

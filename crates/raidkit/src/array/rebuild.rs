@@ -684,7 +684,9 @@ impl Array {
             let index = base + row as u64;
             if lost_row[row] {
                 block.fill(0);
-                entries.push(format::checksum_entry(role, index, block) ^ POISON);
+                // Never 0 either: 0 vouches for zeros.
+                let poisoned = format::checksum_entry(role, index, block) ^ POISON;
+                entries.push(if poisoned == 0 { !POISON } else { poisoned });
                 if !incoming.bad.add(index, 1) {
                     return Err(ArrayError::BadLogFull {
                         member: incoming.name.clone(),

@@ -89,7 +89,7 @@ impl Array {
             .zip(entries.iter().copied())
             .enumerate()
             .filter(|(i, (block, entry))| {
-                *entry != Some(format::checksum_entry(role, base + *i as u64, block))
+                !entry.is_some_and(|e| format::entry_verifies(e, role, base + *i as u64, block))
             })
             .map(|(i, _)| i)
             .collect()

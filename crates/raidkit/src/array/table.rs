@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::disk::{AlignedBuf, Disk, DiskError};
-use crate::format::{self, CSUM_BLOCK, CSUM_ENTRY, Regions};
+use crate::format::{CSUM_BLOCK, CSUM_ENTRY, Regions};
 
 /// Entries per table page.
 pub(crate) const PER_PAGE: u64 = CSUM_BLOCK / CSUM_ENTRY;
@@ -68,10 +68,9 @@ impl Page {
 /// What a page that was never written back holds, for a table being filled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Fill {
-    /// Zero entries: no block verifies until written (a disk receiving a rebuild).
+    /// Zero entries: each vouches for a block of zeros (format minor 4), as the table of a
+    /// member that reads as zeros does (a member being created, a disk being rebuilt).
     Zero,
-    /// The entries of zero blocks of `role` (a member being created).
-    ZeroBlocks { role: usize },
 }
 
 /// A table whose pages on the member are not yet valid: those never written back read as
@@ -203,10 +202,6 @@ impl ChecksumTable {
         {
             return Ok(match fresh.fill {
                 Fill::Zero => Page::new((0..count).map(|_| 0)),
-                Fill::ZeroBlocks { role } => {
-                    let zero = format::zero_block_crc();
-                    Page::new((first..first + count).map(|b| zero ^ format::address_mix(role, b)))
-                }
             });
         }
         let mut buf = AlignedBuf::new(CSUM_BLOCK as usize);
@@ -571,9 +566,8 @@ mod tests {
         // Garbage where the table goes: nothing of it may show through.
         disk.write_at(&vec![0xA5; r.csum_size as usize], r.csum_offset)
             .unwrap();
-        let table = ChecksumTable::fresh(disk.clone(), &r, Fill::ZeroBlocks { role: 3 }, 2);
-        let zero = format::zero_block_crc();
-        let fill = |b: u64| zero ^ format::address_mix(3, b);
+        let table = ChecksumTable::fresh(disk.clone(), &r, Fill::Zero, 2);
+        let fill = |_: u64| 0u32;
         let set: Vec<u32> = (0..3000).collect();
         table.set_range(5 * PER_PAGE + 7, &set).unwrap();
         // Evictions wrote some pages back; the rest are still the fill.
@@ -588,8 +582,6 @@ mod tests {
             };
             assert_eq!(got[b as usize], Some(want), "block {b}");
         }
-        let rebuild = ChecksumTable::fresh(disk, &r, Fill::Zero, 1);
-        assert_eq!(all(&rebuild, blocks), vec![Some(0); blocks as usize]);
     }
 
     /// Many threads setting and reading entries on many pages through a one-page cache:

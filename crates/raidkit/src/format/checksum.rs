@@ -18,6 +18,15 @@ pub fn address_mix(role: usize, block: u64) -> u32 {
     (z ^ (z >> 31)) as u32
 }
 
+/// Whether `data` (block `block` of the member with role `role`) matches the stored entry
+/// `stored`: its checksum entry, or (format minor 4) 0 for a block of zeros. A table page
+/// never written — a sparse or zeroed table region — therefore vouches for zeros and for
+/// nothing else, so an array created over members that read as zeros needs no table
+/// written.
+pub fn entry_verifies(stored: u32, role: usize, block: u64, data: &[u8]) -> bool {
+    stored == checksum_entry(role, block, data) || (stored == 0 && data.iter().all(|b| *b == 0))
+}
+
 /// CRC-32 of a 4 KiB block of zeros.
 pub fn zero_block_crc() -> u32 {
     static ZERO: std::sync::OnceLock<u32> = std::sync::OnceLock::new();

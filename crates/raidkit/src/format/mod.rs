@@ -64,8 +64,10 @@ pub const VERSION_MAJOR: u16 = 1;
 /// The format's minor version: additions that older readers of the same major may ignore.
 /// Minor 1 added the scrub checkpoint (header bytes 248..260) and the bad-block log; minor
 /// 2 the write journal; minor 3 writing sessions (header bytes 272..296), members behind
-/// (a faulty slot with a `since` event) and the session map ([`SessionMapBlock`]).
-pub const VERSION_MINOR: u16 = 3;
+/// (a faulty slot with a `since` event) and the session map ([`SessionMapBlock`]); minor 4
+/// checksum entries of 0 that vouch for blocks of zeros ([`entry_verifies`]), so a member
+/// that reads as zeros needs no table written at create.
+pub const VERSION_MINOR: u16 = 4;
 /// Bytes in one superblock copy.
 pub const SB_SIZE: usize = 16 << 10;
 /// Member offsets of the two superblock copies.
