@@ -441,6 +441,10 @@ impl Array {
     /// Rewrites the checksum entry of an intact block (`row` of `pos` in `stripe`) whose
     /// entry was damaged: the row's redundancy gave back exactly the stored bytes.
     pub(super) fn fix_entry(&self, stripe: u64, pos: usize, row: u64, block: &[u8]) {
+        // A report writes nothing, not even a table page an eviction would write back.
+        if self.options.access == super::Access::Inspect {
+            return;
+        }
         let role = self.layout.member_at(stripe, pos);
         let Some(holder) = self.members.reader(role, stripe) else {
             return;

@@ -286,33 +286,34 @@ impl ChecksumTable {
             let block = first + at as u64;
             let within = (block % PER_PAGE) as usize;
             let n = (PER_PAGE as usize - within).min(values.len() - at);
-            let newly_dirty = self.with_page(block / PER_PAGE, |page| {
+            self.with_page(block / PER_PAGE, |page| {
                 for (entry, value) in page.entries[within..within + n].iter().zip(&values[at..]) {
                     entry.store(*value, Ordering::Release);
                 }
                 // After the entries: a write-back that cleared the flag before them sees
-                // it set again, and writes the page once more.
-                !page.dirty.swap(true, Ordering::AcqRel)
+                // it set again, and writes the page once more. Counted under the map's
+                // lock, before anyone can clean it again.
+                if !page.dirty.swap(true, Ordering::AcqRel) {
+                    self.dirty.fetch_add(1, Ordering::AcqRel);
+                }
             })?;
-            if newly_dirty {
-                self.dirty.fetch_add(1, Ordering::AcqRel);
-            }
             at += n;
         }
         Ok(())
     }
 
-    /// Whether any page changed since it was last written.
+    /// Whether any page changed since it was last written, or is being written back.
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire) > 0
     }
 
     /// Writes `page` (number `page_no`) back if it changed; it stays changed if that fails.
+    /// The page stays counted in `dirty` until its write returned, so a count of 0 (seen
+    /// under `writing`) means no changed page and no write-back in flight.
     fn write_back(&self, page_no: u64, page: &Page, buf: &mut AlignedBuf) -> Result<(), DiskError> {
         if !page.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        self.dirty.fetch_sub(1, Ordering::AcqRel);
         buf.fill(0);
         page.encode(buf);
         let result = self
@@ -323,8 +324,11 @@ impl ChecksumTable {
                     fresh.set_written(page_no);
                 }
             });
-        if result.is_err() && !page.dirty.swap(true, Ordering::AcqRel) {
-            self.dirty.fetch_add(1, Ordering::AcqRel);
+        // Failed, and not changed again meanwhile: it stays changed, on our count. Otherwise
+        // our count goes (a setter that changed it again counted it once more).
+        let kept = result.is_err() && !page.dirty.swap(true, Ordering::AcqRel);
+        if !kept {
+            self.dirty.fetch_sub(1, Ordering::AcqRel);
         }
         result
     }
@@ -378,10 +382,11 @@ impl ChecksumTable {
 
     /// Writes every changed page, in order; a page that fails to write stays changed.
     pub fn write_dirty(&self) -> Result<(), DiskError> {
+        // Under `writing`: an eviction's write-back in flight is finished first.
+        let _writing = lock(&self.writing);
         if !self.is_dirty() {
             return Ok(());
         }
-        let _writing = lock(&self.writing);
         let mut pages: Vec<(u64, Arc<Page>)> = Vec::new();
         for shard in &self.shards {
             pages.extend(
@@ -472,25 +477,62 @@ mod tests {
         Arc::new(MemDisk::new("t", r.data_offset, 4096))
     }
 
-    /// A memory disk whose reads take a while, so that evictions race with them.
+    /// A memory disk whose reads, or writes, take a while, so that evictions race with
+    /// them.
     #[derive(Debug)]
-    struct SlowReads(MemDisk);
+    struct Slow {
+        inner: MemDisk,
+        read: std::time::Duration,
+        write: std::time::Duration,
+    }
 
-    impl Disk for SlowReads {
+    impl Slow {
+        fn new(r: &Regions, read_us: u64, write_us: u64) -> Slow {
+            Slow {
+                inner: MemDisk::new("t", r.data_offset, 4096),
+                read: std::time::Duration::from_micros(read_us),
+                write: std::time::Duration::from_micros(write_us),
+            }
+        }
+    }
+
+    impl Disk for Slow {
         fn info(&self) -> &crate::disk::DiskInfo {
-            self.0.info()
+            self.inner.info()
         }
         fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
-            self.0.read_at(buf, offset)?;
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.inner.read_at(buf, offset)?;
+            std::thread::sleep(self.read);
             Ok(())
         }
         fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), DiskError> {
-            self.0.write_at(buf, offset)
+            std::thread::sleep(self.write);
+            self.inner.write_at(buf, offset)
         }
         fn flush(&self) -> Result<(), DiskError> {
             Ok(())
         }
+    }
+
+    /// A flush that begins while an eviction is still writing the only changed page back
+    /// returns only once that page is on the member.
+    #[test]
+    fn a_flush_waits_for_a_write_back_in_flight() {
+        let r = regions(4);
+        let slow = Arc::new(Slow::new(&r, 0, 100_000));
+        let disk: Arc<dyn Disk> = slow.clone();
+        let table = ChecksumTable::open(disk, &r, 1);
+        table.set_range(3, &[0xDEAD_BEEF]).unwrap();
+        std::thread::scope(|scope| {
+            // Reading page 1 evicts page 0, which is written back slowly.
+            scope.spawn(|| table.get_range(PER_PAGE, &mut [None]));
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            table.write_dirty().unwrap();
+            let mut page = vec![0u8; CSUM_BLOCK as usize];
+            slow.inner.read_at(&mut page, r.csum_offset).unwrap();
+            assert_eq!(&page[12..16], &0xDEAD_BEEFu32.to_le_bytes(), "flushed");
+        });
+        assert!(!table.is_dirty());
     }
 
     fn all(table: &ChecksumTable, blocks: u64) -> Vec<Option<u32>> {
@@ -592,7 +634,7 @@ mod tests {
         let blocks = r.data_size / CSUM_BLOCK;
         // Races are rare: many short runs.
         for run in 0..60u32 {
-            let disk: Arc<dyn Disk> = Arc::new(SlowReads(MemDisk::new("t", r.data_offset, 4096)));
+            let disk: Arc<dyn Disk> = Arc::new(Slow::new(&r, 200, 0));
             let table = ChecksumTable::open(disk.clone(), &r, 1);
             std::thread::scope(|scope| {
                 for t in 0..4u64 {
