@@ -177,8 +177,16 @@ fn print_reports(reports: &[RebuildReport]) -> Outcome {
             outcome = Outcome::Interrupted;
             continue;
         }
+        let skipped = if r.skipped > 0 {
+            format!(
+                " ({} MiB of it never written since create: nothing to copy)",
+                r.skipped >> 20
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "raidctl: {what}: {} MiB{resumed}; {} damaged blocks of other members repaired",
+            "raidctl: {what}: {} MiB{resumed}{skipped}; {} damaged blocks of other members repaired",
             r.bytes >> 20,
             r.repaired
         );

@@ -108,6 +108,7 @@ pub fn status_json(status: &Status) -> Value {
             "repair": s.repair,
         })),
         "replay_pending": status.replay_pending,
+        "data_bytes": status.data_bytes,
         "last_scrub": status.last_scrub.map(|s| json!({
             "ended": s.ended,
             "repair": s.repair,
@@ -190,6 +191,14 @@ pub fn status_text(status: &Status) -> String {
         status.size >> 20
     );
     let _ = writeln!(out, " data offset : {} bytes", status.data_offset);
+    if let Some(data) = status.data_bytes {
+        let _ = writeln!(
+            out,
+            "     written : {} MiB ({:.1}%) of the array since create; rebuilds onto new disks and scrubs skip the rest",
+            data >> 20,
+            data as f64 * 100.0 / status.size.max(1) as f64
+        );
+    }
     let mut state = status.state.name().to_string();
     if status.unclean_start {
         state.push_str(&format!(

@@ -90,6 +90,7 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
             "resumed_from": report.resumed_from,
             "cancelled": report.cancelled,
             "bytes": report.bytes,
+            "skipped_bytes": report.skipped,
             "members": per_member.iter().map(|(role, path, found, repaired)| json!({
                 "role": role, "path": path, "damaged": found, "repaired": repaired,
             })).collect::<Vec<_>>(),
@@ -109,9 +110,17 @@ pub fn run(args: ScrubArgs) -> Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!(
-            "scrubbed {} stripes ({} MiB of member data)",
+            "scrubbed {} stripes ({} MiB of member data){}",
             report.stripes,
-            report.bytes >> 20
+            report.bytes >> 20,
+            if report.skipped > 0 {
+                format!(
+                    "; skipped {} MiB never written since create",
+                    report.skipped >> 20
+                )
+            } else {
+                String::new()
+            }
         );
         for (role, path, found, repaired) in &per_member {
             println!("  {role:>4}  damaged {found:>6}  repaired {repaired:>6}  {path}");

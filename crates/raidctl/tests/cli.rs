@@ -194,6 +194,19 @@ fn create(dir: &Dir, level: &str, n: usize) -> Vec<String> {
     members
 }
 
+/// Writes the whole array once, so that its data map marks every region and rebuilds and
+/// scrubs walk all of it (slow ones, for the tests that stop or watch them part-way).
+fn write_everywhere(dir: &Dir, members: &[String]) {
+    let (_, status) = status_json(members);
+    let size = status["size"].as_u64().unwrap() as usize;
+    let input = dir.path("everywhere.bin");
+    std::fs::write(&input, noise(99, size)).unwrap();
+    ok(&run_with(&args(
+        &["write", "--input", input.to_str().unwrap()],
+        members,
+    )));
+}
+
 /// A crash leaves the array dirty, and a member is missing. Commands that only look write
 /// nothing: a journal array's read says the journal must be replayed first (by a writer
 /// given --degraded), a bitmap array's read checks every rebuilt block and serves; a
@@ -1091,6 +1104,7 @@ fn interrupt(args: &[String], after: std::time::Duration) -> std::process::Outpu
 fn ctrl_c_stops_rebuild_and_scrub_where_they_continue_from() {
     let dir = Dir::new();
     let members = create(&dir, "5", 4);
+    write_everywhere(&dir, &members);
     let spare = blank(&dir, "spare.img", 8 << 20);
     ok(&run_with(&args(&["add", "--spare", &spare], &members)));
     let mut all = members.clone();
@@ -2000,6 +2014,7 @@ fn monitor_reports_fail_rebuild_scrub_and_healing() {
     use std::io::BufRead;
     let dir = Dir::new();
     let members = create(&dir, "6", 4);
+    write_everywhere(&dir, &members);
     let spare = blank(&dir, "s.img", 8 << 20);
     let data = noise(21, 2 << 20);
     let input = dir.path("in.bin");
@@ -2094,6 +2109,7 @@ fn monitor_reports_fail_rebuild_scrub_and_healing() {
 fn a_writer_beside_a_slow_rebuild_is_refused_and_reads_stay_true() {
     let dir = Dir::new();
     let members = create(&dir, "6", 4);
+    write_everywhere(&dir, &members);
     let spare = blank(&dir, "s.img", 8 << 20);
     let first = noise(31, 1 << 20);
     let input = dir.path("in.bin");

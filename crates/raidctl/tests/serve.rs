@@ -1154,6 +1154,10 @@ fn qemu_while_a_slow_rebuild_runs_underneath() {
     }
     let mut served = Served::start_sized(&["--rate", "16M"], "64M");
     let members = served.members.clone();
+    // Written everywhere first (with zeros, as data), so that the data map leaves the
+    // rebuild nothing to skip.
+    let everywhere = format!("write -P 0 0 {}", served.size);
+    tool("qemu-io", &["-f", "raw", "-c", &everywhere, &served.uri]);
     let spare = served.blank("spare.img", 64 << 20);
     let out = run(&with_members(&["add", "--spare", &spare], &members));
     assert!(out.status.success());

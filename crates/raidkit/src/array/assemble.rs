@@ -522,6 +522,8 @@ fn load(
             done: AtomicU64::new(fill.checkpoint / layout.chunk()),
             recorded: AtomicU64::new(fill.checkpoint),
             failed: AtomicBool::new(false),
+            // Resumed: whatever it holds beyond the checkpoint is rewritten.
+            starts_zero: false,
         };
         *placed.members[fill.role]
             .incoming

@@ -272,7 +272,7 @@ impl Array {
                 Consistency::Journal => FLAG_JOURNAL,
                 Consistency::Bitmap => FLAG_BITMAP,
                 Consistency::None => 0,
-            },
+            } | if zero { format::FLAG_DATA_MAP } else { 0 },
             event: 0,
             ctime: time,
             utime: time,
@@ -326,7 +326,7 @@ impl Array {
                 )
             })
             .collect();
-        let array = Array::build(
+        let mut array = Array::build(
             layout,
             regions,
             sb,
@@ -339,6 +339,13 @@ impl Array {
                 .then(|| session::SessionMap::new(layout.stripes(regions.data_size), 0)),
             None,
         )?;
+        // An array that starts as zeros keeps a data map, every region empty.
+        if zero {
+            array.data_map = Some(super::datamap::DataMap::new(
+                layout.stripes(regions.data_size),
+                false,
+            ));
+        }
         // Until the tables are written no superblock may be: a member failing during the
         // initial sync is not committed.
         array.meta.set_creating(true);
@@ -375,6 +382,7 @@ impl Array {
         if array.guard.journal().is_some() {
             array.write_journal_headers(1, crate::ids::new_nonce(), 0)?;
         }
+        array.store_whole_data_map(None);
         array.store_session_map(None, false);
         array.health.touch();
         array.store_health(false);

@@ -21,7 +21,7 @@ const SMALL_TASK: usize = 64 << 10;
 /// than this more than running them in parallel (about what a pool hand-off costs).
 const INLINE_BUDGET_NS: u64 = 20_000;
 /// Stripe locks in the lock table.
-const LOCKS: usize = 1024;
+pub(super) const LOCKS: usize = 1024;
 
 /// Runs member tasks for one array.
 #[derive(Debug)]

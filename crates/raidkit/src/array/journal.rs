@@ -702,6 +702,7 @@ impl Array {
             return Ok(false);
         }
         self.mark_written(stripe..=stripe);
+        self.mark_data(stripe..=stripe);
         // A member behind gets nothing here: its blocks come back with the rest.
         for pos in (0..width).filter(|&pos| listed(pos)) {
             let member = &self.members[self.layout.member_at(stripe, pos)];

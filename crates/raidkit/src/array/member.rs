@@ -177,6 +177,9 @@ pub(crate) struct Incoming {
     pub recorded: AtomicU64,
     /// A write to it failed: the copy is abandoned.
     pub failed: AtomicBool,
+    /// Its table and data regions read as zeros from the start of the copy (a new sparse
+    /// file), so stripes the data map says hold nothing need nothing written to it.
+    pub starts_zero: bool,
 }
 
 impl Incoming {

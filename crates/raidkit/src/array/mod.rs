@@ -37,6 +37,7 @@
 
 mod assemble;
 mod create;
+mod datamap;
 mod error;
 mod exec;
 mod guard;
@@ -354,6 +355,9 @@ pub struct Status {
     /// Not closed cleanly, with a journal that a write-capable open must replay before the
     /// array can be read (reported by a read-only open, which does not replay).
     pub replay_pending: bool,
+    /// Bytes of the array in regions written since create, from the data map (`None`: the
+    /// array keeps none — it did not start as zeros, or an older build wrote to it).
+    pub data_bytes: Option<u64>,
 }
 
 /// A RAID array over member disks. See the [module documentation](self).
@@ -403,6 +407,8 @@ pub struct Array {
     needs_replay: bool,
     /// Receivers of [`Array::events`].
     listeners: Mutex<Vec<std::sync::mpsc::Sender<crate::events::Event>>>,
+    /// Which regions were written since create (arrays that started as zeros).
+    data_map: Option<datamap::DataMap>,
 }
 
 /// A random, non-zero bitmap epoch.
@@ -485,6 +491,20 @@ impl Array {
         } else {
             guard::Guard::None
         };
+        // The data map, where the newest superblock vouches for it: one written by a build
+        // before minor 4 may have written regions without marking them, so the flag goes.
+        let mut sb = sb;
+        let data_map = if sb.flags & format::FLAG_DATA_MAP != 0 && sb.minor >= 4 {
+            let disks: Vec<Arc<dyn Disk>> = members
+                .iter()
+                .filter(|m| m.is_active())
+                .filter_map(|m| m.disk())
+                .collect();
+            Some(datamap::DataMap::load(stripes, &sb.array_uuid, &disks))
+        } else {
+            sb.flags &= !format::FLAG_DATA_MAP;
+            None
+        };
         let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
         let io = exec::Executor::new(threads, options.serial_io)?;
         let stamps = (sb.flags & FLAG_JOURNAL == 0 && sessions.is_some()).then(|| {
@@ -520,6 +540,7 @@ impl Array {
             health: health::Health::default(),
             needs_replay: false,
             listeners: Mutex::new(Vec::new()),
+            data_map,
         })
     }
 
@@ -787,6 +808,7 @@ impl Array {
         let stripe_data = self.layout.stripe_data();
         let stripes = offset / stripe_data..=(offset + buf.len() as u64 - 1) / stripe_data;
         self.mark_written(stripes.clone());
+        self.mark_data(stripes.clone());
         self.intent_begin(stripes.clone());
         let result = self.write_batches(buf, offset);
         self.intent_end(stripes);
@@ -1078,6 +1100,10 @@ impl Array {
             last_scrub: self.health.last_scrub(),
             last_rebuild: self.health.last_rebuild(),
             replay_pending: self.needs_replay,
+            data_bytes: self
+                .data_map
+                .as_ref()
+                .map(|map| (map.stripes_held() * self.layout.stripe_data()).min(self.size)),
         }
     }
 

@@ -158,6 +158,10 @@ pub(super) struct Walk<'w> {
     /// Calls the checkpoint after this many stripes (and never at the end: the caller
     /// records the end itself).
     pub checkpoint_every: u64,
+    /// Stripes that need no work: `skip(next, end)` is the first stripe of `next..end` to
+    /// walk (`next` when none can be skipped). Asked again under the locks of the run it
+    /// skips, which then count as walked (`under_locks` and `done` with no results).
+    pub skip: Option<&'w (dyn Fn(u64, u64) -> u64 + Sync)>,
 }
 
 impl Walk<'static> {
@@ -174,6 +178,7 @@ impl Walk<'static> {
             rate: None,
             bytes_per_stripe,
             checkpoint_every: u64::MAX,
+            skip: None,
         }
     }
 }
@@ -184,6 +189,8 @@ pub(super) struct Walked {
     pub next: u64,
     /// Whether `cancel` stopped it.
     pub cancelled: bool,
+    /// Stripes `Walk::skip` let it pass over.
+    pub skipped: u64,
 }
 
 impl Array {
@@ -368,14 +375,41 @@ impl Array {
         // closer restart), except in serial runs, which must replay call for call.
         let timed = !self.options.serial_io && walk.checkpoint_every != u64::MAX;
         let mut last_checkpoint = Instant::now();
+        let mut skipped = 0u64;
         while next < end {
             if walk.cancel.load(Ordering::Relaxed) {
                 return Ok(Walked {
                     next,
                     cancelled: true,
+                    skipped,
                 });
             }
             before()?;
+            if let Some(skip) = walk.skip
+                && skip(next, end) > next
+            {
+                // A long run takes every lock (cheaper than a lock per stripe).
+                let upto = skip(next, end);
+                let _locks = if upto - next >= super::exec::LOCKS as u64 {
+                    self.locks.everything()
+                } else {
+                    self.locks.exclusive_all(next..upto)
+                };
+                let upto = skip(next, upto);
+                if upto > next {
+                    under_locks(upto);
+                    skipped += upto - next;
+                    next = upto;
+                    drop(_locks);
+                    done(next, Vec::new());
+                    if next - recorded >= every && next < end {
+                        checkpoint(next)?;
+                        recorded = next;
+                        last_checkpoint = Instant::now();
+                    }
+                    continue;
+                }
+            }
             let group: Vec<u64> = (next..end.min(next + walk.group)).collect();
             let last = next + group.len() as u64;
             let results = {
@@ -409,6 +443,7 @@ impl Array {
         Ok(Walked {
             next,
             cancelled: false,
+            skipped,
         })
     }
 

@@ -117,6 +117,9 @@ pub struct RebuildReport {
     pub lost: Vec<LostRange>,
     /// Stopped before the end (it continues from its checkpoint next time).
     pub cancelled: bool,
+    /// Of `bytes`, those skipped: the data map says nothing was ever written there, and
+    /// the new disk reads as zeros already (included in `bytes`).
+    pub skipped: u64,
 }
 
 /// A rebuild or replace in progress, in [`super::Status`].
@@ -141,6 +144,8 @@ pub struct RebuildStatus {
 struct Filled {
     repaired: u64,
     lost_rows: Vec<u64>,
+    /// The data map says the stripe holds nothing, and the disk reads as zeros.
+    skipped: bool,
 }
 
 impl Array {
@@ -364,6 +369,8 @@ impl Array {
         disk: Arc<dyn Disk>,
         uuid: [u8; 16],
     ) -> Result<(), ArrayError> {
+        // Asked before anything goes to its table or data regions.
+        let starts_zero = self.data_map.is_some() && disk.reads_zero_from(self.regions.csum_offset);
         let bad = Arc::new(BadBlocks::default());
         // Its log must say "nothing lost" before any superblock names it: the disk may hold
         // an older log of its own.
@@ -384,6 +391,7 @@ impl Array {
             done: Default::default(),
             recorded: Default::default(),
             failed: AtomicBool::new(false),
+            starts_zero,
         });
         let mut meta = self.meta.lock();
         *self.members[role]
@@ -504,6 +512,14 @@ impl Array {
                 .clone()
                 .unwrap_or_else(|| "a write to it failed".to_string()),
         };
+        // Regions never written need nothing on a disk that reads as zeros.
+        let skip = |from: u64, end: u64| {
+            if incoming.starts_zero {
+                self.next_with_data(from, end)
+            } else {
+                from
+            }
+        };
         let walk = Walk {
             stripes: start..stripes,
             group: FILL_GROUP,
@@ -511,6 +527,7 @@ impl Array {
             rate: options.rate,
             bytes_per_stripe: chunk,
             checkpoint_every: options.checkpoint_every / chunk,
+            skip: Some(&skip),
         };
         let walked = self.walk(
             &walk,
@@ -527,6 +544,9 @@ impl Array {
                 report.bytes += filled.len() as u64 * chunk;
                 for (stripe, f) in filled {
                     report.repaired += f.repaired;
+                    if f.skipped {
+                        report.skipped += chunk;
+                    }
                     self.note_lost(stripe, role, &f.lost_rows, &mut report);
                 }
                 progress(&Progress {
@@ -539,7 +559,11 @@ impl Array {
             &mut |_| self.record_fill(&incoming),
         );
         match walked {
-            Ok(walked) => report.cancelled = walked.cancelled,
+            Ok(walked) => {
+                report.cancelled = walked.cancelled;
+                report.bytes += walked.skipped * chunk;
+                report.skipped += walked.skipped * chunk;
+            }
             Err(e) if incoming.failed.load(Ordering::Acquire) => {
                 log::error!("{}: {e}", incoming.name);
                 return Err(abandoned(&incoming));
@@ -625,6 +649,14 @@ impl Array {
         role: usize,
         incoming: &Arc<Incoming>,
     ) -> Result<Filled, ArrayError> {
+        // Nothing was ever written here, and the disk reads as zeros with zero entries
+        // already: nothing to copy (the stripe's lock is held, so no write is on its way).
+        if incoming.starts_zero && !self.holds_data(stripe) {
+            return Ok(Filled {
+                skipped: true,
+                ..Filled::default()
+            });
+        }
         let pos = self.layout.position(stripe, role);
         let rows = 0..self.rows_per_chunk();
         let nrows = rows.end as usize;

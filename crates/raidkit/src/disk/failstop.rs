@@ -81,6 +81,10 @@ impl<D: Disk> Disk for FailStop<D> {
         self.inner.is_known_zeroed()
     }
 
+    fn reads_zero_from(&self, offset: u64) -> bool {
+        self.inner.reads_zero_from(offset)
+    }
+
     fn flush(&self) -> Result<(), DiskError> {
         self.refuse_if_failed()?;
         self.latch(self.inner.flush())

@@ -132,6 +132,21 @@ impl Disk for FileDisk {
         self.file.metadata().is_ok_and(|m| m.blocks() == 0)
     }
 
+    /// A regular file with no data at or after `offset` (`SEEK_DATA` finds none).
+    fn reads_zero_from(&self, offset: u64) -> bool {
+        use std::os::fd::AsRawFd;
+        if !self.file.metadata().is_ok_and(|m| m.is_file()) {
+            return false;
+        }
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return false;
+        };
+        // SAFETY: lseek on a descriptor this disk owns, open for its lifetime; it touches
+        // no memory. Reads and writes are positional, so moving the offset changes nothing.
+        let found = unsafe { libc::lseek(self.file.as_raw_fd(), at, libc::SEEK_DATA) };
+        found < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO)
+    }
+
     fn flush(&self) -> Result<(), DiskError> {
         self.file
             .sync_data()

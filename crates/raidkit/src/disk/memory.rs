@@ -88,6 +88,12 @@ impl Disk for MemDisk {
         write_image(&self.info, &self.data, buf, offset)
     }
 
+    fn reads_zero_from(&self, offset: u64) -> bool {
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        data.get(offset as usize..)
+            .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+    }
+
     fn is_known_zeroed(&self) -> bool {
         self.data
             .read()

@@ -323,6 +323,13 @@ pub trait Disk: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether everything from byte `offset` to the end is known to read as zeros (a
+    /// sparse file with no data allocated there). `false` when unknown.
+    fn reads_zero_from(&self, offset: u64) -> bool {
+        let _ = offset;
+        false
+    }
+
     /// Runs several requests and returns one result per request, in order. Requests of
     /// one batch must not overlap each other when any of them writes. The default runs
     /// them in parallel on scoped threads; backends with a native batch interface
@@ -417,6 +424,9 @@ macro_rules! forward_disk {
             }
             fn is_known_zeroed(&self) -> bool {
                 (**self).is_known_zeroed()
+            }
+            fn reads_zero_from(&self, offset: u64) -> bool {
+                (**self).reads_zero_from(offset)
             }
             fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), DiskError> {
                 (**self).read_at(buf, offset)

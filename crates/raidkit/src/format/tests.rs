@@ -548,3 +548,34 @@ fn health_record_is_pinned() {
     assert_eq!(get_u32(&b, 65532), crc32fast::hash(&b[..65532]));
     assert_eq!(HealthRecord::decode(&b, &array).unwrap(), Some(record));
 }
+
+/// A data-map block decodes back to its bits, and only for its own array, geometry and
+/// index, with its CRC intact.
+#[test]
+fn data_map_blocks_round_trip_and_refuse_anything_else() {
+    let stripes = 3 * DATA_MAP_BITS_PER_BLOCK + 17;
+    let (per_bit, bits, blocks) = DataMapBlock::geometry(stripes);
+    assert_eq!((per_bit, bits, blocks), (1, stripes, 4));
+    let uuid = [9u8; 16];
+    let block = DataMapBlock {
+        index: 3,
+        bits: (0..17).map(|i| i % 3 == 0).collect(),
+    };
+    let bytes = block.encode(&uuid, stripes);
+    assert_eq!(DataMapBlock::decode(&bytes, &uuid, stripes, 3), Some(block));
+    assert_eq!(DataMapBlock::decode(&bytes, &[8u8; 16], stripes, 3), None);
+    assert_eq!(DataMapBlock::decode(&bytes, &uuid, stripes + 1, 3), None);
+    assert_eq!(DataMapBlock::decode(&bytes, &uuid, stripes, 2), None);
+    let mut torn = bytes.clone();
+    torn[100] ^= 1;
+    assert_eq!(DataMapBlock::decode(&torn, &uuid, stripes, 3), None);
+    assert_eq!(
+        DataMapBlock::decode(&vec![0u8; 4096], &uuid, stripes, 3),
+        None
+    );
+    // A huge array: a bit covers several stripes, and the map still fits its 512 KiB.
+    let (per_bit, bits, blocks) = DataMapBlock::geometry(1 << 40);
+    assert!(per_bit > 1 && blocks <= DATA_MAP_BLOCKS);
+    assert!(bits * per_bit >= 1 << 40);
+    assert!(DATA_MAP_OFFSET + (DATA_MAP_BLOCKS * DATA_MAP_BLOCK) as u64 <= JOURNAL_OFFSET);
+}

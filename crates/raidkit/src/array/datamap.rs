@@ -1,0 +1,246 @@
+//! The data map: which regions of stripes were written since create (format
+//! [`crate::format::DataMapBlock`], `docs/format.md` §20), so that a rebuild onto a disk
+//! that reads as zeros, a scrub and a resync skip the regions that hold nothing.
+//!
+//! Kept only by arrays that started as zeros (created over members that read as zeros, or
+//! with `--assume-clean`): there a region whose bit is clear holds zeros, with zero
+//! checksum entries, on every member. Before a write touches a region whose bit is clear,
+//! the bit is set and its block written to every member and flushed; only then does the
+//! data go out, so a crash can never leave data where the map says there is none. Bits are
+//! never cleared (a discarded region stays marked). A block no member holds a valid copy of
+//! reads as every bit set.
+//!
+//! Owns the map's in-memory bits and their writes; knows nothing of stripes' contents.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Array;
+use super::member::MemberState;
+use crate::disk::{AlignedBuf, Disk};
+use crate::format::{DATA_MAP_BITS_PER_BLOCK, DATA_MAP_BLOCK, DATA_MAP_OFFSET, DataMapBlock};
+
+/// The running data map.
+#[derive(Debug)]
+pub(super) struct DataMap {
+    /// Stripes per bit.
+    pub per_bit: u64,
+    /// Stripes of the array.
+    stripes: u64,
+    /// The bits as the members hold them; the lock also serialises writing them.
+    bits: Mutex<Vec<bool>>,
+    /// Bits set.
+    set: AtomicU64,
+}
+
+impl DataMap {
+    /// A map of `stripes` stripes with every bit `value`.
+    pub fn new(stripes: u64, value: bool) -> DataMap {
+        let (per_bit, count, _) = DataMapBlock::geometry(stripes);
+        DataMap {
+            per_bit,
+            stripes,
+            bits: Mutex::new(vec![value; count as usize]),
+            set: AtomicU64::new(if value { count } else { 0 }),
+        }
+    }
+
+    /// The map `disks` hold: per block the union of the valid copies, every bit set where
+    /// none is valid.
+    pub fn load(stripes: u64, array_uuid: &[u8; 16], disks: &[Arc<dyn Disk>]) -> DataMap {
+        let map = DataMap::new(stripes, true);
+        let (_, count, blocks) = DataMapBlock::geometry(stripes);
+        let mut bits = vec![true; count as usize];
+        let mut buf = AlignedBuf::new(DATA_MAP_BLOCK);
+        for index in 0..blocks {
+            let mut union: Option<Vec<bool>> = None;
+            for disk in disks {
+                let offset = DATA_MAP_OFFSET + (index * DATA_MAP_BLOCK) as u64;
+                if disk.read_at(&mut buf, offset).is_err() {
+                    continue;
+                }
+                let Some(block) = DataMapBlock::decode(&buf, array_uuid, stripes, index) else {
+                    continue;
+                };
+                match &mut union {
+                    None => union = Some(block.bits),
+                    Some(u) => u.iter_mut().zip(block.bits).for_each(|(a, b)| *a |= b),
+                }
+            }
+            if let Some(u) = union {
+                let first = index * DATA_MAP_BITS_PER_BLOCK as usize;
+                bits[first..first + u.len()].copy_from_slice(&u);
+            }
+        }
+        map.set.store(
+            bits.iter().filter(|b| **b).count() as u64,
+            Ordering::Relaxed,
+        );
+        *map.bits.lock().unwrap_or_else(|e| e.into_inner()) = bits;
+        map
+    }
+
+    /// Whether `stripe`'s region may hold data.
+    pub fn holds(&self, stripe: u64) -> bool {
+        let bit = (stripe / self.per_bit) as usize;
+        self.bits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bit)
+            .is_none_or(|b| *b)
+    }
+
+    /// The first stripe of `from..end` whose region may hold data (`end` when none).
+    pub fn first_held(&self, from: u64, end: u64) -> u64 {
+        let bits = self.bits.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bit = (from / self.per_bit) as usize;
+        while bit < bits.len() && !bits[bit] {
+            bit += 1;
+            if bit as u64 * self.per_bit >= end {
+                return end;
+            }
+        }
+        if bit >= bits.len() {
+            return end;
+        }
+        (bit as u64 * self.per_bit).max(from).min(end)
+    }
+
+    /// Stripes in regions that may hold data.
+    pub fn stripes_held(&self) -> u64 {
+        let bits = self.bits.lock().unwrap_or_else(|e| e.into_inner());
+        bits.iter()
+            .enumerate()
+            .filter(|(_, b)| **b)
+            .map(|(i, _)| {
+                let first = i as u64 * self.per_bit;
+                (first + self.per_bit).min(self.stripes) - first
+            })
+            .sum()
+    }
+
+    /// The encoded blocks (every one when `only` is `None`).
+    fn encoded(
+        &self,
+        bits: &[bool],
+        uuid: &[u8; 16],
+        only: Option<&[usize]>,
+    ) -> Vec<(usize, Vec<u8>)> {
+        let (_, _, blocks) = DataMapBlock::geometry(self.stripes);
+        let per = DATA_MAP_BITS_PER_BLOCK as usize;
+        let all: Vec<usize> = (0..blocks).collect();
+        only.unwrap_or(&all)
+            .iter()
+            .map(|&index| {
+                let first = index * per;
+                let last = (first + per).min(bits.len());
+                let block = DataMapBlock {
+                    index,
+                    bits: bits[first..last].to_vec(),
+                };
+                (index, block.encode(uuid, self.stripes))
+            })
+            .collect()
+    }
+}
+
+impl Array {
+    /// Whether `stripe` may hold data: always, unless the array keeps a data map whose bit
+    /// for it is clear.
+    pub(super) fn holds_data(&self, stripe: u64) -> bool {
+        self.data_map.as_ref().is_none_or(|map| map.holds(stripe))
+    }
+
+    /// The first stripe of `from..end` that may hold data (`from` without a data map).
+    pub(super) fn next_with_data(&self, from: u64, end: u64) -> u64 {
+        self.data_map
+            .as_ref()
+            .map_or(from, |map| map.first_held(from, end))
+    }
+
+    /// Before `stripes` are written: their regions' bits are set, and the blocks holding
+    /// them written to every member and flushed, before any data goes out.
+    pub(super) fn mark_data(&self, stripes: RangeInclusive<u64>) {
+        let Some(map) = &self.data_map else {
+            return;
+        };
+        let first = (*stripes.start() / map.per_bit) as usize;
+        let last = (*stripes.end() / map.per_bit) as usize;
+        let mut bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
+        let last = last.min(bits.len().saturating_sub(1));
+        if bits[first..=last].iter().all(|b| *b) {
+            return;
+        }
+        for b in &mut bits[first..=last] {
+            if !*b {
+                *b = true;
+                map.set.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let per = DATA_MAP_BITS_PER_BLOCK as usize;
+        let blocks: Vec<usize> = (first / per..=last / per).collect();
+        let encoded = map.encoded(&bits, &self.uuid, Some(&blocks));
+        self.store_data_map(&encoded, None);
+    }
+
+    /// Writes the whole map to every member (create) or to `only`.
+    pub(super) fn store_whole_data_map(&self, only: Option<&Arc<dyn Disk>>) {
+        let Some(map) = &self.data_map else {
+            return;
+        };
+        let bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
+        let encoded = map.encoded(&bits, &self.uuid, None);
+        self.store_data_map(&encoded, only);
+    }
+
+    /// Writes `blocks` to every active member and disk being filled (or only to `only`),
+    /// then flushes them; a member that fails is failed.
+    fn store_data_map(&self, blocks: &[(usize, Vec<u8>)], only: Option<&Arc<dyn Disk>>) {
+        let targets: Vec<(usize, Arc<dyn Disk>)> = match only {
+            Some(disk) => vec![(usize::MAX, disk.clone())],
+            None => self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.state() == MemberState::Active)
+                .filter_map(|(role, m)| Some((role, m.disk()?)))
+                .chain(
+                    self.members
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(role, m)| Some((role, m.incoming()?.disk.clone()))),
+                )
+                .collect(),
+        };
+        let failed = self.io.parallel(targets, |(role, disk)| {
+            let mut buf = AlignedBuf::new(DATA_MAP_BLOCK);
+            blocks
+                .iter()
+                .try_for_each(|(index, bytes)| {
+                    buf.copy_from_slice(bytes);
+                    disk.write_at(&buf, DATA_MAP_OFFSET + (index * DATA_MAP_BLOCK) as u64)
+                })
+                .and_then(|()| disk.flush())
+                .err()
+                .map(|e| (role, disk, e))
+        });
+        for (role, disk, e) in failed.into_iter().flatten() {
+            if role == usize::MAX {
+                log::warn!("{}: data map write failed: {e}", disk.name());
+                continue;
+            }
+            let member = &self.members[role];
+            match member.incoming() {
+                Some(incoming) if Arc::ptr_eq(&incoming.disk, &disk) => {
+                    self.abandon(role, &incoming, &format!("data map write failed: {e}"));
+                }
+                _ => {
+                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.fail_role(role, &format!("data map write failed: {e}"));
+                }
+            }
+        }
+    }
+}
