@@ -32,8 +32,8 @@ fn disks(n: usize) -> Vec<Arc<MemDisk>> {
 /// A few scattered writes into an array of `size` bytes, applied to `model`.
 fn scatter(array: &Array, model: &mut [u8], seed: u64) {
     let mut rng = Rng::new(seed);
-    for _ in 0..12 {
-        let len = 1 + rng.below(40_000);
+    for _ in 0..4 {
+        let len = 1 + rng.below(20_000);
         let at = rng.below(model.len() - len);
         let bytes = rng.block(len);
         array.write_at(&bytes, at as u64).unwrap();

@@ -507,7 +507,8 @@ fn without(disks: &[Arc<MemDisk>], skip: Option<usize>) -> Vec<Box<dyn Disk>> {
 }
 
 /// A format 1.4 image: RAID-6 over five members that read as zeros at create, so no
-/// checksum table was written (its zero entries vouch for zero blocks), then a few writes.
+/// checksum table was written (its zero entries vouch for zero blocks) and a data map is
+/// kept, then a few writes.
 /// Generated with `RAIDKIT_WRITE_FROZEN_V1_4=1`; never regenerated to make the test pass.
 const V1_4: &str = "v1.4-raid6-zero-tables.rkimg";
 
@@ -544,6 +545,11 @@ fn frozen_v1_4_image_reads_zeros_through_zero_entries() {
         .unwrap()
         .superblock;
     assert_eq!(sb.minor, 4);
+    assert_ne!(
+        sb.flags & raidkit::format::FLAG_DATA_MAP,
+        0,
+        "keeps a data map"
+    );
     // The last block's entry was never written: 0, vouching for zeros.
     let r = sb.regions;
     let last = (r.csum_offset + (r.data_size / 4096 - 1) * 4) as usize;
@@ -584,4 +590,7 @@ fn frozen_v1_4_image_reads_zeros_through_zero_entries() {
         .unwrap();
     assert!(report.damaged.is_empty() && report.unrecoverable.is_empty());
     assert!(report.bytes > 0);
+    // The map is read back (at this size the writes touch each of its 16-stripe regions).
+    let written = array.status().data_bytes.expect("a data map");
+    assert!(written > 0 && written <= array.len(), "{written}");
 }

@@ -553,9 +553,10 @@ fn health_record_is_pinned() {
 /// index, with its CRC intact.
 #[test]
 fn data_map_blocks_round_trip_and_refuse_anything_else() {
-    let stripes = 3 * DATA_MAP_BITS_PER_BLOCK + 17;
+    let per = DATA_MAP_MIN_STRIPES_PER_BIT;
+    let stripes = (3 * DATA_MAP_BITS_PER_BLOCK + 17) * per;
     let (per_bit, bits, blocks) = DataMapBlock::geometry(stripes);
-    assert_eq!((per_bit, bits, blocks), (1, stripes, 4));
+    assert_eq!((per_bit, bits, blocks), (per, stripes / per, 4));
     let uuid = [9u8; 16];
     let block = DataMapBlock {
         index: 3,
