@@ -29,6 +29,20 @@ fn disks(n: usize) -> Vec<Arc<MemDisk>> {
         .collect()
 }
 
+/// Replaces member `old` with `new` (taken whatever it holds), to the end.
+fn replace(array: &Array, old: &str, new: &Arc<MemDisk>) -> raidkit::array::RebuildReport {
+    array
+        .replace(
+            old,
+            Box::new(new.clone()),
+            true,
+            &RebuildOptions::default(),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .unwrap()
+}
+
 /// A few scattered writes into an array of `size` bytes, applied to `model`.
 fn scatter(array: &Array, model: &mut [u8], seed: u64) {
     let mut rng = Rng::new(seed);
@@ -89,16 +103,7 @@ fn a_rebuild_onto_a_zero_disk_copies_only_what_was_written() {
     assert!(written > 0 && written < array.len() / 4, "{written}");
 
     let new = Arc::new(MemDisk::new("new", MEMBER, 4096));
-    let report = array
-        .replace(
-            "d2",
-            Box::new(new.clone()),
-            false,
-            &RebuildOptions::default(),
-            &AtomicBool::new(false),
-            &|_| {},
-        )
-        .unwrap();
+    let report = replace(&array, "d2", &new);
     assert!(report.skipped > 0, "nothing skipped");
     assert!(report.skipped < report.bytes);
     // Copied: the written regions' chunks of this role, no more.
@@ -139,16 +144,7 @@ fn nothing_is_skipped_without_zeros_to_stand_on() {
         vec![0x5a; MEMBER as usize],
         4096,
     ));
-    let report = array
-        .replace(
-            "d1",
-            Box::new(dirty.clone()),
-            true,
-            &RebuildOptions::default(),
-            &AtomicBool::new(false),
-            &|_| {},
-        )
-        .unwrap();
+    let report = replace(&array, "d1", &dirty);
     assert_eq!(report.skipped, 0);
     array.close().unwrap();
     let mut images: Vec<Vec<u8>> = members.iter().map(|d| d.snapshot()).collect();

@@ -382,7 +382,7 @@ impl Array {
         if array.guard.journal().is_some() {
             array.write_journal_headers(1, crate::ids::new_nonce(), 0)?;
         }
-        array.store_whole_data_map(None);
+        array.store_whole_data_map();
         array.store_session_map(None, false);
         array.health.touch();
         array.store_health(false);

@@ -18,7 +18,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Array;
-use super::member::MemberState;
 use crate::disk::{AlignedBuf, Disk};
 use crate::format::{DATA_MAP_BITS_PER_BLOCK, DATA_MAP_BLOCK, DATA_MAP_OFFSET, DataMapBlock};
 
@@ -182,65 +181,28 @@ impl Array {
         let per = DATA_MAP_BITS_PER_BLOCK as usize;
         let blocks: Vec<usize> = (first / per..=last / per).collect();
         let encoded = map.encoded(&bits, &self.uuid, Some(&blocks));
-        self.store_data_map(&encoded, None);
+        self.store_data_map(&encoded);
     }
 
-    /// Writes the whole map to every member (create) or to `only`.
-    pub(super) fn store_whole_data_map(&self, only: Option<&Arc<dyn Disk>>) {
+    /// Writes the whole map to every member (create).
+    pub(super) fn store_whole_data_map(&self) {
         let Some(map) = &self.data_map else {
             return;
         };
         let bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
         let encoded = map.encoded(&bits, &self.uuid, None);
-        self.store_data_map(&encoded, only);
+        self.store_data_map(&encoded);
     }
 
-    /// Writes `blocks` to every active member and disk being filled (or only to `only`),
-    /// then flushes them; a member that fails is failed.
-    fn store_data_map(&self, blocks: &[(usize, Vec<u8>)], only: Option<&Arc<dyn Disk>>) {
-        let targets: Vec<(usize, Arc<dyn Disk>)> = match only {
-            Some(disk) => vec![(usize::MAX, disk.clone())],
-            None => self
-                .members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.state() == MemberState::Active)
-                .filter_map(|(role, m)| Some((role, m.disk()?)))
-                .chain(
-                    self.members
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(role, m)| Some((role, m.incoming()?.disk.clone()))),
-                )
-                .collect(),
-        };
-        let failed = self.io.parallel(targets, |(role, disk)| {
+    /// Writes `blocks` to every active member and disk being filled, then flushes them; a
+    /// member that fails is failed.
+    fn store_data_map(&self, blocks: &[(usize, Vec<u8>)]) {
+        self.write_to_every_disk("data map", &|disk| {
             let mut buf = AlignedBuf::new(DATA_MAP_BLOCK);
-            blocks
-                .iter()
-                .try_for_each(|(index, bytes)| {
-                    buf.copy_from_slice(bytes);
-                    disk.write_at(&buf, DATA_MAP_OFFSET + (index * DATA_MAP_BLOCK) as u64)
-                })
-                .and_then(|()| disk.flush())
-                .err()
-                .map(|e| (role, disk, e))
+            blocks.iter().try_for_each(|(index, bytes)| {
+                buf.copy_from_slice(bytes);
+                disk.write_at(&buf, DATA_MAP_OFFSET + (index * DATA_MAP_BLOCK) as u64)
+            })
         });
-        for (role, disk, e) in failed.into_iter().flatten() {
-            if role == usize::MAX {
-                log::warn!("{}: data map write failed: {e}", disk.name());
-                continue;
-            }
-            let member = &self.members[role];
-            match member.incoming() {
-                Some(incoming) if Arc::ptr_eq(&incoming.disk, &disk) => {
-                    self.abandon(role, &incoming, &format!("data map write failed: {e}"));
-                }
-                _ => {
-                    member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    self.fail_role(role, &format!("data map write failed: {e}"));
-                }
-            }
-        }
     }
 }

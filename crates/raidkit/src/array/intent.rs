@@ -157,6 +157,17 @@ impl Array {
         let mut buf = crate::disk::AlignedBuf::new(block.len());
         buf.copy_from_slice(&block);
         let offset = self.regions.bitmap_offset;
+        self.write_to_every_disk("bitmap", &|disk| disk.write_at(&buf, offset));
+    }
+
+    /// Runs `write` on every active member and every disk being filled, in parallel, then
+    /// flushes each (metadata every copy of which must be durable before going on); a
+    /// member that fails is failed, a disk being filled abandoned.
+    pub(super) fn write_to_every_disk(
+        &self,
+        what: &str,
+        write: &(dyn Fn(&dyn crate::disk::Disk) -> Result<(), crate::disk::DiskError> + Sync),
+    ) {
         let targets: Vec<(usize, std::sync::Arc<dyn crate::disk::Disk>)> = self
             .members
             .iter()
@@ -171,7 +182,7 @@ impl Array {
             )
             .collect();
         let failed = self.io.parallel(targets, |(role, disk)| {
-            disk.write_at(&buf, offset)
+            write(disk.as_ref())
                 .and_then(|()| disk.flush())
                 .err()
                 .map(|e| (role, disk, e))
@@ -180,11 +191,11 @@ impl Array {
             let member = &self.members[role];
             match member.incoming() {
                 Some(incoming) if std::sync::Arc::ptr_eq(&incoming.disk, &disk) => {
-                    self.abandon(role, &incoming, &format!("bitmap write failed: {e}"));
+                    self.abandon(role, &incoming, &format!("{what} write failed: {e}"));
                 }
                 _ => {
                     member.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    self.fail_role(role, &format!("bitmap write failed: {e}"));
+                    self.fail_role(role, &format!("{what} write failed: {e}"));
                 }
             }
         }
