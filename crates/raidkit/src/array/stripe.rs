@@ -491,7 +491,8 @@ pub struct ResyncReport {
     /// Rows left as they were because a data block could not be read or is listed as lost
     /// (reads of it keep failing).
     pub lost_rows: u64,
-    /// Stripes the write-intent bitmap showed were not being written: not walked.
+    /// Stripes not walked: the write-intent bitmap showed they were not being written, or
+    /// the data map that they were never written.
     pub skipped_stripes: u64,
     /// What was resynchronised onto members that were behind (done first).
     pub caught_up: super::CatchUpReport,
@@ -527,8 +528,13 @@ impl Array {
         let chunk = self.layout.chunk();
         let stripes = self.stripes();
         let marked_only = self.resync_marked_only.load(Ordering::Acquire);
-        let walk = Walk::serial(0..stripes, chunk);
-        self.walk(
+        // Regions never written since create: no write ever began there.
+        let skip = |from: u64, end: u64| self.next_with_data(from, end);
+        let walk = Walk {
+            skip: Some(&skip),
+            ..Walk::serial(0..stripes, chunk)
+        };
+        let walked = self.walk(
             &walk,
             &mut || Ok(()),
             &|stripe| {
@@ -557,6 +563,7 @@ impl Array {
             },
             &mut |_| Ok(()),
         )?;
+        report.skipped_stripes += walked.skipped;
         self.flush()?;
         self.unclean_start.store(false, Ordering::Release);
         self.resync_marked_only.store(false, Ordering::Release);
