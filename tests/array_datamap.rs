@@ -55,6 +55,21 @@ fn scatter(array: &Array, model: &mut [u8], seed: u64) {
     }
 }
 
+/// An array of parity `m` over `members` (zeros), with a few scattered writes (`seed`) in
+/// it and in the returned model.
+fn written_array(members: &[Arc<MemDisk>], m: usize, seed: u64) -> (Array, Vec<u8>) {
+    let array = Array::create(
+        boxed(members),
+        &CreateOptions::new(Level::Parity { m })
+            .chunk(CHUNK)
+            .array_options(quiet()),
+    )
+    .unwrap();
+    let mut model = vec![0u8; array.len() as usize];
+    scatter(&array, &mut model, seed);
+    (array, model)
+}
+
 /// Reads everything back from fresh copies of `images` with every set of up to `m`
 /// members left out.
 fn reads_back_without_any(images: &[Vec<u8>], m: usize, model: &[u8]) {
@@ -130,15 +145,7 @@ fn a_rebuild_onto_a_zero_disk_copies_only_what_was_written() {
 fn nothing_is_skipped_without_zeros_to_stand_on() {
     // A replacement disk holding old bytes everywhere.
     let members = disks(4);
-    let array = Array::create(
-        boxed(&members),
-        &CreateOptions::new(Level::Parity { m: 1 })
-            .chunk(CHUNK)
-            .array_options(quiet()),
-    )
-    .unwrap();
-    let mut model = vec![0u8; array.len() as usize];
-    scatter(&array, &mut model, 11);
+    let (array, model) = written_array(&members, 1, 11);
     let dirty = Arc::new(MemDisk::from_image(
         "old",
         vec![0x5a; MEMBER as usize],
@@ -182,15 +189,7 @@ fn nothing_is_skipped_without_zeros_to_stand_on() {
 #[test]
 fn the_map_is_on_the_members() {
     let members = disks(5);
-    let array = Array::create(
-        boxed(&members),
-        &CreateOptions::new(Level::Parity { m: 2 })
-            .chunk(CHUNK)
-            .array_options(quiet()),
-    )
-    .unwrap();
-    let mut model = vec![0u8; array.len() as usize];
-    scatter(&array, &mut model, 3);
+    let (array, model) = written_array(&members, 2, 3);
     let written = array.status().data_bytes;
     array.close().unwrap();
     let array = Array::assemble(boxed(&members), &quiet()).unwrap();
