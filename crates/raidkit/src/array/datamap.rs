@@ -15,7 +15,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Array;
 use crate::disk::{AlignedBuf, Disk};
@@ -30,8 +29,6 @@ pub(super) struct DataMap {
     stripes: u64,
     /// The bits as the members hold them; the lock also serialises writing them.
     bits: Mutex<Vec<bool>>,
-    /// Bits set.
-    set: AtomicU64,
 }
 
 impl DataMap {
@@ -42,7 +39,6 @@ impl DataMap {
             per_bit,
             stripes,
             bits: Mutex::new(vec![value; count as usize]),
-            set: AtomicU64::new(if value { count } else { 0 }),
         }
     }
 
@@ -73,10 +69,6 @@ impl DataMap {
                 bits[first..first + u.len()].copy_from_slice(&u);
             }
         }
-        map.set.store(
-            bits.iter().filter(|b| **b).count() as u64,
-            Ordering::Relaxed,
-        );
         *map.bits.lock().unwrap_or_else(|e| e.into_inner()) = bits;
         map
     }
@@ -172,12 +164,7 @@ impl Array {
         if bits[first..=last].iter().all(|b| *b) {
             return;
         }
-        for b in &mut bits[first..=last] {
-            if !*b {
-                *b = true;
-                map.set.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        bits[first..=last].fill(true);
         let per = DATA_MAP_BITS_PER_BLOCK as usize;
         let blocks: Vec<usize> = (first / per..=last / per).collect();
         let encoded = map.encoded(&bits, &self.uuid, Some(&blocks));

@@ -385,11 +385,12 @@ impl Array {
                 });
             }
             before()?;
+            let run_end = walk.skip.map_or(next, |skip| skip(next, end));
             if let Some(skip) = walk.skip
-                && skip(next, end) > next
+                && run_end > next
             {
                 // A long run takes every lock (cheaper than a lock per stripe).
-                let upto = skip(next, end);
+                let upto = run_end;
                 let _locks = if upto - next >= super::exec::LOCKS as u64 {
                     self.locks.everything()
                 } else {
