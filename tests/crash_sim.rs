@@ -671,6 +671,23 @@ struct Explored {
 }
 
 impl Explored {
+    /// The journal's promise: no point broke it, and recovery left every stripe consistent.
+    fn assert_kept(&self) {
+        assert!(
+            self.broken == 0 && self.inconsistent == 0,
+            "{} (replay with `RAIDKIT_CRASH_POINTS`; the label names the seed)",
+            self.first_failure.as_deref().unwrap_or_default()
+        );
+    }
+
+    /// Without a journal: only points with a member lost at or before the crash broke the
+    /// promise (the write hole), and recovery left every stripe consistent.
+    fn assert_only_degraded_broke(&self) {
+        let why = self.clean_failure.as_deref().unwrap_or_default();
+        assert_eq!(self.broken, self.broken_degraded, "{why}");
+        assert_eq!(self.inconsistent, 0, "{why}");
+    }
+
     fn fail(&mut self, degraded: bool, why: String) {
         self.broken += 1;
         if degraded {
@@ -947,11 +964,7 @@ fn journal_keeps_the_promise_at_every_crash_point() {
         for r in 0..runs as u64 {
             let run = record(level, n, Consistency::Journal, 40_000 + r);
             let e = explore(&run, PER_RUN, BLOCK);
-            assert!(
-                e.broken == 0 && e.inconsistent == 0,
-                "{} (replay with `RAIDKIT_CRASH_POINTS`; the label names the seed)",
-                e.first_failure.unwrap_or_default()
-            );
+            e.assert_kept();
             total.points += e.points;
             total.degraded += e.degraded;
             total.rollbacks += e.rollbacks;
@@ -979,13 +992,7 @@ fn bitmap_and_none_show_the_write_hole_only_when_degraded() {
             for r in 0..runs as u64 {
                 let run = record(level, n, mode, 50_000 + r);
                 let e = explore(&run, PER_RUN, UNIT);
-                assert_eq!(
-                    e.broken,
-                    e.broken_degraded,
-                    "{}",
-                    e.clean_failure.unwrap_or_default()
-                );
-                assert_eq!(e.inconsistent, 0, "{}", e.clean_failure.unwrap_or_default());
+                e.assert_only_degraded_broke();
                 total.points += e.points;
                 total.degraded += e.degraded;
                 total.broken += e.broken;
@@ -1058,20 +1065,8 @@ fn an_evicting_table_cache_keeps_the_promise() {
             let e = explore(&run, PER_RUN, unit);
             points += e.points;
             match mode {
-                Consistency::Journal => assert!(
-                    e.broken == 0 && e.inconsistent == 0,
-                    "{}",
-                    e.first_failure.unwrap_or_default()
-                ),
-                _ => {
-                    assert_eq!(
-                        e.broken,
-                        e.broken_degraded,
-                        "{}",
-                        e.clean_failure.unwrap_or_default()
-                    );
-                    assert_eq!(e.inconsistent, 0, "{}", e.clean_failure.unwrap_or_default());
-                }
+                Consistency::Journal => e.assert_kept(),
+                _ => e.assert_only_degraded_broke(),
             }
         }
         eprintln!(
