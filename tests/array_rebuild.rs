@@ -255,6 +255,108 @@ fn rebuild_while_a_writer_keeps_writing() {
     }
 }
 
+/// An unpaced rebuild and a repairing scrub keep two groups of stripes in flight, the
+/// second locked before the first is done. Over small chunks they pass the end of the
+/// stripe-lock table several times while a writer keeps writing and a reader keeps
+/// comparing against the model: every read matches, the scrub finds nothing (a torn stripe
+/// would look damaged), and every member holds its role at the end.
+#[test]
+fn full_speed_rebuild_and_scrub_beside_a_writer_and_a_reader() {
+    const SMALL_CHUNK: u64 = 4 << 10;
+    for (level, n) in [(Level::Parity { m: 1 }, 4), (Level::Parity { m: 2 }, 6)] {
+        let disks = mem_disks("m", n, 12 << 20);
+        let array = Arc::new(
+            Array::create(
+                boxed(&disks),
+                &CreateOptions::new(level)
+                    .chunk(SMALL_CHUNK)
+                    .force(true)
+                    .array_options(quiet()),
+            )
+            .unwrap(),
+        );
+        let stripes = array.len() / SMALL_CHUNK / (n as u64 - level_m(level));
+        assert!(
+            stripes > 2048,
+            "{stripes} stripes: not past the lock table twice"
+        );
+        let model = Arc::new(Mutex::new(Rng::new(3).block(array.len() as usize)));
+        array.write_at(&model.lock().unwrap(), 0).unwrap();
+        array.fail_member("m2").unwrap();
+        let spare = Arc::new(MemDisk::new("spare", 12 << 20, 4096));
+        array.add_spare(Box::new(spare.clone()), false).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (array, model, stop) = (array.clone(), model.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(5);
+                let mut writes = 0;
+                while !stop.load(Ordering::Acquire) || writes < 50 {
+                    let len = 1 + rng.below(20_000);
+                    let at = rng.below(array.len() as usize - len);
+                    let bytes = rng.block(len);
+                    let mut model = model.lock().unwrap();
+                    array.write_at(&bytes, at as u64).unwrap();
+                    model[at..at + len].copy_from_slice(&bytes);
+                    writes += 1;
+                }
+            })
+        };
+        let reader = {
+            let (array, model, stop) = (array.clone(), model.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(9);
+                let mut reads = 0;
+                while !stop.load(Ordering::Acquire) || reads < 50 {
+                    let len = 1 + rng.below(20_000);
+                    let at = rng.below(array.len() as usize - len);
+                    let mut got = vec![0; len];
+                    let model = model.lock().unwrap();
+                    array.read_at(&mut got, at as u64).unwrap();
+                    assert!(got == model[at..at + len], "read {at}+{len} differs");
+                    reads += 1;
+                }
+            })
+        };
+        let reports = array
+            .rebuild(&options(1 << 20), &AtomicBool::new(false), &|_| {})
+            .unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].lost, Vec::new());
+        let scrub = array
+            .scrub(
+                raidkit::array::ScrubOptions {
+                    repair: true,
+                    checkpoint_every: 1 << 20,
+                    ..Default::default()
+                },
+                &AtomicBool::new(false),
+                &|_| {},
+            )
+            .unwrap();
+        stop.store(true, Ordering::Release);
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert!(!scrub.cancelled);
+        assert_eq!(scrub.damaged.len(), 0, "{level:?}: {:?}", scrub.damaged);
+        assert!(scrub.unrecoverable.is_empty(), "{level:?}");
+        let expect = hash(&model.lock().unwrap());
+        assert_eq!(&hash(&read_all(&array).unwrap()), &expect, "{level:?}");
+        let array = Arc::into_inner(array).unwrap();
+        array.close().unwrap();
+        let mut now: Vec<Arc<MemDisk>> = disks.clone();
+        now[2] = spare;
+        assert_every_member_holds_its_role(&openers(&now), &expect);
+    }
+}
+
+fn level_m(level: Level) -> u64 {
+    match level {
+        Level::Parity { m } => m as u64,
+        _ => 0,
+    }
+}
+
 /// Stops a rebuild part way by Ctrl-C (the cancel flag): the position is recorded, the
 /// status says so, and after a reassemble the rebuild continues from it.
 #[test]

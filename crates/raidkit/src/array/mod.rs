@@ -92,7 +92,7 @@ pub struct ArrayOptions {
     pub engine: Option<Engine>,
     /// A member whose read and checksum errors since assemble exceed this is marked faulty.
     pub error_threshold: u64,
-    /// Threads issuing member I/O (default: the member count, from 2 to 16).
+    /// Threads issuing member I/O (default: twice the member count, from 4 to 32).
     pub threads: Option<usize>,
     /// Verify every block read against its checksum (default). Turning it off gives up
     /// detecting and healing silent corruption on reads; it exists to measure what
@@ -505,7 +505,9 @@ impl Array {
             sb.flags &= !format::FLAG_DATA_MAP;
             None
         };
-        let threads = options.threads.unwrap_or(layout.members()).clamp(2, 16);
+        // Twice the members: a long walk keeps two groups of stripes in flight, and a
+        // thread blocked in a member's I/O is one request queued on it.
+        let threads = options.threads.unwrap_or(2 * layout.members()).clamp(4, 32);
         let io = exec::Executor::new(threads, options.serial_io)?;
         let stamps = (sb.flags & FLAG_JOURNAL == 0 && sessions.is_some()).then(|| {
             Mutex::new(session::Stamps {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::exec::LOCKS;
 use super::member::Incoming;
 use super::pool::PoolBuf;
 use super::roster::Holder;
@@ -164,6 +165,18 @@ pub(super) struct Walk<'w> {
     pub skip: Option<&'w (dyn Fn(u64, u64) -> u64 + Sync)>,
 }
 
+/// Bytes of stripe buffers one group of a long walk holds at most (two groups are in
+/// flight, within what the buffer pool keeps for reuse).
+const GROUP_BYTES: u64 = 24 << 20;
+
+/// Stripes per group of a long walk (scrub, rebuild) over stripes of `stripe_bytes` on
+/// every member together: as many as fit in [`GROUP_BYTES`], from 4 to 64. More stripes
+/// in flight keep more requests queued on each member; fewer keep user writes to those
+/// stripes from waiting long.
+pub(super) fn group_for(stripe_bytes: u64) -> u64 {
+    (GROUP_BYTES / stripe_bytes.max(1)).clamp(4, 64)
+}
+
 impl Walk<'static> {
     /// One stripe at a time, on the caller's thread, to the end (no cancel, rate or
     /// checkpoints): for walks whose stripes may mark the session map, whose lock must
@@ -191,6 +204,84 @@ pub(super) struct Walked {
     pub cancelled: bool,
     /// Stripes `Walk::skip` let it pass over.
     pub skipped: u64,
+}
+
+/// Where a walk stands, between groups.
+struct Progressed {
+    started: Instant,
+    /// The first stripe not done.
+    next: u64,
+    /// The position last checkpointed.
+    recorded: u64,
+    /// Stripes walked (not skipped), for the rate.
+    walked: u64,
+    skipped: u64,
+    last_checkpoint: Instant,
+    /// Checkpoints also every [`CHECKPOINT_INTERVAL`].
+    timed: bool,
+}
+
+impl Progressed {
+    /// Calls `checkpoint` when it is due (never at the end: the caller records that).
+    fn checkpoint(
+        &mut self,
+        walk: &Walk<'_>,
+        end: u64,
+        checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
+    ) -> Result<(), ArrayError> {
+        let every = walk.checkpoint_every.max(1);
+        let due = self.timed && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+        if (self.next - self.recorded >= every || due) && self.next < end {
+            checkpoint(self.next)?;
+            self.recorded = self.next;
+            self.last_checkpoint = Instant::now();
+        }
+        Ok(())
+    }
+}
+
+/// A group's results, stripe by stripe.
+type GroupResult<T> = Result<Vec<(u64, T)>, ArrayError>;
+
+/// A group's tasks, running beside the walk or already run.
+enum Task<'scope, T> {
+    Running(Option<std::thread::ScopedJoinHandle<'scope, GroupResult<T>>>),
+    Finished(Option<GroupResult<T>>),
+}
+
+/// A group of a walk whose stripe locks are held while its tasks run.
+struct InFlight<'scope, 'locks, T> {
+    /// The stripe after the group.
+    last: u64,
+    task: Task<'scope, T>,
+    /// Released only after the tasks ended (see `Drop`).
+    _locks: Vec<std::sync::RwLockWriteGuard<'locks, ()>>,
+}
+
+impl<T> InFlight<'_, '_, T> {
+    /// The group's results, once every task ended.
+    fn wait(&mut self) -> GroupResult<T> {
+        let result = match &mut self.task {
+            Task::Running(handle) => handle.take().map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+            Task::Finished(result) => result.take(),
+        };
+        result.unwrap_or_else(|| Ok(Vec::new()))
+    }
+}
+
+impl<T> Drop for InFlight<'_, '_, T> {
+    /// Waits for the tasks still running: their stripes stay locked until they end, also
+    /// when the walk stops early with an error.
+    fn drop(&mut self) {
+        if let Task::Running(handle) = &mut self.task
+            && let Some(handle) = handle.take()
+        {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Array {
@@ -355,6 +446,13 @@ impl Array {
     /// its locks are released; `done(next, results)` gets the group's results in stripe
     /// order; `checkpoint(next)` every `checkpoint_every` stripes; then the rate limit.
     /// `before` runs before each group and may stop the walk with an error.
+    ///
+    /// Two groups are in flight at once (except in seeded runs and one-stripe walks): the
+    /// next group is started, under its own locks, before the last one is waited for, so
+    /// the members' queues never drain between groups (one group's reads run beside the
+    /// other's writes). The second group's locks come after the first's in table order,
+    /// which keeps the one ordering rule: when the walk reaches the end of the table it
+    /// finishes the group in flight first.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn walk<T: Send>(
         &self,
@@ -365,87 +463,128 @@ impl Array {
         done: &mut dyn FnMut(u64, Vec<(u64, T)>),
         checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
     ) -> Result<Walked, ArrayError> {
-        let started = Instant::now();
         let end = walk.stripes.end;
-        let mut next = walk.stripes.start;
-        let mut recorded = next;
-        let mut walked = 0u64;
-        let every = walk.checkpoint_every.max(1);
-        // A slow walk also records its position every few seconds (for watchers, and a
-        // closer restart), except in serial runs, which must replay call for call.
-        let timed = !self.options.serial_io && walk.checkpoint_every != u64::MAX;
-        let mut last_checkpoint = Instant::now();
-        let mut skipped = 0u64;
-        while next < end {
-            if walk.cancel.load(Ordering::Relaxed) {
-                return Ok(Walked {
-                    next,
-                    cancelled: true,
-                    skipped,
-                });
-            }
-            before()?;
-            let run_end = walk.skip.map_or(next, |skip| skip(next, end));
-            if let Some(skip) = walk.skip
-                && run_end > next
-            {
-                // A long run takes every lock (cheaper than a lock per stripe).
-                let upto = run_end;
-                let _locks = if upto - next >= super::exec::LOCKS as u64 {
-                    self.locks.everything()
-                } else {
-                    self.locks.exclusive_all(next..upto)
-                };
-                let upto = skip(next, upto);
-                if upto > next {
-                    under_locks(upto);
-                    skipped += upto - next;
-                    next = upto;
-                    drop(_locks);
-                    done(next, Vec::new());
-                    if next - recorded >= every && next < end {
-                        checkpoint(next)?;
-                        recorded = next;
-                        last_checkpoint = Instant::now();
+        // A paced walk sleeps between groups: not with a second group's locks held.
+        let overlap = !self.options.serial_io && walk.group > 1 && walk.rate.is_none_or(|r| r == 0);
+        let mut at = Progressed {
+            started: Instant::now(),
+            next: walk.stripes.start,
+            recorded: walk.stripes.start,
+            walked: 0,
+            skipped: 0,
+            last_checkpoint: Instant::now(),
+            // A slow walk also records its position every few seconds (for watchers, and
+            // a closer restart), except in serial runs, which must replay call for call.
+            timed: !self.options.serial_io && walk.checkpoint_every != u64::MAX,
+        };
+        std::thread::scope(|scope| {
+            // The group in flight; dropping it waits for its tasks before its locks go.
+            let mut pending: Option<InFlight<'_, '_, T>> = None;
+            // The first stripe not started.
+            let mut queued = at.next;
+            while queued < end {
+                if walk.cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                before()?;
+                if let Some(skip) = walk.skip
+                    && skip(queued, end) > queued
+                {
+                    if let Some(group) = pending.take() {
+                        self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
                     }
-                    continue;
+                    // A long run takes every lock (cheaper than a lock per stripe).
+                    let upto = skip(queued, end);
+                    let _locks = if upto - queued >= LOCKS as u64 {
+                        self.locks.everything()
+                    } else {
+                        self.locks.exclusive_all(queued..upto)
+                    };
+                    let upto = skip(queued, upto);
+                    if upto > queued {
+                        under_locks(upto);
+                        at.skipped += upto - queued;
+                        at.next = upto;
+                        queued = upto;
+                        drop(_locks);
+                        done(upto, Vec::new());
+                        at.checkpoint(walk, end, checkpoint)?;
+                        continue;
+                    }
+                }
+                // Never across the end of the lock table with a group in flight.
+                let table = LOCKS as u64;
+                let table_end = (queued / table + 1) * table;
+                if queued.is_multiple_of(table)
+                    && let Some(group) = pending.take()
+                {
+                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
+                }
+                // A group never spans more than a checkpoint interval.
+                let group = walk.group.min(walk.checkpoint_every).max(1);
+                let last = end.min(queued + group).min(table_end);
+                let locks = self.locks.exclusive_all(queued..last);
+                let stripes: Vec<u64> = (queued..last).collect();
+                let run = move || {
+                    self.io
+                        .parallel(stripes, |stripe| each(stripe).map(|t| (stripe, t)))
+                        .into_iter()
+                        .collect::<GroupResult<T>>()
+                };
+                let task = if overlap {
+                    Task::Running(Some(scope.spawn(run)))
+                } else {
+                    Task::Finished(Some(run()))
+                };
+                queued = last;
+                let started = InFlight {
+                    last,
+                    task,
+                    _locks: locks,
+                };
+                if let Some(group) = pending.replace(started) {
+                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
+                }
+                if !overlap && let Some(group) = pending.take() {
+                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
                 }
             }
-            let group: Vec<u64> = (next..end.min(next + walk.group)).collect();
-            let last = next + group.len() as u64;
-            let results = {
-                let _exclusive = self.locks.exclusive_all(next..last);
-                let results: Result<Vec<(u64, T)>, ArrayError> = self
-                    .io
-                    .parallel(group, |stripe| each(stripe).map(|t| (stripe, t)))
-                    .into_iter()
-                    .collect();
-                let results = results?;
-                under_locks(last);
-                results
-            };
-            walked += last - next;
-            next = last;
-            done(next, results);
-            let due = timed && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
-            if (next - recorded >= every || due) && next < end {
-                checkpoint(next)?;
-                recorded = next;
-                last_checkpoint = Instant::now();
+            if let Some(group) = pending.take() {
+                self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
             }
-            if let Some(rate) = walk.rate.filter(|&r| r > 0) {
-                let bytes = walked * walk.bytes_per_stripe;
-                let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
-                }
+            Ok(Walked {
+                next: at.next,
+                cancelled: at.next < end,
+                skipped: at.skipped,
+            })
+        })
+    }
+
+    /// Waits for a group in flight, then hands its results on as [`Array::walk`] says.
+    fn settle<T: Send>(
+        &self,
+        mut group: InFlight<'_, '_, T>,
+        walk: &Walk<'_>,
+        at: &mut Progressed,
+        under_locks: &dyn Fn(u64),
+        done: &mut dyn FnMut(u64, Vec<(u64, T)>),
+        checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
+    ) -> Result<(), ArrayError> {
+        let results = group.wait()?;
+        under_locks(group.last);
+        drop(group);
+        at.walked += results.len() as u64;
+        at.next = at.next.max(results.last().map_or(at.next, |r| r.0 + 1));
+        done(at.next, results);
+        at.checkpoint(walk, walk.stripes.end, checkpoint)?;
+        if let Some(rate) = walk.rate.filter(|&r| r > 0) {
+            let bytes = at.walked * walk.bytes_per_stripe;
+            let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(at.started.elapsed()) {
+                std::thread::sleep(wait);
             }
         }
-        Ok(Walked {
-            next,
-            cancelled: false,
-            skipped,
-        })
+        Ok(())
     }
 
     /// Counts the read and checksum errors of `status` against the members holding them

@@ -31,8 +31,6 @@ use super::{Array, ArrayError, check_block_size, refuse_if_member};
 use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
 
-/// Stripes filled concurrently.
-const FILL_GROUP: u64 = 4;
 /// XORed into the checksum entry of a block written as lost, so it never verifies.
 const POISON: u32 = 0x5a5a_5a5a;
 
@@ -522,7 +520,7 @@ impl Array {
         };
         let walk = Walk {
             stripes: start..stripes,
-            group: FILL_GROUP,
+            group: super::pipeline::group_for(chunk * self.width() as u64),
             cancel,
             rate: options.rate,
             bytes_per_stripe: chunk,

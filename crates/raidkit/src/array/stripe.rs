@@ -23,9 +23,6 @@ use crate::disk::Disk;
 use crate::format::{self, CSUM_BLOCK};
 use crate::layout::Level;
 
-/// Stripes a scrub checks concurrently.
-const SCRUB_GROUP: u64 = 4;
-
 /// One data piece of a read: stripe, data position, byte range within the chunk, and the
 /// caller's bytes it fills.
 type Piece<'a> = (u64, usize, Range<u64>, &'a mut [u8]);
@@ -843,7 +840,7 @@ impl Array {
         let skip = |from: u64, end: u64| self.next_with_data(from, end);
         let walk = Walk {
             stripes: next..stripes,
-            group: SCRUB_GROUP,
+            group: super::pipeline::group_for(self.layout.chunk() * self.width() as u64),
             cancel,
             rate: options.rate,
             // The rate is per member, as a rebuild's is.
