@@ -14,7 +14,9 @@ use raidkit::array::{Array, ArrayOptions, CreateOptions, ScrubOptions};
 use raidkit::disk::{Disk, MemDisk};
 use raidkit::layout::Level;
 use raidkit_testkit::Rng;
-use raidkit_testkit::arrays::{boxed as boxed_disks, forge_block, mem_disks};
+use raidkit_testkit::arrays::{
+    boxed as boxed_disks, forge_block, from_images, mem_disks, snapshots,
+};
 use raidkit_testkit::sim::SimDisk;
 
 const MEMBER: u64 = 4 << 20;
@@ -610,4 +612,183 @@ fn a_row_whose_redundancy_disagrees_is_never_repaired_from_it() {
         "the lost row is zeros on the new disk"
     );
     array.close().unwrap();
+}
+
+/// Every subset of `items` with `size` members.
+fn subsets(items: &[usize], size: usize) -> Vec<Vec<usize>> {
+    if size == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for (i, &first) in items.iter().enumerate() {
+        for mut rest in subsets(&items[i + 1..], size - 1) {
+            rest.insert(0, first);
+            out.push(rest);
+        }
+    }
+    out
+}
+
+/// A forged block (new contents and a matching checksum entry) on an array with members
+/// absent, for every level, every count of absent members below m and every choice of
+/// them: with two or more redundancy equations left the scrub names it by syndrome,
+/// repairs it and reads give the data back; with one left it reports the row and rewrites
+/// nothing; it never says "clean" (issue: degraded rows skipped the parity check).
+#[test]
+fn a_forged_block_on_a_degraded_array_is_named_or_reported() {
+    const SMALL: u64 = 4 << 20;
+    let levels = [
+        (Level::Parity { m: 1 }, 4, 1),
+        (Level::Parity { m: 2 }, 5, 2),
+        (Level::Parity { m: 3 }, 6, 3),
+        (Level::Parity { m: 4 }, 7, 4),
+        (Level::Mirror, 3, 2),
+        (Level::Mirror, 4, 3),
+    ];
+    let mut cases = 0;
+    for (level, n, m) in levels {
+        let disks = mem_disks("m", n, SMALL);
+        let array = Array::create(
+            boxed_disks(&disks),
+            &CreateOptions::new(level).chunk(CHUNK).force(true),
+        )
+        .unwrap();
+        let data = Rng::new(11).block(array.len() as usize);
+        array.write_at(&data, 0).unwrap();
+        let regions = *array.regions();
+        array.close().unwrap();
+        let pristine = snapshots(&disks);
+        let forged_role = 1usize;
+        let forged = vec![0xC3u8; 4096];
+        let others: Vec<usize> = (0..n).filter(|&r| r != forged_role).collect();
+        for absent_count in 0..m {
+            for absent in subsets(&others, absent_count) {
+                cases += 1;
+                let case = format!("{level:?} n={n}, absent {absent:?}");
+                let assemble = || {
+                    let disks = from_images("m", &pristine);
+                    // Block 5 of role 1 (data in some stripes, parity in others).
+                    forge_block(
+                        disks[forged_role].as_ref(),
+                        &regions,
+                        forged_role,
+                        5,
+                        &forged,
+                    );
+                    let present: Vec<Box<dyn Disk>> = (0..n)
+                        .filter(|r| !absent.contains(r))
+                        .map(|r| Box::new(disks[r].clone()) as Box<dyn Disk>)
+                        .collect();
+                    (Array::assemble(present, &options()).unwrap(), disks)
+                };
+                let spare = m - absent_count;
+                // Reads never return a block rebuilt from the forged one: block by block,
+                // the data, the forged block itself (its checksum vouches for it), or an
+                // error when one equation is left and cannot say which block is wrong.
+                let (array, _) = assemble();
+                let mut rebuilt_garbage = 0;
+                for (i, want) in data.chunks(4096).enumerate() {
+                    let mut got = vec![0u8; want.len()];
+                    match array.read_at(&mut got, (i * 4096) as u64) {
+                        Ok(()) if got == want || got == forged[..got.len()] => {}
+                        Ok(()) => rebuilt_garbage += 1,
+                        Err(e) => assert!(spare == 1, "{case}: block {i}: {e}"),
+                    }
+                }
+                assert_eq!(rebuilt_garbage, 0, "{case}: wrong bytes read");
+                drop(array);
+                // The scrub, first thing after assembly.
+                let (array, disks) = assemble();
+                let report = scrub(&array, true);
+                if spare >= 2 {
+                    assert_eq!(report.damaged.len(), 1, "{case}: {report:?}");
+                    let d = &report.damaged[0];
+                    assert_eq!(
+                        (d.role, d.found_by, d.repaired),
+                        (forged_role, "syndrome", true),
+                        "{case}"
+                    );
+                    assert!(report.unrecoverable.is_empty(), "{case}: {report:?}");
+                    let mut back = vec![0u8; data.len()];
+                    array.read_at(&mut back, 0).unwrap();
+                    assert!(back == data, "{case}: repaired to the right contents");
+                    let again = scrub(&array, false);
+                    assert!(
+                        again.damaged.is_empty() && again.unrecoverable.is_empty(),
+                        "{case}: clean after the repair: {again:?}"
+                    );
+                } else {
+                    assert!(report.damaged.is_empty(), "{case}: nothing is guessed");
+                    assert_eq!(report.unrecoverable.len(), 1, "{case}: {report:?}");
+                    let mut block_back = vec![0u8; 4096];
+                    disks[forged_role]
+                        .read_at(&mut block_back, regions.data_offset + 5 * 4096)
+                        .unwrap();
+                    assert_eq!(block_back, forged, "{case}: nothing was rewritten");
+                }
+                drop(array);
+            }
+        }
+    }
+    assert_eq!(
+        cases,
+        1 + (1 + 4) + (1 + 5 + 10) + (1 + 6 + 15 + 20) + (1 + 2) + (1 + 3 + 3)
+    );
+}
+
+/// After an unclean stop in bitmap mode, a repairing scrub over every stripe that leaves
+/// nothing wrong does a resync's work: the array is clean afterwards and after a restart.
+/// One that finds a row it cannot attribute (RAID-5 parity that disagrees) leaves the
+/// resync pending, and so does a check-only scrub.
+#[test]
+fn a_complete_repairing_scrub_ends_an_unclean_start() {
+    use raidkit::array::Consistency;
+    for (level, n, forge_parity) in [
+        (Level::Mirror, 3, false),
+        (Level::Parity { m: 2 }, 5, false),
+        (Level::Parity { m: 1 }, 4, true),
+    ] {
+        let disks = mem_disks("m", n, MEMBER);
+        let array = Array::create(
+            boxed_disks(&disks),
+            &CreateOptions::new(level)
+                .chunk(CHUNK)
+                .consistency(Consistency::Bitmap),
+        )
+        .unwrap();
+        let data = Rng::new(5).block(300_000);
+        array.write_at(&data, 0).unwrap();
+        array.flush().unwrap();
+        let regions = *array.regions();
+        std::mem::forget(array); // a crash: no close
+        if forge_parity {
+            // Stripe 0's parity is on the last member: rewrite one of its blocks with a
+            // matching entry, as a torn write could leave it.
+            forge_block(disks[n - 1].as_ref(), &regions, n - 1, 1, &[0x77u8; 4096]);
+        }
+        let array = Array::assemble(boxed_disks(&disks), &options()).unwrap();
+        assert!(array.status().unclean_start, "{level:?}");
+        scrub(&array, false);
+        assert!(
+            array.status().unclean_start,
+            "{level:?}: a check changes nothing"
+        );
+        let report = scrub(&array, true);
+        assert_eq!(
+            array.status().unclean_start,
+            forge_parity,
+            "{level:?}: {report:?}"
+        );
+        array.close().unwrap();
+        let array = Array::assemble(boxed_disks(&disks), &options()).unwrap();
+        let status = array.status();
+        assert_eq!(
+            status.unclean_start, forge_parity,
+            "{level:?} after a restart"
+        );
+        let mut back = vec![0u8; data.len()];
+        array.read_at(&mut back, 0).unwrap();
+        assert!(back == data, "{level:?}");
+        array.close().unwrap();
+    }
 }

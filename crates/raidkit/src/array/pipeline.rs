@@ -26,8 +26,8 @@
 //! to the caller), only find out and carry out what the caller asks.
 
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::exec::LOCKS;
@@ -243,42 +243,68 @@ impl Progressed {
 /// A group's results, stripe by stripe.
 type GroupResult<T> = Result<Vec<(u64, T)>, ArrayError>;
 
-/// A group's tasks, running beside the walk or already run.
-enum Task<'scope, T> {
-    Running(Option<std::thread::ScopedJoinHandle<'scope, GroupResult<T>>>),
-    Finished(Option<GroupResult<T>>),
+/// A yes/no set once by one group's thread and awaited by the next one's; set to no if the
+/// thread ends without setting it (an early return or a panic), so nobody waits forever.
+#[derive(Default)]
+struct Signal {
+    value: Mutex<Option<bool>>,
+    set: Condvar,
 }
 
-/// A group of a walk whose stripe locks are held while its tasks run.
-struct InFlight<'scope, 'locks, T> {
-    /// The stripe after the group.
-    last: u64,
-    task: Task<'scope, T>,
-    /// Released only after the tasks ended (see `Drop`).
-    _locks: Vec<std::sync::RwLockWriteGuard<'locks, ()>>,
-}
+impl Signal {
+    fn set(&self, value: bool) {
+        let mut slot = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(value);
+            self.set.notify_all();
+        }
+    }
 
-impl<T> InFlight<'_, '_, T> {
-    /// The group's results, once every task ended.
-    fn wait(&mut self) -> GroupResult<T> {
-        let result = match &mut self.task {
-            Task::Running(handle) => handle.take().map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }),
-            Task::Finished(result) => result.take(),
-        };
-        result.unwrap_or_else(|| Ok(Vec::new()))
+    fn wait(&self) -> bool {
+        let mut slot = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(value) = *slot {
+                return value;
+            }
+            slot = self.set.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
-impl<T> Drop for InFlight<'_, '_, T> {
-    /// Waits for the tasks still running: their stripes stay locked until they end, also
-    /// when the walk stops early with an error.
+/// Sets a signal to no when dropped unset.
+struct SetOnDrop(Arc<Signal>);
+
+impl Drop for SetOnDrop {
     fn drop(&mut self) {
-        if let Task::Running(handle) = &mut self.task
-            && let Some(handle) = handle.take()
-        {
+        self.0.set(false);
+    }
+}
+
+/// A group of a walk running on its own thread, which holds the group's stripe locks.
+struct InFlight<'scope, T> {
+    handle: Option<std::thread::ScopedJoinHandle<'scope, GroupResult<T>>>,
+    /// Set once the group holds every one of its locks.
+    locked: Arc<Signal>,
+    /// Set once the group is done under its locks (`under_locks` ran: yes) or failed (no).
+    settled: Arc<Signal>,
+}
+
+impl<T> InFlight<'_, T> {
+    /// The group's results, once its thread ended (its locks released).
+    fn wait(&mut self) -> GroupResult<T> {
+        match self.handle.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl<T> Drop for InFlight<'_, T> {
+    /// Waits for the group's thread, also when the walk stops early with an error.
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
     }
@@ -440,26 +466,28 @@ impl Array {
     }
 
     /// Goes over `walk.stripes` a group at a time (module step 4): the group's locks are
-    /// taken here, in lock-table order, never inside a pool task (a task blocked on a lock
-    /// held by a caller waiting for the pool would deadlock); `each` runs on the pool for
-    /// every stripe of the group; `under_locks(end)` runs once the group succeeded, before
-    /// its locks are released; `done(next, results)` gets the group's results in stripe
-    /// order; `checkpoint(next)` every `checkpoint_every` stripes; then the rate limit.
-    /// `before` runs before each group and may stop the walk with an error.
+    /// taken in lock-table order, never inside a pool task (a task blocked on a lock held
+    /// by a caller waiting for the pool would deadlock); `each` runs on the pool for every
+    /// stripe of the group; `under_locks(end)` runs once the group and every group before
+    /// it succeeded, before its locks are released; `done(next, results)` gets the group's
+    /// results in stripe order; `checkpoint(next)` every `checkpoint_every` stripes; then
+    /// the rate limit. `before` runs before each group and may stop the walk with an error.
+    /// `before`, `done` and `checkpoint` run on the caller's thread holding no stripe lock
+    /// (they may read and write the array).
     ///
-    /// Two groups are in flight at once (except in seeded runs and one-stripe walks): the
-    /// next group is started, under its own locks, before the last one is waited for, so
-    /// the members' queues never drain between groups (one group's reads run beside the
-    /// other's writes). The second group's locks come after the first's in table order,
-    /// which keeps the one ordering rule: when the walk reaches the end of the table it
-    /// finishes the group in flight first.
+    /// Two groups are in flight at once (except in seeded runs, paced walks and one-stripe
+    /// walks), each on its own thread holding its own locks: the next group starts before
+    /// the last one is waited for, so the members' queues never drain between groups (one
+    /// group's reads run beside the other's writes). A group takes its locks only once the
+    /// group before it holds all of its own, so locks are still taken as one ascending run
+    /// would take them; and it runs `under_locks` only after the group before it did.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn walk<T: Send>(
         &self,
         walk: &Walk<'_>,
         before: &mut dyn FnMut() -> Result<(), ArrayError>,
         each: &(dyn Fn(u64) -> Result<T, ArrayError> + Sync),
-        under_locks: &dyn Fn(u64),
+        under_locks: &(dyn Fn(u64) + Sync),
         done: &mut dyn FnMut(u64, Vec<(u64, T)>),
         checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
     ) -> Result<Walked, ArrayError> {
@@ -477,9 +505,10 @@ impl Array {
             // a closer restart), except in serial runs, which must replay call for call.
             timed: !self.options.serial_io && walk.checkpoint_every != u64::MAX,
         };
+        // A group never spans more than a checkpoint interval.
+        let group = walk.group.min(walk.checkpoint_every).max(1);
         std::thread::scope(|scope| {
-            // The group in flight; dropping it waits for its tasks before its locks go.
-            let mut pending: Option<InFlight<'_, '_, T>> = None;
+            let mut pending: Option<InFlight<'_, T>> = None;
             // The first stripe not started.
             let mut queued = at.next;
             while queued < end {
@@ -491,7 +520,7 @@ impl Array {
                     && skip(queued, end) > queued
                 {
                     if let Some(group) = pending.take() {
-                        self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
+                        self.settle(group, walk, &mut at, done, checkpoint)?;
                     }
                     // A long run takes every lock (cheaper than a lock per stripe).
                     let upto = skip(queued, end);
@@ -512,45 +541,53 @@ impl Array {
                         continue;
                     }
                 }
-                // Never across the end of the lock table with a group in flight.
-                let table = LOCKS as u64;
-                let table_end = (queued / table + 1) * table;
-                if queued.is_multiple_of(table)
-                    && let Some(group) = pending.take()
-                {
-                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
-                }
-                // A group never spans more than a checkpoint interval.
-                let group = walk.group.min(walk.checkpoint_every).max(1);
-                let last = end.min(queued + group).min(table_end);
-                let locks = self.locks.exclusive_all(queued..last);
-                let stripes: Vec<u64> = (queued..last).collect();
-                let run = move || {
-                    self.io
-                        .parallel(stripes, |stripe| each(stripe).map(|t| (stripe, t)))
-                        .into_iter()
-                        .collect::<GroupResult<T>>()
-                };
-                let task = if overlap {
-                    Task::Running(Some(scope.spawn(run)))
-                } else {
-                    Task::Finished(Some(run()))
-                };
+                let last = end.min(queued + group);
+                let stripes = queued..last;
                 queued = last;
+                if !overlap {
+                    let results = {
+                        let _locks = self.locks.exclusive_all(stripes.clone());
+                        let results = self.run_group(stripes, each)?;
+                        under_locks(last);
+                        results
+                    };
+                    self.advance(results, walk, &mut at, done, checkpoint)?;
+                    continue;
+                }
+                let locked = Arc::new(Signal::default());
+                let settled = Arc::new(Signal::default());
+                let previous = pending
+                    .as_ref()
+                    .map(|p| (p.locked.clone(), p.settled.clone()));
+                let handle = {
+                    let (locked, settled) = (locked.clone(), settled.clone());
+                    scope.spawn(move || {
+                        let _unset = (SetOnDrop(locked.clone()), SetOnDrop(settled.clone()));
+                        if let Some((previous, _)) = &previous {
+                            previous.wait();
+                        }
+                        let _locks = self.locks.exclusive_all(stripes.clone());
+                        locked.set(true);
+                        let results = self.run_group(stripes, each);
+                        let before_ok = previous.as_ref().is_none_or(|(_, s)| s.wait());
+                        if before_ok && results.is_ok() {
+                            under_locks(last);
+                            settled.set(true);
+                        }
+                        results
+                    })
+                };
                 let started = InFlight {
-                    last,
-                    task,
-                    _locks: locks,
+                    handle: Some(handle),
+                    locked,
+                    settled,
                 };
                 if let Some(group) = pending.replace(started) {
-                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
-                }
-                if !overlap && let Some(group) = pending.take() {
-                    self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
+                    self.settle(group, walk, &mut at, done, checkpoint)?;
                 }
             }
             if let Some(group) = pending.take() {
-                self.settle(group, walk, &mut at, under_locks, done, checkpoint)?;
+                self.settle(group, walk, &mut at, done, checkpoint)?;
             }
             Ok(Walked {
                 next: at.next,
@@ -560,19 +597,42 @@ impl Array {
         })
     }
 
+    /// Runs `each` for every stripe of a group on the pool.
+    fn run_group<T: Send>(
+        &self,
+        stripes: Range<u64>,
+        each: &(dyn Fn(u64) -> Result<T, ArrayError> + Sync),
+    ) -> GroupResult<T> {
+        self.io
+            .parallel(stripes.collect(), |stripe| {
+                each(stripe).map(|t| (stripe, t))
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// Waits for a group in flight, then hands its results on as [`Array::walk`] says.
     fn settle<T: Send>(
         &self,
-        mut group: InFlight<'_, '_, T>,
+        mut group: InFlight<'_, T>,
         walk: &Walk<'_>,
         at: &mut Progressed,
-        under_locks: &dyn Fn(u64),
         done: &mut dyn FnMut(u64, Vec<(u64, T)>),
         checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
     ) -> Result<(), ArrayError> {
         let results = group.wait()?;
-        under_locks(group.last);
-        drop(group);
+        self.advance(results, walk, at, done, checkpoint)
+    }
+
+    /// Counts a group done: `done`, the checkpoint when due, then the rate limit.
+    fn advance<T: Send>(
+        &self,
+        results: Vec<(u64, T)>,
+        walk: &Walk<'_>,
+        at: &mut Progressed,
+        done: &mut dyn FnMut(u64, Vec<(u64, T)>),
+        checkpoint: &mut dyn FnMut(u64) -> Result<(), ArrayError>,
+    ) -> Result<(), ArrayError> {
         at.walked += results.len() as u64;
         at.next = at.next.max(results.last().map_or(at.next, |r| r.0 + 1));
         done(at.next, results);

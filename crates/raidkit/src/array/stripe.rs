@@ -396,8 +396,43 @@ impl Array {
                             Found::Unchecked => {}
                         }
                     }
-                    if !suspect {
+                    if suspect {
+                        continue;
+                    }
+                    // The blocks were read to rebuild this row: the redundancy left over
+                    // checks them before any is returned. A present block its checksum
+                    // vouches for but the equations single out is rewritten; a row that
+                    // disagrees with no single block to blame is not returned.
+                    let lost: Vec<usize> = found.iter().map(|f| f.0).collect();
+                    if lost.len() >= m {
                         heal.relisted.extend(listed);
+                        continue;
+                    }
+                    let span = r * BS..(r + 1) * BS;
+                    let only_absent = found.iter().all(|f| f.1 == Found::Unchecked);
+                    let mut copy: Vec<Vec<u8>> =
+                        bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                    let mut slices: Vec<&mut [u8]> = copy.iter_mut().map(|b| &mut b[..]).collect();
+                    match self.check_rebuilt_row(&mut slices, &lost, self.layout.k())? {
+                        Leftover::Consistent | Leftover::Nothing => heal.relisted.extend(listed),
+                        Leftover::Culprit(p) if only_absent => {
+                            for (buf, fixed) in bufs.iter_mut().zip(&copy) {
+                                buf[span.clone()].copy_from_slice(fixed);
+                            }
+                            heal.relisted.push((p, r));
+                        }
+                        Leftover::Culprit(_) | Leftover::Unexplained => {
+                            if unrecoverable.is_none() && (0..width).any(|p| want[p]) {
+                                unrecoverable = Some((
+                                    rows.start + r as u64,
+                                    rows.start + r as u64 + 1,
+                                    format!(
+                                        "with {} of {width} blocks rebuilt, the row's redundancy does not match the blocks their checksums vouch for, and no single block explains it",
+                                        lost.len()
+                                    ),
+                                ));
+                            }
+                        }
                     }
                 }
                 Row::Intact | Row::Skipped(_) => {}
@@ -676,7 +711,54 @@ impl Array {
         Ok(())
     }
 
-    /// Parity (or mirror copies) of `data`.
+    /// Checks a row whose `lost` positions were rebuilt from the others against the
+    /// redundancy left over (m − lost equations). With none left there is nothing to check;
+    /// with one, an inconsistency is found but cannot be pinned on a block; with two or
+    /// more, the one present block whose loss makes the row consistent is named, and the
+    /// row (that block and the `lost` ones) is rebuilt without it. Mirrors: copies are
+    /// compared, and with three present the odd one out is named.
+    fn check_rebuilt_row(
+        &self,
+        row: &mut [&mut [u8]],
+        lost: &[usize],
+        k: usize,
+    ) -> Result<Leftover, ArrayError> {
+        let width = row.len();
+        let spare = (width - k).saturating_sub(lost.len());
+        if spare == 0 {
+            return Ok(Leftover::Nothing);
+        }
+        let copy: Vec<Vec<u8>> = row.iter().map(|b| b.to_vec()).collect();
+        if self.row_agrees(&copy, k)? {
+            return Ok(Leftover::Consistent);
+        }
+        if spare < 2 {
+            return Ok(Leftover::Unexplained);
+        }
+        let mut fits = Vec::new();
+        for p in (0..width).filter(|p| !lost.contains(p)) {
+            let mut trial = copy.clone();
+            let mut erased = lost.to_vec();
+            erased.push(p);
+            erased.sort_unstable();
+            let mut slices: Vec<&mut [u8]> = trial.iter_mut().map(|b| &mut b[..]).collect();
+            self.reconstruct(&mut slices, &erased)?;
+            if self.row_agrees(&trial, k)? {
+                fits.push((p, trial));
+                if fits.len() > 1 {
+                    return Ok(Leftover::Unexplained);
+                }
+            }
+        }
+        let Some((p, trial)) = fits.pop() else {
+            return Ok(Leftover::Unexplained);
+        };
+        for (block, fixed) in row.iter_mut().zip(&trial) {
+            block.copy_from_slice(fixed);
+        }
+        Ok(Leftover::Culprit(p))
+    }
+
     /// Whether the parity blocks of one row (`row[k..]`) are what its data implies.
     fn row_agrees(&self, row: &[Vec<u8>], k: usize) -> Result<bool, ArrayError> {
         let data: Vec<&[u8]> = row[..k].iter().map(|b| &b[..]).collect();
@@ -689,6 +771,19 @@ impl Array {
     fn encode(&self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), ArrayError> {
         self.redundancy.encode(data, parity)
     }
+}
+
+/// What the redundancy left over says of a row rebuilt around lost positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftover {
+    /// None left over: nothing to check.
+    Nothing,
+    /// The row is consistent.
+    Consistent,
+    /// Inconsistent, and exactly this present position explains it (rebuilt already).
+    Culprit(usize),
+    /// Inconsistent, and no single present position explains it.
+    Unexplained,
 }
 
 /// How [`Array::scrub`] runs.
@@ -881,6 +976,20 @@ impl Array {
         report.skipped += walked.skipped * chunk * width as u64;
         let next = walked.next;
         let position = report.cancelled.then_some(next * chunk);
+        // A repairing scrub over every stripe, with every member in service, that left
+        // nothing wrong did what a resync does after an unclean stop: every row now agrees
+        // with its checksums and with its redundancy. (One that found a row it could not
+        // attribute, such as stale RAID-5 parity, leaves the resync to do.)
+        if options.repair
+            && !report.cancelled
+            && report.resumed_from == 0
+            && report.unrecoverable.is_empty()
+            && report.unrepaired() == 0
+            && (0..width).all(|r| self.members[r].is_active() && self.members[r].behind().is_none())
+        {
+            self.unclean_start.store(false, Ordering::Release);
+            self.resync_marked_only.store(false, Ordering::Release);
+        }
         self.record_scrub(position, options.repair)?;
         self.note_scrub(&report, options.repair);
         Ok(report)
@@ -967,8 +1076,31 @@ impl Array {
                     found.push((p, FoundBy::Syndrome));
                     true
                 }
-                // Only absent members: nothing to check against.
-                Row::Rebuilt(_) if found.is_empty() => continue,
+                // Only absent members, rebuilt from the others: the redundancy left over
+                // checks them, and with two equations or more to spare names one bad block.
+                Row::Rebuilt(rebuilt) if found.is_empty() => {
+                    let lost: Vec<usize> = rebuilt.iter().map(|f| f.0).collect();
+                    let mut slices: Vec<&mut [u8]> =
+                        bufs.iter_mut().map(|b| &mut b[span.clone()]).collect();
+                    match self.check_rebuilt_row(&mut slices, &lost, k)? {
+                        Leftover::Consistent | Leftover::Nothing => continue,
+                        Leftover::Culprit(p) => {
+                            found.push((p, FoundBy::Syndrome));
+                            true
+                        }
+                        Leftover::Unexplained => {
+                            report.unrecoverable.push((
+                                self.layout.array_offset(stripe, 0, row * CSUM_BLOCK),
+                                self.layout.array_offset(stripe, 0, row * CSUM_BLOCK) + CSUM_BLOCK,
+                                format!(
+                                    "stripe {stripe} row {row}: with {} of {width} blocks absent, the redundancy left does not match the data and no single block explains it",
+                                    lost.len()
+                                ),
+                            ));
+                            continue;
+                        }
+                    }
+                }
                 // A block named by its checksum that the redundancy gives back exactly as
                 // stored is intact: its checksum entry is what was damaged. The row can be
                 // repaired when no rebuilt block disagrees with its own checksum.
@@ -978,7 +1110,17 @@ impl Array {
                             f.1 = FoundBy::ChecksumEntry;
                         }
                     }
+                    // The blocks rebuilt agree with their checksums; the redundancy left
+                    // over must agree too, or the row is not repaired from a guess.
+                    let lost: Vec<usize> = judged.iter().map(|f| f.0).collect();
                     verdict.trusted()
+                        && (lost.len() >= m || {
+                            let mut copy: Vec<Vec<u8>> =
+                                bufs.iter().map(|b| b[span.clone()].to_vec()).collect();
+                            let mut slices: Vec<&mut [u8]> =
+                                copy.iter_mut().map(|b| &mut b[..]).collect();
+                            self.check_rebuilt_row(&mut slices, &lost, k)? == Leftover::Consistent
+                        })
                 }
                 Row::TooMany(_) | Row::Skipped(_) => false,
             };
