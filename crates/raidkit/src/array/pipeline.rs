@@ -505,8 +505,14 @@ impl Array {
             // a closer restart), except in serial runs, which must replay call for call.
             timed: !self.options.serial_io && walk.checkpoint_every != u64::MAX,
         };
-        // A group never spans more than a checkpoint interval.
-        let group = walk.group.min(walk.checkpoint_every).max(1);
+        // A group never spans more than a checkpoint interval, nor (paced) more than a
+        // tenth of a second at the rate, so the pace stays smooth and checkpoints come on
+        // time.
+        let paced = walk
+            .rate
+            .filter(|&r| r > 0)
+            .map_or(u64::MAX, |rate| rate / 10 / walk.bytes_per_stripe.max(1));
+        let group = walk.group.min(walk.checkpoint_every).min(paced).max(1);
         std::thread::scope(|scope| {
             let mut pending: Option<InFlight<'_, T>> = None;
             // The first stripe not started.
