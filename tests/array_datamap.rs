@@ -200,3 +200,44 @@ fn the_map_is_on_the_members() {
     let array = Array::assemble(boxed(&members[1..]), &quiet()).unwrap();
     assert_eq!(array.status().data_bytes, written);
 }
+
+/// Writing zeros (NBD `WRITE_ZEROES`, `TRIM`) over regions never written costs nothing and
+/// marks nothing: the map, and so what a rebuild copies, stays as it was. Over written
+/// regions the zeros are written as before.
+#[test]
+fn zeros_over_unwritten_regions_mark_nothing() {
+    let members = disks(5);
+    let array = Array::create(
+        boxed(&members),
+        &CreateOptions::new(Level::Parity { m: 2 })
+            .chunk(CHUNK)
+            .array_options(quiet()),
+    )
+    .unwrap();
+    let size = array.len();
+    let mut model = vec![0u8; size as usize];
+    let data = Rng::new(4).block(10_000);
+    array.write_at(&data, 0).unwrap();
+    model[..data.len()].copy_from_slice(&data);
+    let before = array.status().data_bytes.unwrap();
+    assert!(
+        before < size / 4,
+        "{before} of {size}: the map is coarse enough here"
+    );
+    let half = (size / 2).next_multiple_of(4096);
+    array.write_zeroes(half, size - half).unwrap();
+    array.discard(half, size - half).unwrap();
+    array.write_zeroes(before, 4096).unwrap();
+    assert_eq!(
+        array.status().data_bytes.unwrap(),
+        before,
+        "zeros over never-written regions mark nothing"
+    );
+    // Over written data the zeros are real.
+    array.write_zeroes(100, 5000).unwrap();
+    model[100..5100].fill(0);
+    assert!(read_all(&array).unwrap() == model);
+    array.close().unwrap();
+    let images: Vec<Vec<u8>> = members.iter().map(|d| d.snapshot()).collect();
+    reads_back_without_any(&images, 2, &model);
+}

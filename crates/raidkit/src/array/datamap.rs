@@ -27,8 +27,11 @@ pub(super) struct DataMap {
     pub per_bit: u64,
     /// Stripes of the array.
     stripes: u64,
-    /// The bits as the members hold them; the lock also serialises writing them.
+    /// The bits as the members hold them. Held only briefly, never across I/O: the walker's
+    /// pool tasks ask it while a writer may be storing blocks through the same pool.
     bits: Mutex<Vec<bool>>,
+    /// Serialises storing blocks (a bit is set in `bits` only once its block is durable).
+    storing: Mutex<()>,
 }
 
 impl DataMap {
@@ -39,6 +42,7 @@ impl DataMap {
             per_bit,
             stripes,
             bits: Mutex::new(vec![value; count as usize]),
+            storing: Mutex::new(()),
         }
     }
 
@@ -159,16 +163,27 @@ impl Array {
         };
         let first = (*stripes.start() / map.per_bit) as usize;
         let last = (*stripes.end() / map.per_bit) as usize;
-        let mut bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
-        let last = last.min(bits.len().saturating_sub(1));
-        if bits[first..=last].iter().all(|b| *b) {
+        let all_set = |bits: &[bool], last: usize| bits[first..=last].iter().all(|b| *b);
+        {
+            let bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
+            if all_set(&bits, last.min(bits.len().saturating_sub(1))) {
+                return;
+            }
+        }
+        // One writer of blocks at a time; the bits are set in memory only once their
+        // blocks are durable, so nobody writes data into a region before that.
+        let _storing = map.storing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marked = map.bits.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = last.min(marked.len().saturating_sub(1));
+        if all_set(&marked, last) {
             return;
         }
-        bits[first..=last].fill(true);
+        marked[first..=last].fill(true);
         let per = DATA_MAP_BITS_PER_BLOCK as usize;
         let blocks: Vec<usize> = (first / per..=last / per).collect();
-        let encoded = map.encoded(&bits, &self.uuid, Some(&blocks));
+        let encoded = map.encoded(&marked, &self.uuid, Some(&blocks));
         self.store_data_map(&encoded);
+        map.bits.lock().unwrap_or_else(|e| e.into_inner())[first..=last].fill(true);
     }
 
     /// Writes the whole map to every member (create).
@@ -176,7 +191,8 @@ impl Array {
         let Some(map) = &self.data_map else {
             return;
         };
-        let bits = map.bits.lock().unwrap_or_else(|e| e.into_inner());
+        let _storing = map.storing.lock().unwrap_or_else(|e| e.into_inner());
+        let bits = map.bits.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let encoded = map.encoded(&bits, &self.uuid, None);
         self.store_data_map(&encoded);
     }

@@ -53,6 +53,11 @@ impl Executor {
         self.serial
     }
 
+    /// Threads in the pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
     /// Runs member tasks of up to `bytes` each: on the calling thread, one after the
     /// other, when small tasks have been measured to take so little time that handing them
     /// to the pool would cost more than it saves (memory-speed members such as tmpfs files

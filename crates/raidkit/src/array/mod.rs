@@ -818,7 +818,9 @@ impl Array {
     }
 
     /// Writes `len` zero bytes at `offset` (for NBD's `WRITE_ZEROES`), in pieces of whole
-    /// stripes where the range allows. Durable after a later [`flush`](Array::flush).
+    /// stripes where the range allows, skipping pieces in regions never written since
+    /// create (arrays with a data map): they hold zeros already. Durable after a later
+    /// [`flush`](Array::flush).
     pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<(), ArrayError> {
         self.check_writable("write zeroes")?;
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
@@ -839,15 +841,22 @@ impl Array {
             // stripes.
             let next = ((at / piece) + 1) * piece;
             let take = (next.min(end) - at) as usize;
-            self.write_at(&zeros[..take], at)?;
+            // Stripes the data map says were never written hold zeros already (with zero
+            // checksum entries): nothing to write, and the map stays as it is. A write
+            // that returned before this call marked its region first, so it is seen here.
+            let (first, last) = (at / stripe_data, (at + take as u64 - 1) / stripe_data);
+            if self.next_with_data(first, last + 1) <= last {
+                self.write_at(&zeros[..take], at)?;
+            }
             at += take as u64;
         }
         Ok(())
     }
 
     /// Discards `len` bytes at `offset` (for NBD's `TRIM`): they read back as zeros
-    /// afterwards. Today this writes the zeros; a map of regions that hold nothing is to
-    /// make it cheap.
+    /// afterwards. This writes the zeros, except over regions the data map says were never
+    /// written (see [`write_zeroes`](Array::write_zeroes)); a discarded region stays
+    /// marked as holding data.
     pub fn discard(&self, offset: u64, len: u64) -> Result<(), ArrayError> {
         self.check_writable("discard")?;
         self.write_zeroes(offset, len)

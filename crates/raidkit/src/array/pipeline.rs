@@ -603,17 +603,39 @@ impl Array {
         })
     }
 
-    /// Runs `each` for every stripe of a group on the pool.
+    /// Runs `each` for every stripe of a group: on lanes of their own (scoped threads, as
+    /// many as the pool has), never as pool tasks. A stripe's work may wait on array
+    /// locks (the data map, the journal) whose holders wait on the pool for their member
+    /// I/O; pool threads blocked that way could leave none to serve them. The lanes hand
+    /// only member I/O to the pool. Seeded runs: in order on the caller's thread.
     fn run_group<T: Send>(
         &self,
         stripes: Range<u64>,
         each: &(dyn Fn(u64) -> Result<T, ArrayError> + Sync),
     ) -> GroupResult<T> {
-        self.io
-            .parallel(stripes.collect(), |stripe| {
-                each(stripe).map(|t| (stripe, t))
+        let stripes: Vec<u64> = stripes.collect();
+        if self.io.serial() {
+            return stripes
+                .into_iter()
+                .map(|stripe| each(stripe).map(|t| (stripe, t)))
+                .collect();
+        }
+        let lanes = self.io.threads().clamp(1, stripes.len().max(1));
+        let work: Vec<Vec<u64>> = (0..lanes)
+            .map(|lane| stripes.iter().copied().skip(lane).step_by(lanes).collect())
+            .collect();
+        let mut done: Vec<(u64, Result<T, ArrayError>)> =
+            super::exec::run_threads(work, false, |mine| {
+                mine.into_iter()
+                    .map(|stripe| (stripe, each(stripe)))
+                    .collect::<Vec<_>>()
             })
             .into_iter()
+            .flatten()
+            .collect();
+        done.sort_by_key(|(stripe, _)| *stripe);
+        done.into_iter()
+            .map(|(stripe, result)| result.map(|t| (stripe, t)))
             .collect()
     }
 
