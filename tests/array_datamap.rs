@@ -55,16 +55,21 @@ fn scatter(array: &Array, model: &mut [u8], seed: u64) {
     }
 }
 
-/// An array of parity `m` over `members` (zeros), with a few scattered writes (`seed`) in
-/// it and in the returned model.
-fn written_array(members: &[Arc<MemDisk>], m: usize, seed: u64) -> (Array, Vec<u8>) {
-    let array = Array::create(
+/// A new array of parity `m` over `members` (zeros): it keeps a data map.
+fn zero_array(members: &[Arc<MemDisk>], m: usize) -> Array {
+    Array::create(
         boxed(members),
         &CreateOptions::new(Level::Parity { m })
             .chunk(CHUNK)
             .array_options(quiet()),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// An array of parity `m` over `members` (zeros), with a few scattered writes (`seed`) in
+/// it and in the returned model.
+fn written_array(members: &[Arc<MemDisk>], m: usize, seed: u64) -> (Array, Vec<u8>) {
+    let array = zero_array(members, m);
     let mut model = vec![0u8; array.len() as usize];
     scatter(&array, &mut model, seed);
     (array, model)
@@ -207,13 +212,7 @@ fn the_map_is_on_the_members() {
 #[test]
 fn zeros_over_unwritten_regions_mark_nothing() {
     let members = disks(5);
-    let array = Array::create(
-        boxed(&members),
-        &CreateOptions::new(Level::Parity { m: 2 })
-            .chunk(CHUNK)
-            .array_options(quiet()),
-    )
-    .unwrap();
+    let array = zero_array(&members, 2);
     let size = array.len();
     let mut model = vec![0u8; size as usize];
     let data = Rng::new(4).block(10_000);

@@ -467,8 +467,8 @@ impl Array {
 
     /// Goes over `walk.stripes` a group at a time (module step 4): the group's locks are
     /// taken in lock-table order, never inside a pool task (a task blocked on a lock held
-    /// by a caller waiting for the pool would deadlock); `each` runs on the pool for every
-    /// stripe of the group; `under_locks(end)` runs once the group and every group before
+    /// by a caller waiting for the pool would deadlock); `each` runs for every stripe of
+    /// the group on lanes of their own (`run_group`); `under_locks(end)` runs once the group and every group before
     /// it succeeded, before its locks are released; `done(next, results)` gets the group's
     /// results in stripe order; `checkpoint(next)` every `checkpoint_every` stripes; then
     /// the rate limit. `before` runs before each group and may stop the walk with an error.
